@@ -1,0 +1,41 @@
+"""The `modmt` command group (every stage's commands) and `modmt-bench`.
+
+This is the top layer: the only place that imports all stages. Each stage's commands import their
+heavy dependencies (torch, transformers, optimum) only when they run, so `modmt --help` and
+`modmt translate` work in a runtime-only install.
+"""
+import click
+
+from modmt.benchmarks.demo import demo_command
+from modmt.export.cli import export_command
+from modmt.runtime.cli import translate_command
+from modmt.runtime.errors import run_cli
+from modmt.train.cli import data_group, model_group, train_group
+
+
+@click.group(name="bench")
+def bench_group():
+    """Measure quality (chrF++, Table-1 layout) and speed (latency, throughput)."""
+
+
+@click.group()
+@click.version_option(package_name="modmt")
+def modmt():
+    """modmt: modular multilingual MT with LLMs, from adapters to ONNX deployments.
+
+    One LoRA per input language and one per output language, trained English-centric, are merged
+    per direction (w_in:w_out) and served on ONNX Runtime. Add --debug to any command for tracebacks.
+    """
+
+
+for command in (train_group, export_command, translate_command, bench_group, data_group, model_group,
+                demo_command):
+    modmt.add_command(command)
+
+
+def main():
+    run_cli(modmt, "modmt")
+
+
+def bench_main():
+    run_cli(bench_group, "modmt-bench")

@@ -1,0 +1,34 @@
+"""`modmt-translate`: translate lines with an exported direction on ONNX Runtime (no torch)."""
+import click
+
+from modmt.runtime.errors import run_cli
+
+
+@click.command(name="translate")
+@click.argument("export_dir", type=click.Path(file_okay=False))
+@click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False), default="-",
+              show_default=True, help="Input file, one segment per line ('-' for stdin).")
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), default="-",
+              show_default=True, help="Output file, one translation per input line ('-' for stdout).")
+@click.option("--beam", default=5, show_default=True, help="Beam size (1 = greedy).")
+@click.option("--batch", default=8, show_default=True, help="Sentences decoded together.")
+@click.option("--max-new-tokens", default=256, show_default=True)
+@click.option("--length-penalty", default=1.0, show_default=True)
+@click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
+              help="Undecodable UTF-8 input: stop with the line number, or replace bad bytes.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run into the same --output file.")
+def translate_command(export_dir, input_path, output_path, beam, batch, max_new_tokens, length_penalty,
+                      provider, errors, resume):
+    """Translate EXPORT_DIR's direction line by line: exactly one output line per input line."""
+    from modmt.runtime.batch import translate_file
+    from modmt.runtime.translator import Translator
+
+    translator = Translator(export_dir, provider=provider)
+    translate_file(translator, input_path, output_path, beam=beam, batch_size=batch,
+                   max_new_tokens=max_new_tokens, length_penalty=length_penalty, errors=errors,
+                   resume=resume)
+
+
+def main():
+    run_cli(translate_command, "modmt-translate")

@@ -1,0 +1,66 @@
+"""The command-line contract: every entry point answers --help; user errors are one line, exit 2."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args, env=None):
+    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+@pytest.mark.parametrize("command", ["modmt", "modmt-train", "modmt-export", "modmt-translate", "modmt-bench"])
+def test_entry_points_answer_help(command):
+    result = run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path):
+    result = run("modmt", "data", "show", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"modmt: error: corpus {tmp_path / 'nowhere'} is not a directory; "
+                                                  "build one with `modmt data ddtp --out DIR` or point at a "
+                                                  "FLORES-101/200 folder"]
+    debug = run("modmt", "data", "show", str(tmp_path / "nowhere"), "--debug")
+    assert "Traceback" in debug.stderr and debug.returncode == 2
+
+
+def test_bad_language_code_on_the_command_line(tmp_path):
+    result = run("modmt", "data", "ddtp", "--langs", "en,xx", "--out", str(tmp_path / "c"))
+    assert result.returncode == 2
+    assert "unknown language code 'xx'; known: en, fr, de, ja, zh" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_data_tiny_and_show(tmp_path):
+    assert run("modmt", "data", "tiny", "--out", str(tmp_path / "c")).returncode == 0
+    shown = run("modmt", "data", "show", str(tmp_path / "c"))
+    assert "modmt corpus, languages de, en, fr, ja, zh" in shown.stdout
+    assert "ja: 16 training pairs, dev 4, devtest 4" in shown.stdout
+
+
+def test_runtime_imports_without_torch_or_transformers():
+    """A runtime-only install has no torch: importing and running the CLI must not need it."""
+    code = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split('.')[0] in ('torch', 'transformers', 'peft', 'optimum', 'jinja2'):
+                    raise ImportError(f'blocked: {name}')
+        sys.meta_path.insert(0, Block())
+        import modmt.runtime, modmt.runtime.cli, modmt.runtime.prompt, modmt.runtime.fingerprint
+        from modmt.benchmarks.cli import modmt
+        modmt.main(['--help'], standalone_mode=False)
+        assert not any(m.split('.')[0] in ('torch', 'transformers') for m in sys.modules)
+        print('runtime ok')
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "runtime ok" in result.stdout
