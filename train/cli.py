@@ -118,7 +118,119 @@ def fingerprint_command(model):
 
 @click.group(name="train")
 def train_group():
-    """Train LoRA_in/LoRA_out adapters, the full fine-tuning baseline, and merge weights."""
+    """Train LoRA_in/LoRA_out adapters, the full fine-tuning baseline, and merge weights.
+
+    Training runs on transformers' Trainer, so the same command runs on several GPUs under
+    `accelerate launch -m modmt.train.cli ...` or `torchrun --nproc-per-node N -m modmt.train.cli ...`.
+    """
+
+
+def training_options(f):
+    """Options shared by every training command."""
+    options = [
+        click.option("--model", required=True, help="Base model: hub id, local directory, .gguf, or a known name."),
+        click.option("--data", "data", required=True, type=click.Path(path_type=Path),
+                     help="Corpus: a modmt corpus directory or a FLORES-101/200 folder."),
+        click.option("--epochs", default=2.0, show_default=True, help="Epochs (the paper: 2)."),
+        click.option("--batch-size", default=8, show_default=True),
+        click.option("--max-length", default=256, show_default=True,
+                     help="Longest prompt+target in tokens; longer pairs are skipped and counted."),
+        click.option("--max-pairs", type=int, default=None,
+                     help="Cap on training pairs per adapter (a seeded random subset), for CPU budgets."),
+        click.option("--seed", default=0, show_default=True),
+        click.option("--save-steps", default=100, show_default=True, help="Checkpoint interval (for --resume)."),
+        click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@train_group.command("adapters")
+@training_options
+@click.option("--langs", default="en,fr,de,ja,zh", show_default=True, help="Languages to train adapters for.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The adapter pool directory.")
+@click.option("--rank", default=8, show_default=True, help="LoRA rank r.")
+@click.option("--alpha", default=16, show_default=True, help="LoRA alpha (scaling = alpha / r).")
+@click.option("--dropout", default=0.05, show_default=True, help="LoRA dropout.")
+@click.option("--targets", default="all-linear", show_default=True,
+              help="Modules to adapt: all-linear, or a comma list such as q_proj,v_proj.")
+@click.option("--lr", default=2e-4, show_default=True, help="Learning rate (the paper used 2e-5 for its runs).")
+@click.option("--retrain", is_flag=True, help="Train again adapters the pool already has.")
+def adapters_command(model, data, epochs, batch_size, max_length, max_pairs, seed, save_steps, resume,
+                     langs, out, rank, alpha, dropout, targets, lr, retrain):
+    """Train LoRA_in(l) on l->en and LoRA_out(l) on en->l for every language l into a pool.
+
+    English's two adapters train on en->en copies, as in the paper. Adapters the pool already has
+    are skipped, so `--langs ko` on an existing pool trains only Korean's two adapters.
+    """
+    from modmt.train.adapters import LoraSettings, train_pool
+    from modmt.train.corpus import open_corpus
+    from modmt.train.models import resolve_model
+    from modmt.train.trainer import TrainSettings
+
+    registry = load_registry()
+    codes = [lang.code for lang in registry.parse_list(langs)]
+    corpus = open_corpus(data, registry)
+    settings = TrainSettings(epochs=epochs, learning_rate=lr, batch_size=batch_size, max_length=max_length,
+                             seed=seed, max_pairs=max_pairs, save_steps=save_steps)
+    lora = LoraSettings(rank=rank, alpha=alpha, dropout=dropout, targets=targets)
+    lora.check()
+    settings.check()
+    train_pool(resolve_model(model), corpus, registry, codes, out, lora, settings, resume=resume, retrain=retrain)
+
+
+@train_group.command("full")
+@training_options
+@click.option("--langs", default="en,fr,de,ja,zh", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Directory for the fine-tuned model.")
+@click.option("--lr", default=2e-5, show_default=True, help="Learning rate (the paper: 2e-5).")
+@click.option("--force", is_flag=True, help="Replace a fine-tuned model already in --out.")
+def full_command(model, data, epochs, batch_size, max_length, max_pairs, seed, save_steps, resume,
+                 langs, out, lr, force):
+    """Full-parameter fine-tuning baseline on every l->en and en->l pair (Table 1's comparison row)."""
+    from modmt.train.corpus import open_corpus
+    from modmt.train.full import train_full
+    from modmt.train.models import resolve_model
+    from modmt.train.trainer import TrainSettings
+
+    registry = load_registry()
+    codes = [lang.code for lang in registry.parse_list(langs)]
+    settings = TrainSettings(epochs=epochs, learning_rate=lr, batch_size=batch_size, max_length=max_length,
+                             seed=seed, max_pairs=max_pairs, save_steps=save_steps)
+    train_full(resolve_model(model), open_corpus(data, registry), registry, codes, out, settings, resume, force)
+
+
+@train_group.command("weights")
+@click.argument("src")
+@click.argument("tgt")
+@click.option("--pool", "pool_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path))
+@click.option("--model", default=None, help="Base model (default: the one recorded in the pool).")
+@click.option("--split", default="dev", show_default=True,
+              help="Multi-way split that provides SRC->TGT pairs when neither side is English.")
+@click.option("--epochs", default=2.0, show_default=True)
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--max-length", default=256, show_default=True)
+@click.option("--max-pairs", type=int, default=None)
+@click.option("--lr", default=0.05, show_default=True,
+              help="Learning rate for the per-layer logits (they start at 1.0, i.e. 0.5/0.5).")
+@click.option("--seed", default=0, show_default=True)
+def weights_command(src, tgt, pool_dir, data, model, split, epochs, batch_size, max_length, max_pairs, lr, seed):
+    """Learn per-layer merge weights (w_in, w_out) for SRC->TGT with both adapters frozen (section 3.4)."""
+    from modmt.train.corpus import open_corpus
+    from modmt.train.models import resolve_model
+    from modmt.train.pool import Pool
+    from modmt.train.trainer import TrainSettings
+    from modmt.train.weight_learning import learn_weights
+
+    registry = load_registry()
+    pool = Pool(pool_dir)
+    model_dir = resolve_model(model or pool.read()["base_model"])
+    settings = TrainSettings(epochs=epochs, learning_rate=lr, batch_size=batch_size, max_length=max_length,
+                             seed=seed, max_pairs=max_pairs)
+    settings.check()
+    learn_weights(model_dir, pool, open_corpus(data, registry), registry, src, tgt, settings, split)
 
 
 def main():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from modmt.runtime.errors import ModmtError
 
-TINY_SENTENCES = Path(__file__).parent / "data" / "tiny_sentences.tsv"
+TINY_SENTENCES = Path(__file__).parent / "tiny_sentences.tsv"
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 # Qwen2.5-Instruct's chat template without the tool-calling branches.
@@ -77,9 +77,11 @@ def build_tiny_model(out: Path, seed: int = 0, hidden_size: int = 64, layers: in
         raise ModmtError("the tiny model needs layers >= 1 and a hidden size divisible by 16")
     tokenizer = build_tiny_tokenizer()
     eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    # initializer_range 0.2 (not 0.02): with tied embeddings that small, logits stay near-uniform
+    # and a LoRA cannot move them, so the tests could not tell learning from noise.
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, tie_word_embeddings=True,
+                         max_position_embeddings=512, tie_word_embeddings=True, initializer_range=0.2,
                          bos_token_id=pad, eos_token_id=eos, pad_token_id=pad)
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config).eval()

@@ -1,0 +1,157 @@
+"""Adapter training on the tiny model: learning, routing, PEFT format, resume, extension, weights."""
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.languages import load_registry
+from modmt.train.adapters import LoraSettings, train_pool
+from modmt.train.corpus import open_corpus
+from modmt.train.data import Direction, data_hash, direction_pairs
+from modmt.train.pool import Pool
+from modmt.train.tiny import build_tiny_model, write_tiny_corpus
+from modmt.train.trainer import TrainSettings
+from modmt.train.weight_learning import learn_weights
+
+FAST = TrainSettings(epochs=2, learning_rate=5e-3, batch_size=4, seed=0, save_steps=3)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_dir):
+    """A pool with en, ja, zh adapters on the tiny model and toy corpus (about 5 s)."""
+    root = tmp_path_factory.mktemp("pool")
+    registry = load_registry()
+    corpus = open_corpus(write_tiny_corpus(root / "corpus"), registry)
+    infos = train_pool(tiny_model_dir, corpus, registry, ["en", "ja", "zh"], root / "pool",
+                       LoraSettings(rank=4, alpha=8, dropout=0.0), FAST)
+    return {"root": root, "corpus": corpus, "pool": Pool(root / "pool"), "infos": infos, "registry": registry}
+
+
+def test_pool_layout_and_peft_loads_every_adapter(trained, tiny_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    meta = trained["pool"].read()
+    assert sorted(meta["adapters"]) == ["in/en", "in/ja", "in/zh", "out/en", "out/ja", "out/zh"]
+    assert meta["languages"] == ["en", "ja", "zh"]
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    inputs = torch.tensor([[5, 6, 7, 8]])
+    reference = base(inputs).logits
+    for key, info in meta["adapters"].items():
+        assert 0 < info["trainable_ratio"] < 1 and info["trainable_parameters"] > 0
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                          str(trained["pool"].root / key))
+        assert not torch.allclose(model(inputs).logits, reference), f"{key} changed nothing"
+    assert not (trained["pool"].root / ".work" / "in-ja").exists()  # checkpoints removed when done
+
+
+def test_routing_each_adapter_saw_only_its_direction(trained):
+    meta, corpus = trained["pool"].read(), trained["corpus"]
+    expected = {"in/ja": Direction("ja", "en"), "out/zh": Direction("en", "zh"), "in/en": Direction("en", "en"),
+                "out/ja": Direction("en", "ja"), "in/zh": Direction("zh", "en")}
+    for key, direction in expected.items():
+        info = meta["adapters"][key]
+        assert info["direction"] == str(direction)
+        assert info["data_hash"] == data_hash(direction, direction_pairs(corpus, direction))
+    # in/ja's sources are Japanese and its targets English: the pairs it hashed are ja->en.
+    source, target = direction_pairs(corpus, Direction("ja", "en"))[0]
+    assert source == "猫はソファで寝ています。" and target == "The cat sleeps on the sofa."
+
+
+def test_loss_drops_on_a_learnable_mapping(tmp_path, tiny_model_dir):
+    registry = load_registry()
+    corpus = open_corpus(write_tiny_corpus(tmp_path / "corpus"), registry)
+    settings = TrainSettings(epochs=8, learning_rate=1e-2, batch_size=4, seed=0, save_steps=1000)
+    info = train_pool(tiny_model_dir, corpus, registry, ["fr"], tmp_path / "pool", LoraSettings(rank=8, alpha=16),
+                      settings)[0]
+    assert info["final_loss"] < 0.7 * info["first_loss"], info
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, tiny_model_dir, trained):
+    registry, corpus = trained["registry"], trained["corpus"]
+    lora = LoraSettings(rank=4, alpha=8, dropout=0.1)  # dropout: the RNG state must resume too
+    with pytest.raises(KeyboardInterrupt):
+        train_pool(tiny_model_dir, corpus, registry, ["ja"], tmp_path / "pool", lora, FAST, stop_after_step=3)
+    pool = Pool(tmp_path / "pool")
+    assert not pool.has("in", "ja") and not pool.adapter_dir("in", "ja").exists()  # no half adapter listed
+    assert list(pool.work_dir("in", "ja").glob("checkpoint-3"))
+    resumed = train_pool(tiny_model_dir, corpus, registry, ["ja"], tmp_path / "pool", lora, FAST, resume=True)
+    assert resumed[0]["resumed_from"] == "checkpoint-3"
+    straight = train_pool(tiny_model_dir, corpus, registry, ["ja"], tmp_path / "straight", lora, FAST)
+    for role in ("in", "out"):
+        a = load_file(pool.adapter_dir(role, "ja") / "adapter_model.safetensors")
+        b = load_file(Pool(tmp_path / "straight").adapter_dir(role, "ja") / "adapter_model.safetensors")
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    assert [r["final_loss"] for r in resumed][-1] == pytest.approx(straight[-1]["final_loss"], rel=1e-4)
+
+
+def test_adding_a_language_trains_only_its_adapters(tmp_path, tiny_model_dir, trained, monkeypatch):
+    pool_dir = tmp_path / "pool"
+    shutil.copytree(trained["pool"].root, pool_dir)
+    corpus_dir = tmp_path / "corpus"
+    shutil.copytree(trained["corpus"].root, corpus_dir)
+    (corpus_dir / "train" / "en-ko.tsv").write_text("The cat.\t고양이.\nThe dog.\t개.\n", encoding="utf-8")
+    langs = tmp_path / "langs.json"
+    langs.write_text(json.dumps({"languages": [{"code": "ko", "name": "Korean"}]}))
+    monkeypatch.setenv("MODMT_LANGUAGES", str(langs))
+    registry = load_registry()
+    before = {p: p.read_bytes() for p in pool_dir.rglob("*") if p.is_file() and p.name != "pool.json"}
+    infos = train_pool(tiny_model_dir, open_corpus(corpus_dir, registry), registry, ["en", "ja", "ko"], pool_dir,
+                       LoraSettings(rank=4, alpha=8, dropout=0.0), FAST)
+    assert [(i["role"], i["lang"]) for i in infos] == [("in", "ko"), ("out", "ko")]
+    for path, data in before.items():
+        assert path.read_bytes() == data, f"{path} changed"
+    assert sorted(Pool(pool_dir).read()["adapters"]) == sorted(
+        ["in/en", "in/ja", "in/zh", "out/en", "out/ja", "out/zh", "in/ko", "out/ko"])
+
+
+def test_pool_from_another_base_model_is_refused(tmp_path, trained):
+    other = build_tiny_model(tmp_path / "other", seed=1)
+    with pytest.raises(ModmtError, match="another base model"):
+        train_pool(other, trained["corpus"], trained["registry"], ["fr"], trained["pool"].root,
+                   LoraSettings(), FAST)
+
+
+def test_bad_training_input(tmp_path, tiny_model_dir, trained):
+    registry, corpus = trained["registry"], trained["corpus"]
+    with pytest.raises(ModmtError, match="--rank must be a positive integer"):
+        train_pool(tiny_model_dir, corpus, registry, ["fr"], tmp_path / "p", LoraSettings(rank=0), FAST)
+    with pytest.raises(ModmtError, match="unknown language code 'xx'"):
+        train_pool(tiny_model_dir, corpus, registry, ["xx"], tmp_path / "p", LoraSettings(), FAST)
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    with pytest.raises(ModmtError, match=r"expected .*en-de\.tsv"):
+        train_pool(tiny_model_dir, open_corpus(empty, registry), registry, ["de"], tmp_path / "p", LoraSettings(), FAST)
+    with pytest.raises(ModmtError, match="no LoRA_out\\(fr\\); train it with `modmt-train adapters"):
+        trained["pool"].require("out", "fr")
+
+
+def test_weight_learning_moves_the_weights(tiny_model_dir, trained):
+    pool = trained["pool"]
+    settings = TrainSettings(epochs=4, learning_rate=0.1, batch_size=2, seed=0)
+    result = learn_weights(tiny_model_dir, pool, trained["corpus"], trained["registry"], "ja", "zh", settings)
+    saved = json.loads(pool.weights_file("ja", "zh").read_text())
+    assert len(saved["layers"]) == 2 and saved == json.loads(json.dumps(result))
+    for layer in saved["layers"]:
+        assert layer["w_in"] + layer["w_out"] == pytest.approx(1.0)
+        assert abs(layer["w_out"] - 0.5) > 0.01, "weights did not move from 0.5/0.5"
+
+
+def test_full_fine_tuning_baseline(tmp_path, tiny_model_dir, trained):
+    from transformers import AutoModelForCausalLM
+
+    from modmt.train.full import train_full
+
+    settings = TrainSettings(epochs=1, learning_rate=1e-3, batch_size=8, max_pairs=8)
+    info = train_full(tiny_model_dir, trained["corpus"], trained["registry"], ["en", "ja"], tmp_path / "full", settings)
+    assert info["directions"] == ["ja-en", "en-ja"] and info["trainable_ratio"] == 1.0
+    tuned = AutoModelForCausalLM.from_pretrained(tmp_path / "full")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert not torch.equal(tuned.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight)
+    with pytest.raises(ModmtError, match="--force"):
+        train_full(tiny_model_dir, trained["corpus"], trained["registry"], ["ja"], tmp_path / "full", settings)

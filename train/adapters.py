@@ -1,0 +1,139 @@
+"""Train the pool: LoRA_in(l) on l->en and LoRA_out(l) on en->l for each language, with PEFT and Trainer.
+
+Each adapter is trained from the same frozen base, saved as a standard PEFT adapter directory,
+renamed into the pool atomically, then listed in pool.json. A pool that already lists an adapter
+skips it, so adding a language trains only that language's two adapters.
+"""
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.fingerprint import model_fingerprint
+from modmt.runtime.languages import LanguageRegistry
+from modmt.train.corpus import Corpus
+from modmt.train.data import adapter_direction, cap_pairs, data_hash, direction_pairs, encode_pairs
+from modmt.train.pool import ROLES, Pool
+from modmt.train.trainer import TrainSettings, run_trainer
+
+
+@dataclass
+class LoraSettings:
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    targets: str = "all-linear"  # or a comma list: q_proj,v_proj
+
+    def check(self) -> None:
+        if self.rank <= 0:
+            raise ModmtError(f"--rank must be a positive integer, got {self.rank}")
+        if self.alpha <= 0 or not 0 <= self.dropout < 1:
+            raise ModmtError("--alpha must be > 0 and --dropout in [0, 1)")
+
+    def peft_config(self):
+        from peft import LoraConfig
+
+        targets = self.targets if self.targets == "all-linear" else [t.strip() for t in self.targets.split(",")]
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=targets, bias="none", task_type="CAUSAL_LM")
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def load_base(model_dir: Path):
+    """The base model (float32 on CPU, bf16 where a GPU supports it) and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from modmt.train.models import load_tokenizer
+
+    dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    return model, load_tokenizer(model_dir)
+
+
+def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Corpus, registry: LanguageRegistry,
+                  lora: LoraSettings, settings: TrainSettings, resume: bool, base_parameters: int,
+                  stop_after_step: int | None = None) -> dict:
+    """Train one adapter into the pool; returns what pool.json records for it."""
+    import transformers
+    from peft import get_peft_model
+
+    direction = adapter_direction(role, lang)
+    seed = settings.seed + ROLES.index(role)  # en's two adapters see the same en->en data: differ by seed
+    pairs = cap_pairs(direction_pairs(corpus, direction), settings.max_pairs, seed)
+    examples, too_long = encode_pairs(tokenizer, registry, direction, pairs, settings.max_length)
+    if too_long:
+        click.echo(f"  {role}/{lang}: skipped {too_long} of {len(pairs)} pairs longer than "
+                   f"--max-length {settings.max_length}", err=True)
+
+    transformers.set_seed(seed)  # the LoRA initialisation is part of the run's determinism
+    peft_model = get_peft_model(model, lora.peft_config())
+    work = pool.work_dir(role, lang)
+    try:
+        stats = run_trainer(peft_model, examples, tokenizer.pad_token_id, work,
+                            TrainSettings(**{**settings.to_json(), "seed": seed}), resume, stop_after_step)
+        final = pool.adapter_dir(role, lang)
+        tmp = final.with_name(f".{final.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        peft_model.save_pretrained(tmp)
+        trainable = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
+        info = {"role": role, "lang": lang, "direction": str(direction), "pairs": len(pairs),
+                "skipped_too_long": too_long, "data_hash": data_hash(direction, pairs),
+                "lora": asdict(lora), "train": {**settings.to_json(), "seed": seed},
+                "trainable_parameters": trainable, "trainable_ratio": trainable / base_parameters, **stats}
+        (tmp / "modmt-adapter.json").write_text(json.dumps(
+            {**info, "base_fingerprint": pool.read()["base_fingerprint"]}, indent=2) + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        pool.record(role, lang, info)
+        shutil.rmtree(work, ignore_errors=True)
+        return info
+    finally:
+        peft_model.unload()  # back to the untouched base for the next adapter
+
+
+def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, langs: list[str], out: Path,
+               lora: LoraSettings, settings: TrainSettings, resume: bool = False, retrain: bool = False,
+               stop_after_step: int | None = None) -> list[dict]:
+    """Train every missing adapter of `langs` into the pool at `out`; returns the new adapters' info."""
+    lora.check()
+    settings.check()
+    for code in langs:
+        registry.get(code)
+        direction_pairs(corpus, adapter_direction("out", code))  # fail early on missing data
+    fingerprint = model_fingerprint(model_dir)
+    pool = Pool(out)
+    if pool.exists():
+        pool.create_or_check(fingerprint, str(model_dir), 0)  # another base model: error before loading it
+    todo = [(role, code) for code in langs for role in ROLES if retrain or not pool.has(role, code)]
+    if not todo:
+        click.echo(f"pool {out}: all adapters of {', '.join(langs)} are already trained", err=True)
+        return []
+    model, tokenizer = load_base(model_dir)
+    base_parameters = count_parameters(model)
+    pool.create_or_check(fingerprint, str(model_dir), base_parameters)
+    trained = []
+    for role, code in todo:
+        click.echo(f"== LoRA_{role}({code}): {adapter_direction(role, code)} pairs", err=True)
+        started = time.perf_counter()
+        info = train_adapter(model, tokenizer, pool, role, code, corpus, registry, lora, settings, resume,
+                             base_parameters, stop_after_step)
+        loss = f"{info['first_loss']:.3f} -> {info['final_loss']:.3f}" if info["final_loss"] is not None else "n/a"
+        click.echo(f"{role}/{code}: {info['pairs']} pairs, {info['steps']} steps, loss {loss}, "
+                   f"{info['tokens_per_second']:.0f} tokens/s, {(time.perf_counter() - started) / 60:.1f} min, "
+                   f"{info['trainable_parameters'] / 1e6:.2f}M trainable ({100 * info['trainable_ratio']:.2f}% "
+                   "of the base)")
+        trained.append(info)
+    return trained

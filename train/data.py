@@ -1,0 +1,76 @@
+"""Training examples: which pairs each adapter learns from (the routing), tokenized with the shared prompt."""
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+
+from modmt.runtime.languages import ENGLISH, LanguageRegistry
+from modmt.train.corpus import Corpus
+from modmt.train.prompts import IGNORE_INDEX, render_prompt, training_example
+
+
+@dataclass(frozen=True)
+class Direction:
+    src: str
+    tgt: str
+
+    def __str__(self) -> str:
+        return f"{self.src}-{self.tgt}"
+
+
+def adapter_direction(role: str, lang: str) -> Direction:
+    """LoRA_in(l) learns l->en, LoRA_out(l) learns en->l; English's pair learns en->en."""
+    return Direction(lang, ENGLISH) if role == "in" else Direction(ENGLISH, lang)
+
+
+def direction_pairs(corpus: Corpus, direction: Direction) -> list[tuple[str, str]]:
+    """(source, target) pairs for an English-centric direction from the corpus's training data."""
+    if direction.src == ENGLISH:
+        return [(e, x) for e, x in corpus.pairs(direction.tgt)]
+    return [(x, e) for e, x in corpus.pairs(direction.src)]
+
+
+def cap_pairs(pairs: list, max_pairs: int | None, seed: int) -> list:
+    """A seeded random subset of at most max_pairs (the same subset on every run)."""
+    if max_pairs is None or len(pairs) <= max_pairs:
+        return list(pairs)
+    chosen = sorted(random.Random(seed).sample(range(len(pairs)), max_pairs))
+    return [pairs[i] for i in chosen]
+
+
+def data_hash(direction: Direction, pairs: list[tuple[str, str]]) -> str:
+    h = hashlib.sha256(f"{direction}\n".encode())
+    for source, target in pairs:
+        h.update(json.dumps([source, target], ensure_ascii=False).encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+def encode_pairs(hf_tokenizer, registry: LanguageRegistry, direction: Direction,
+                 pairs: list[tuple[str, str]], max_length: int) -> tuple[list[dict], int]:
+    """Tokenized examples and how many pairs were longer than max_length (skipped, and reported)."""
+    template = render_prompt(hf_tokenizer, registry.get(direction.src), registry.get(direction.tgt))
+    examples, too_long = [], 0
+    for source, target in pairs:
+        example = training_example(template, hf_tokenizer.backend_tokenizer, source, target)
+        if len(example["input_ids"]) > max_length:
+            too_long += 1
+            continue
+        examples.append(example)
+    return examples, too_long
+
+
+class PadCollator:
+    """Right-pads a batch: pad id for inputs, IGNORE_INDEX for labels, 0 in the attention mask."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict]) -> dict:
+        import torch
+
+        width = max(len(ex["input_ids"]) for ex in batch)
+        ids = [ex["input_ids"] + [self.pad_id] * (width - len(ex["input_ids"])) for ex in batch]
+        labels = [ex["labels"] + [IGNORE_INDEX] * (width - len(ex["labels"])) for ex in batch]
+        mask = [[1] * len(ex["input_ids"]) + [0] * (width - len(ex["input_ids"])) for ex in batch]
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
+                "attention_mask": torch.tensor(mask)}

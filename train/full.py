@@ -1,0 +1,55 @@
+"""The full-parameter fine-tuning baseline: every weight trained on all English-centric pairs, both directions."""
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import click
+
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.fingerprint import model_fingerprint
+from modmt.runtime.languages import ENGLISH, LanguageRegistry
+from modmt.train.adapters import count_parameters, load_base
+from modmt.train.corpus import Corpus
+from modmt.train.data import Direction, cap_pairs, data_hash, direction_pairs, encode_pairs
+from modmt.train.trainer import TrainSettings, run_trainer
+
+
+def train_full(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, langs: list[str], out: Path,
+               settings: TrainSettings, resume: bool = False, force: bool = False) -> dict:
+    settings.check()
+    if out.exists() and (out / "modmt-full.json").exists() and not force:
+        raise ModmtError(f"{out} already holds a fine-tuned model; pass --force to train it again")
+    directions = [d for code in langs if code != ENGLISH for d in (Direction(code, ENGLISH), Direction(ENGLISH, code))]
+    if not directions:
+        raise ModmtError("full fine-tuning needs at least one language besides en")
+    model, tokenizer = load_base(model_dir)
+    examples, hashes, skipped = [], {}, 0
+    for direction in directions:
+        pairs = cap_pairs(direction_pairs(corpus, direction), settings.max_pairs, settings.seed)
+        encoded, too_long = encode_pairs(tokenizer, registry, direction, pairs, settings.max_length)
+        examples += encoded
+        skipped += too_long
+        hashes[str(direction)] = data_hash(direction, pairs)
+    random.Random(settings.seed).shuffle(examples)  # mix the directions within every batch
+    if skipped:
+        click.echo(f"skipped {skipped} pairs longer than --max-length {settings.max_length}", err=True)
+    stats = run_trainer(model, examples, tokenizer.pad_token_id, out.with_name(f".{out.name}.work"), settings, resume)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    parameters = count_parameters(model)
+    info = {"base_model": str(model_dir), "base_fingerprint": model_fingerprint(model_dir),
+            "directions": [str(d) for d in directions], "data_hashes": hashes,
+            "trainable_parameters": parameters, "trainable_ratio": 1.0, "train": settings.to_json(), **stats}
+    (tmp / "modmt-full.json").write_text(json.dumps(info, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    shutil.rmtree(out.with_name(f".{out.name}.work"), ignore_errors=True)
+    click.echo(f"full fine-tuning: {len(examples)} examples, {stats['steps']} steps, loss "
+               f"{stats['first_loss']:.3f} -> {stats['final_loss']:.3f}, {stats['tokens_per_second']:.0f} tokens/s "
+               f"-> {out}")
+    return info
