@@ -1,24 +1,41 @@
 """`modmt-export SRC TGT`: build a deployable ONNX export of one translation direction."""
+from pathlib import Path
+
 import click
 
-from modmt.runtime.errors import ModmtError, run_cli
+from modmt.runtime.errors import run_cli
+from modmt.runtime.languages import load_registry
 
 
 @click.command(name="export")
 @click.argument("src")
 @click.argument("tgt")
-@click.option("--pool", type=click.Path(file_okay=False), required=True, help="Adapter pool from `modmt-train adapters`.")
+@click.option("--pool", type=click.Path(path_type=Path), required=True,
+              help="Adapter pool from `modmt-train adapters`.")
 @click.option("--w", "weights", default="3:7", show_default=True,
               help="w_in:w_out, e.g. 3:7, 0.3:0.7, 1:0 (LoRA_in only), 0:1 (LoRA_out only), or 'learned'.")
 @click.option("--setting", type=click.Choice(["1", "2"]), default="1", show_default=True,
               help="1: sum the products w*B*A; 2: merge A and B separately with sqrt(w) (same rank).")
-@click.option("--dtype", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
-@click.option("--quantize", type=click.Choice(["none", "int8", "int4"]), default="none", show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), help="Export directory (default exports/SRC-TGT).")
+@click.option("--targets", default=None,
+              help="Merge only these modules (e.g. q_proj,v_proj); default: all the adapters cover.")
+@click.option("--dtype", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16 is for the CUDA execution provider.")
+@click.option("--quantize", type=click.Choice(["none", "int8", "int4"]), default="none", show_default=True,
+              help="int8 (dynamic, per channel) or int4 (MatMulNBits) weights for CPUs and edge devices.")
+@click.option("--all-logits", is_flag=True, help="Keep logits for every position (default: last only).")
+@click.option("--model", default=None, help="Base model (default: the one recorded in the pool).")
+@click.option("--out", type=click.Path(path_type=Path), help="Export directory (default exports/SRC-TGT).")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
-def export_command(src, tgt, pool, weights, setting, dtype, quantize, out, force):
+def export_command(src, tgt, pool, weights, setting, targets, dtype, quantize, all_logits, model, out, force):
     """Merge LoRA_in(SRC) and LoRA_out(TGT) with weights w_in:w_out and export SRC->TGT to ONNX."""
-    raise ModmtError("modmt-export is not built yet in this version (tracked in issue 4)")
+    from modmt.export.direction import ExportOptions, export_direction
+
+    options = ExportOptions(weights=weights, setting=int(setting), dtype=dtype, quantize=quantize,
+                            targets=[t.strip() for t in targets.split(",")] if targets else None,
+                            last_logits_only=not all_logits)
+    registry = load_registry()
+    registry.get(src), registry.get(tgt)
+    export_direction(pool, src, tgt, options, out or Path("exports") / f"{src}-{tgt}", registry, force, model)
 
 
 def main():

@@ -18,16 +18,22 @@ from modmt.runtime.errors import run_cli
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
               help="Undecodable UTF-8 input: stop with the line number, or replace bad bytes.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run into the same --output file.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
+@click.option("--max-input-tokens", default=512, show_default=True,
+              help="Longer source lines are truncated, with a warning naming the line.")
+@click.option("--threads", type=int, default=None, help="CPU threads (default: all cores).")
 def translate_command(export_dir, input_path, output_path, beam, batch, max_new_tokens, length_penalty,
-                      provider, errors, resume):
+                      provider, errors, resume, overwrite, max_input_tokens, threads):
     """Translate EXPORT_DIR's direction line by line: exactly one output line per input line."""
     from modmt.runtime.batch import translate_file
     from modmt.runtime.translator import Translator
 
-    translator = Translator(export_dir, provider=provider)
+    translator = Translator(export_dir, provider=provider, threads=threads, max_input_tokens=max_input_tokens)
+    click.echo(f"loaded {translator.src}->{translator.tgt} from {export_dir} on {translator.provider} "
+               f"in {translator.load_seconds:.2f} s", err=True)
     translate_file(translator, input_path, output_path, beam=beam, batch_size=batch,
                    max_new_tokens=max_new_tokens, length_penalty=length_penalty, errors=errors,
-                   resume=resume)
+                   resume=resume, overwrite=overwrite)
 
 
 def main():

@@ -22,3 +22,29 @@ def tiny_model_dir(tmp_path_factory):
     from modmt.train.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_pool(tmp_path_factory, tiny_model_dir):
+    """A pool with en, ja, zh adapters (rank 4, trained enough to make distributions peaked), and its corpus."""
+    from modmt.train.adapters import LoraSettings, train_pool
+    from modmt.train.corpus import open_corpus
+    from modmt.train.tiny import write_tiny_corpus
+    from modmt.train.trainer import TrainSettings
+
+    root = tmp_path_factory.mktemp("shared-pool")
+    registry = load_registry()
+    corpus = open_corpus(write_tiny_corpus(root / "corpus"), registry)
+    train_pool(tiny_model_dir, corpus, registry, ["en", "ja", "zh"], root / "pool", LoraSettings(rank=4, alpha=8),
+               TrainSettings(epochs=4, learning_rate=1e-2, batch_size=4, save_steps=1000))
+    return root / "pool"
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, tiny_pool):
+    """ja->zh at 3:7, Setting 1, fp32, last-position logits."""
+    from modmt.export.direction import ExportOptions, export_direction
+
+    out = tmp_path_factory.mktemp("exports") / "ja-zh"
+    export_direction(tiny_pool, "ja", "zh", ExportOptions(weights="3:7"), out, load_registry())
+    return out

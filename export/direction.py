@@ -1,0 +1,152 @@
+"""Export one direction: merge its two adapters, fold the deltas into the base, ONNX via Optimum, manifest.
+
+The export is built in a hidden sibling folder and renamed into place at the end, so a killed
+export never leaves a directory that looks finished.
+"""
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from modmt.export.merge import fold_deltas, load_adapter, merged_deltas
+from modmt.export.weights_spec import parse_weights
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.fingerprint import model_fingerprint
+from modmt.runtime.languages import LanguageRegistry
+from modmt.runtime.manifest import write_manifest
+from modmt.train.pool import Pool
+
+
+@dataclass
+class ExportOptions:
+    weights: str = "3:7"
+    setting: int = 1
+    targets: list[str] | None = None   # module names to merge (default: all the adapters cover)
+    dtype: str = "fp32"                # fp32 | fp16
+    quantize: str = "none"             # none | int8 | int4
+    last_logits_only: bool = True
+
+    def check(self) -> None:
+        if self.dtype not in ("fp32", "fp16") or self.quantize not in ("none", "int8", "int4"):
+            raise ModmtError("--dtype is fp32 or fp16; --quantize is none, int8 or int4")
+        if self.dtype == "fp16" and self.quantize != "none":
+            raise ModmtError("quantized exports keep fp32 activations; use --dtype fp32 with --quantize")
+
+
+def _tool_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for name in ("modmt", "torch", "transformers", "peft", "optimum", "optimum-onnx", "onnx", "onnxruntime"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+def _check_adapter_base(path: Path, fingerprint: str) -> None:
+    meta_path = path / "modmt-adapter.json"
+    if meta_path.exists():
+        recorded = json.loads(meta_path.read_text()).get("base_fingerprint")
+        if recorded and recorded != fingerprint:
+            raise ModmtError(f"adapter {path} was trained on another base model ({recorded}, the pool's is "
+                             f"{fingerprint}); retrain it into this pool")
+
+
+def merged_model(pool: Pool, src: str, tgt: str, options: ExportOptions, model_dir: Path | None = None):
+    """The base model with the direction's merged deltas folded in, plus what the manifest records."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from modmt.train.models import resolve_model
+
+    meta = pool.read()
+    model_dir = resolve_model(model_dir or meta["base_model"])
+    fingerprint = model_fingerprint(model_dir)
+    in_dir = pool.require("in", src, fingerprint)
+    out_dir = pool.require("out", tgt, fingerprint)
+    for path in (in_dir, out_dir):
+        _check_adapter_base(path, fingerprint)
+    weights = parse_weights(options.weights, pool.weights_file(src, tgt))
+    lora_in, lora_out = load_adapter(in_dir), load_adapter(out_dir)
+    deltas = merged_deltas(lora_in, lora_out, weights, options.setting, options.targets)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    fold_deltas(model, deltas)
+    adapters = meta["adapters"]
+    trainable = adapters[f"in/{src}"]["trainable_parameters"] + adapters[f"out/{tgt}"]["trainable_parameters"]
+    base_parameters = sum(p.numel() for p in model.parameters())
+    record = {"base_fingerprint": fingerprint, "base_model": str(model_dir), "src": src, "tgt": tgt,
+              "weights": weights.to_json(), "setting": options.setting,
+              "merged_modules": sorted(deltas), "trainable_parameters": trainable,
+              "trainable_ratio": trainable / base_parameters, "base_parameters": base_parameters}
+    return model, model_dir, record
+
+
+def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions, out: Path,
+                     registry: LanguageRegistry, force: bool = False, model_dir: Path | None = None) -> dict:
+    import onnx
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    from modmt.export import onnx_graph
+    from modmt.train.models import load_tokenizer
+    from modmt.train.prompts import render_prompt
+
+    options.check()
+    src_lang, tgt_lang = registry.get(src), registry.get(tgt)
+    if out.exists() and not force:
+        raise ModmtError(f"{out} already exists; choose another --out or pass --force to replace it")
+    started = time.perf_counter()
+    model, base_dir, record = merged_model(Pool(pool_dir), src, tgt, options, model_dir)
+    tokenizer = load_tokenizer(base_dir)
+    weight_bytes = 4 * record["base_parameters"]
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        raw = work / "optimum"
+        click.echo(f"exporting {src}->{tgt} with Optimum (text-generation-with-past) ...", err=True)
+        onnx_export_from_model(model, raw, task="text-generation-with-past", do_validation=False)
+        del model
+        final = work / "export"
+        final.mkdir()
+        graph = onnx.load(str(raw / "model.onnx"))  # with its weights: re-saved in one place below
+        if options.last_logits_only:
+            graph = onnx_graph.last_position_logits(graph)
+        step = final / "model.onnx" if options.dtype == "fp32" and options.quantize == "none" else work / "fp32.onnx"
+        onnx_graph.save(graph, step, weight_bytes)
+        del graph
+        if options.dtype == "fp16":
+            onnx_graph.to_fp16(step, final / "model.onnx", weight_bytes)
+        elif options.quantize == "int8":
+            onnx_graph.to_int8(step, final / "model.onnx", weight_bytes)
+        elif options.quantize == "int4":
+            onnx_graph.to_int4(step, final / "model.onnx", weight_bytes)
+        for name in ("tokenizer.json", "config.json", "generation_config.json"):
+            if (raw / name).exists():
+                shutil.copy2(raw / name, final / name)
+        generation = json.loads((final / "generation_config.json").read_text())
+        eos = generation.get("eos_token_id")
+        template = render_prompt(tokenizer, src_lang, tgt_lang)
+        stops = sorted({template.end_of_turn_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])})
+        manifest = write_manifest(final, {
+            **record, "dtype": options.dtype, "quantization": options.quantize,
+            "logits": "last" if options.last_logits_only else "all",
+            "prompt": template.to_json(), "stop_token_ids": stops,
+            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
+            "export_seconds": round(time.perf_counter() - started, 1), "tools": _tool_versions()})
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(final, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    size = sum(p.stat().st_size for p in out.iterdir())
+    click.echo(f"exported {src}->{tgt} (w {options.weights}, setting {options.setting}, {options.dtype}, "
+               f"quantize {options.quantize}) to {out}: {size / 1e6:.1f} MB in {manifest['export_seconds']} s; "
+               f"trainable ratio {100 * record['trainable_ratio']:.2f}%")
+    return manifest

@@ -1,0 +1,45 @@
+"""Parse --w into merge weights: 'IN:OUT' normalised to sum 1, or 'learned' per-layer weights from the pool."""
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from modmt.runtime.errors import ModmtError
+
+
+@dataclass(frozen=True)
+class MergeWeights:
+    uniform: tuple[float, float] | None          # (w_in, w_out) for every layer
+    per_layer: tuple[tuple[float, float], ...] | None = None  # learned: one pair per decoder layer
+
+    def for_layer(self, index: int | None) -> tuple[float, float]:
+        if self.per_layer is None:
+            return self.uniform
+        if index is None or index >= len(self.per_layer):
+            raise ModmtError(f"learned weights cover {len(self.per_layer)} layers, but the adapters "
+                             f"touch layer {index}; learn the weights again for this pool")
+        return self.per_layer[index]
+
+    def to_json(self):
+        if self.per_layer is not None:
+            return {"learned": [list(w) for w in self.per_layer]}
+        return {"w_in": self.uniform[0], "w_out": self.uniform[1]}
+
+
+def parse_weights(text: str, learned_file: Path | None = None) -> MergeWeights:
+    text = text.strip()
+    if text == "learned":
+        if learned_file is None or not learned_file.exists():
+            raise ModmtError(f"no learned weights at {learned_file}; run `modmt-train weights SRC TGT --pool POOL "
+                             "--data CORPUS` first")
+        layers = json.loads(learned_file.read_text())["layers"]
+        return MergeWeights(None, tuple((float(w["w_in"]), float(w["w_out"])) for w in layers))
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*:\s*([0-9]*\.?[0-9]+)\s*", text)
+    if not match:
+        raise ModmtError(f"--w {text!r} is not IN:OUT with non-negative numbers (e.g. 3:7, 0.3:0.7, 1:0) "
+                         "or 'learned'")
+    w_in, w_out = float(match.group(1)), float(match.group(2))
+    if w_in + w_out == 0:
+        raise ModmtError("--w 0:0 gives both adapters zero weight; give at least one a positive weight")
+    total = w_in + w_out
+    return MergeWeights((w_in / total, w_out / total))

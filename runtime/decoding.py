@@ -1,0 +1,137 @@
+"""Greedy and beam search over a KV-cached decoder, in numpy, with transformers' `generate` semantics.
+
+The decoder is anything with `prefill(ids, mask) -> (logits, cache)`, `step(tokens, mask, cache)
+-> (logits, cache)` and `select(cache, rows) -> cache`. Each source is prefilled once and its
+cache expanded to the beams; sentences leave the batch as soon as their search is over. Scores,
+length penalty and the early-stopping heuristic follow transformers 4.5x `_beam_search`, so on the
+same model the outputs are the same tokens.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+NEG = -1.0e9
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits.astype(np.float32, copy=False)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    width = max(len(p) for p in prompts)
+    ids = np.full((len(prompts), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(prompts), width), dtype=np.int64)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = p
+        mask[i, width - len(p):] = 1
+    return ids, mask
+
+
+@dataclass
+class SearchSettings:
+    beam: int = 5
+    max_new_tokens: int = 256
+    length_penalty: float = 1.0
+    early_stopping: bool | str = False  # transformers' default
+
+
+def greedy(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int, max_new_tokens: int) -> list[list[int]]:
+    ids, mask = left_pad(prompts, pad_id)
+    logits, cache = decoder.prefill(ids, mask)
+    outputs = [[] for _ in prompts]
+    active = np.arange(len(prompts))
+    for step in range(max_new_tokens):
+        tokens = logits.argmax(axis=-1)
+        keep = []
+        for row, (item, token) in enumerate(zip(active, tokens)):
+            outputs[item].append(int(token))
+            if int(token) not in stop_ids and step + 1 < max_new_tokens:
+                keep.append(row)
+        if not keep:
+            break
+        if len(keep) < len(active):  # finished sentences leave the batch
+            rows = np.array(keep)
+            active, mask, tokens, cache = active[rows], mask[rows], tokens[rows], decoder.select(cache, rows)
+        mask = np.concatenate([mask, np.ones((len(active), 1), dtype=np.int64)], axis=1)
+        logits, cache = decoder.step(tokens.astype(np.int64), mask, cache)
+    return [[t for t in out if t not in stop_ids] for out in outputs]
+
+
+def beam_search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int,
+                settings: SearchSettings) -> list[list[int]]:
+    k, lp, limit = settings.beam, settings.length_penalty, settings.max_new_tokens
+    n = len(prompts)
+    keep_k = max(2, 1 + len(stop_ids)) * k  # candidates kept per step, as transformers does
+    ids, mask = left_pad(prompts, pad_id)
+    logits, cache = decoder.prefill(ids, mask)      # each source once ...
+    rows = np.repeat(np.arange(n), k)               # ... then its cache is shared by its k beams
+    cache, mask, logits = decoder.select(cache, rows), mask[rows], logits[rows]
+
+    running = np.zeros((n, k), dtype=np.float32)
+    running[:, 1:] = NEG                            # at first only beam 0 is real
+    sequences = np.zeros((n, k, 0), dtype=np.int64)
+    finished_scores = np.full((n, k), NEG, dtype=np.float32)
+    finished = [[[] for _ in range(k)] for _ in range(n)]
+    improvable = np.ones(n, dtype=bool)
+    active = np.arange(n)                           # items still searching, in cache order
+
+    for step in range(limit):
+        a = len(active)
+        scores = log_softmax(logits).reshape(a, k, -1) + running[active][:, :, None]
+        vocab = scores.shape[-1]
+        flat = scores.reshape(a, k * vocab)
+        top = np.argpartition(-flat, keep_k - 1, axis=1)[:, :keep_k]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(flat, top, 1), axis=1, kind="stable"), 1)
+        top_scores = np.take_along_axis(flat, top, 1)
+        beam_of, token_of = top // vocab, top % vocab
+        generated = step + 1
+        hits_stop = np.isin(token_of, list(stop_ids)) | (generated >= limit)
+
+        # Finished hypotheses: only among the first k candidates, length-normalised.
+        for r, item in enumerate(active):
+            if not improvable[item]:
+                continue
+            if settings.early_stopping is True and (finished_scores[item] > NEG / 2).all():
+                continue
+            for c in range(k):
+                if hits_stop[r, c]:
+                    score = top_scores[r, c] / (generated ** lp)
+                    worst = int(np.argmin(finished_scores[item]))
+                    if score > finished_scores[item, worst]:
+                        finished_scores[item, worst] = score
+                        finished[item][worst] = [*sequences[item, beam_of[r, c]], int(token_of[r, c])]
+
+        # Running beams: the best k candidates that did not stop.
+        masked = top_scores + hits_stop * NEG
+        order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+        chosen_beam = np.take_along_axis(beam_of, order, 1)
+        chosen_token = np.take_along_axis(token_of, order, 1)
+        running[active] = np.take_along_axis(masked, order, 1)
+        new_sequences = np.zeros((n, k, generated), dtype=np.int64)
+        new_sequences[active] = np.concatenate(
+            [np.take_along_axis(sequences[active], chosen_beam[:, :, None], 1), chosen_token[:, :, None]], axis=2)
+        sequences = new_sequences
+
+        # transformers' early-stop heuristic: can the best running beam still beat the worst finished one?
+        length = (limit if settings.early_stopping == "never" and lp > 0 else generated)
+        best_running = running[active, 0] / (length ** lp)
+        worst_finished = np.where((finished_scores[active] > NEG / 2).all(axis=1),
+                                  finished_scores[active].min(axis=1), NEG)
+        improvable[active] &= best_running > worst_finished
+        done = ~improvable[active] | hits_stop.all(axis=1)
+        if settings.early_stopping is True:
+            done |= (finished_scores[active] > NEG / 2).all(axis=1)
+        if done.all() or generated >= limit:
+            break
+        # Reorder the cache to the chosen beams, dropping items whose search is over.
+        still = np.flatnonzero(~done)
+        cache_rows = (still[:, None] * k + chosen_beam[still]).reshape(-1)
+        active = active[still]
+        cache, mask = decoder.select(cache, cache_rows), mask[cache_rows]
+        mask = np.concatenate([mask, np.ones((len(cache_rows), 1), dtype=np.int64)], axis=1)
+        logits, cache = decoder.step(chosen_token[still].reshape(-1), mask, cache)
+
+    best = [finished[i][int(np.argmax(finished_scores[i]))] for i in range(n)]
+    return [[t for t in seq if t not in stop_ids] for seq in best]

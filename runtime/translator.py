@@ -1,0 +1,68 @@
+"""`Translator`: load a direction export and translate lists of sentences (numpy + tokenizers + ONNX Runtime)."""
+import time
+from pathlib import Path
+
+from modmt.runtime.decoding import SearchSettings, beam_search, greedy
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.manifest import read_manifest
+from modmt.runtime.onnx_decoder import OnnxDecoder
+from modmt.runtime.prompt import PromptTemplate
+
+
+class Translator:
+    """One exported direction, ready to translate.
+
+    provider: "auto" (CUDA if this ONNX Runtime has it, else CPU with a warning), "cuda", or "cpu".
+    verify:   "full" checks every file's sha256 against the manifest, "size" only that files exist.
+    """
+
+    def __init__(self, export_dir: str | Path, provider: str = "auto", threads: int | None = None,
+                 verify: str = "full", max_input_tokens: int = 512):
+        from tokenizers import Tokenizer
+
+        started = time.perf_counter()
+        self.export_dir = Path(export_dir)
+        self.manifest = read_manifest(self.export_dir, verify)
+        self.src, self.tgt = self.manifest["src"], self.manifest["tgt"]
+        self.tokenizer = Tokenizer.from_file(str(self.export_dir / "tokenizer.json"))
+        self.template = PromptTemplate.from_json(self.manifest["prompt"])
+        self.stop_ids = set(self.manifest["stop_token_ids"])
+        self.pad_id = int(self.manifest["pad_token_id"])
+        self.max_input_tokens = max_input_tokens
+        self.decoder = OnnxDecoder(str(self.export_dir / "model.onnx"), provider, threads)
+        self.load_seconds = time.perf_counter() - started
+
+    @property
+    def provider(self) -> str:
+        return self.decoder.providers[0]
+
+    def encode(self, text: str) -> tuple[list[int], int]:
+        """Prompt ids for one line, with the source cut to max_input_tokens; also the uncut length."""
+        body = self.tokenizer.encode(text.strip(), add_special_tokens=False).ids
+        return [*self.template.prefix_ids, *body[: self.max_input_tokens], *self.template.suffix_ids], len(body)
+
+    def translate(self, texts: list[str], beam: int = 5, max_new_tokens: int = 256, length_penalty: float = 1.0,
+                  batch_size: int = 8, early_stopping: bool | str = False, on_truncate=None) -> list[str]:
+        """One translation per input, in order; an empty or blank input gives an empty output."""
+        if beam < 1 or batch_size < 1 or max_new_tokens < 1:
+            raise ModmtError("beam, batch size and max new tokens must be at least 1")
+        results = [""] * len(texts)
+        prompts = {}
+        for i, text in enumerate(texts):
+            if text.strip():
+                prompts[i], length = self.encode(text)
+                if length > self.max_input_tokens and on_truncate is not None:
+                    on_truncate(i, length, self.max_input_tokens)
+        # Similar lengths together: less padding in every batch.
+        order = sorted(prompts, key=lambda i: len(prompts[i]))
+        settings = SearchSettings(beam, max_new_tokens, length_penalty, early_stopping)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            batch = [prompts[i] for i in chunk]
+            if beam == 1:
+                outputs = greedy(self.decoder, batch, self.stop_ids, self.pad_id, max_new_tokens)
+            else:
+                outputs = beam_search(self.decoder, batch, self.stop_ids, self.pad_id, settings)
+            for i, ids in zip(chunk, outputs):
+                results[i] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        return results

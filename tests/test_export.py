@@ -1,0 +1,120 @@
+"""ONNX export: logit parity with the PyTorch merged model, manifest, atomicity, quantized variants, bad input."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from modmt.export.direction import ExportOptions, export_direction, merged_model
+from modmt.runtime.decoding import left_pad
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.languages import load_registry
+from modmt.runtime.translator import Translator
+from modmt.train.pool import Pool
+from modmt.train.tiny import build_tiny_model
+
+TEXTS = ["猫はソファで寝ています。", "The train leaves at noon, and then a longer tail.", "パン"]
+
+
+def onnx_and_torch_logits(export_dir, pool_dir, options):
+    translator = Translator(export_dir, provider="cpu")
+    prompts = [translator.encode(t)[0] for t in TEXTS]
+    ids, mask = left_pad(prompts, translator.pad_id)
+    onnx_logits, cache = translator.decoder.prefill(ids, mask)
+    model, _, _ = merged_model(Pool(pool_dir), translator.src, translator.tgt, options)
+    positions = np.where(mask == 0, 1, np.cumsum(mask, axis=1) - 1)
+    with torch.no_grad():
+        out = model(torch.tensor(ids), attention_mask=torch.tensor(mask), position_ids=torch.tensor(positions),
+                    use_cache=True)
+    # One cached step too: the KV cache path must agree as well.
+    next_tokens = onnx_logits.argmax(-1)
+    mask2 = np.concatenate([mask, np.ones((len(TEXTS), 1), dtype=np.int64)], axis=1)
+    onnx_step, _ = translator.decoder.step(next_tokens, mask2, cache)
+    with torch.no_grad():
+        step = model(torch.tensor(next_tokens).view(-1, 1), attention_mask=torch.tensor(mask2),
+                     position_ids=torch.tensor(mask2.sum(1, keepdims=True) - 1), past_key_values=out.past_key_values)
+    return (onnx_logits, out.logits[:, -1].numpy()), (onnx_step, step.logits[:, -1].numpy())
+
+
+def test_fp32_export_matches_pytorch_and_records_the_manifest(tiny_export, tiny_pool):
+    manifest = json.loads((tiny_export / "modmt.json").read_text())
+    assert (manifest["src"], manifest["tgt"], manifest["setting"]) == ("ja", "zh", 1)
+    assert manifest["weights"] == {"w_in": 0.3, "w_out": 0.7} and manifest["logits"] == "last"
+    pool_meta = Pool(tiny_pool).read()
+    assert manifest["base_fingerprint"] == pool_meta["base_fingerprint"]
+    assert manifest["trainable_parameters"] == 2 * pool_meta["adapters"]["in/ja"]["trainable_parameters"]
+    assert set(manifest["files"]) == {"model.onnx", "tokenizer.json", "config.json", "generation_config.json"}
+    for ours, theirs in onnx_and_torch_logits(tiny_export, tiny_pool, ExportOptions(weights="3:7")):
+        assert ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+@pytest.mark.parametrize("src, tgt, w, setting", [("en", "ja", "1:9", 2), ("zh", "en", "9:1", 1)])
+def test_more_directions_settings_and_weights(tmp_path, tiny_pool, src, tgt, w, setting):
+    options = ExportOptions(weights=w, setting=setting)
+    export_direction(tiny_pool, src, tgt, options, tmp_path / "e", load_registry())
+    for ours, theirs in onnx_and_torch_logits(tmp_path / "e", tiny_pool, options):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_quantized_variants_load_and_stay_close(tmp_path, tiny_pool, tiny_export):
+    reference = Translator(tiny_export, provider="cpu")
+    prompts = [reference.encode(t)[0] for t in TEXTS]
+    ids, mask = left_pad(prompts, reference.pad_id)
+    want = reference.decoder.prefill(ids, mask)[0]
+    # int4 blocks of 32 weights over a hidden size of 64 are crude: a sanity bound, not a quality claim.
+    for quantize, min_correlation in (("int8", 0.95), ("int4", 0.8)):
+        out = tmp_path / quantize
+        manifest = export_direction(tiny_pool, "ja", "zh", ExportOptions(weights="3:7", quantize=quantize), out,
+                                    load_registry())
+        assert manifest["quantization"] == quantize
+        translator = Translator(out, provider="cpu")
+        got = translator.decoder.prefill(ids, mask)[0]
+        assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > min_correlation, quantize
+        assert len(translator.translate(TEXTS, beam=2, max_new_tokens=4)) == 3
+    fp16 = export_direction(tiny_pool, "ja", "zh", ExportOptions(weights="3:7", dtype="fp16"), tmp_path / "fp16",
+                            load_registry())
+    assert fp16["dtype"] == "fp16"
+
+
+def test_corrupt_or_partial_exports_are_refused(tmp_path, tiny_export):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_export, broken)
+    data = bytearray((broken / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (broken / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModmtError, match="corrupt: model.onnx does not match its sha256"):
+        Translator(broken)
+    (broken / "tokenizer.json").unlink()
+    with pytest.raises(ModmtError, match="incomplete: tokenizer.json is missing"):
+        Translator(broken, verify="size")
+    (broken / "modmt.json").write_text("{not json")
+    with pytest.raises(ModmtError, match="corrupt"):
+        Translator(broken)
+    (broken / "modmt.json").unlink()
+    with pytest.raises(ModmtError, match="never finished"):
+        Translator(broken)
+
+
+def test_bad_export_input(tmp_path, tiny_pool, tiny_export):
+    registry = load_registry()
+    with pytest.raises(ModmtError, match="already exists; choose another --out or pass --force"):
+        export_direction(tiny_pool, "ja", "zh", ExportOptions(), tiny_export, registry)
+    with pytest.raises(ModmtError, match=r"no LoRA_out\(fr\); train it with `modmt-train adapters .*--langs fr"):
+        export_direction(tiny_pool, "ja", "fr", ExportOptions(), tmp_path / "x", registry)
+    with pytest.raises(ModmtError, match="unknown language code 'xx'"):
+        export_direction(tiny_pool, "xx", "zh", ExportOptions(), tmp_path / "x", registry)
+    other = build_tiny_model(tmp_path / "other-base", seed=7)
+    with pytest.raises(ModmtError, match="another base model"):
+        export_direction(tiny_pool, "ja", "zh", ExportOptions(), tmp_path / "x", registry, model_dir=other)
+    # An adapter copied in from a pool of another base model.
+    pool_dir = tmp_path / "pool"
+    shutil.copytree(tiny_pool, pool_dir)
+    meta_file = Pool(pool_dir).adapter_dir("in", "ja") / "modmt-adapter.json"
+    meta = json.loads(meta_file.read_text())
+    meta["base_fingerprint"] = "0" * 32
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModmtError, match="adapter .* was trained on another base model"):
+        export_direction(pool_dir, "ja", "zh", ExportOptions(), tmp_path / "x", registry)
+    assert not list(tmp_path.glob(".x.*")), "a failed export left its work folder behind"
