@@ -4,6 +4,8 @@ This is the top layer: the only place that imports all stages. Each stage's comm
 heavy dependencies (torch, transformers, optimum) only when they run, so `modmt --help` and
 `modmt translate` work in a runtime-only install.
 """
+from pathlib import Path
+
 import click
 
 from modmt.benchmarks.demo import demo_command
@@ -16,6 +18,100 @@ from modmt.train.cli import data_group, model_group, train_group
 @click.group(name="bench")
 def bench_group():
     """Measure quality (chrF++, Table-1 layout) and speed (latency, throughput)."""
+
+
+@bench_group.command("quality")
+@click.option("--pool", "pool_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="Corpus with multi-way dev/devtest.")
+@click.option("--split", default="devtest", show_default=True)
+@click.option("--directions", default="all", show_default=True, help="all, or a list like ja-zh,en-fr.")
+@click.option("--methods", default=None, help="Subset of rows, e.g. base,in,out,s1-1:9,s1-3:7 (default: all).")
+@click.option("--limit", type=int, default=None, help="First N segments of the split per direction.")
+@click.option("--engine", type=click.Choice(["onnx", "torch"]), default="onnx", show_default=True,
+              help="onnx: through an export per row (the deployed path); torch: fold into one in-memory model.")
+@click.option("--full-model", type=click.Path(path_type=Path), default=None,
+              help="A `modmt-train full` model for the full fine-tuning row (needs --engine torch).")
+@click.option("--beam", default=5, show_default=True)
+@click.option("--max-new-tokens", default=128, show_default=True)
+@click.option("--batch", default=8, show_default=True)
+@click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results/quality"), show_default=True)
+def quality_command(pool_dir, data, split, directions, methods, limit, engine, full_model, beam, max_new_tokens,
+                    batch, provider, out):
+    """chrF++ for every direction and Table-1 method; Markdown, CSV and JSON in --out (resumable)."""
+    from modmt.benchmarks.quality import run_quality
+    from modmt.runtime.languages import load_registry
+    from modmt.train.corpus import open_corpus
+
+    registry = load_registry()
+    pairs = None
+    if directions != "all":
+        pairs = []
+        for d in directions.split(","):
+            src, _, tgt = d.strip().partition("-")
+            registry.get(src), registry.get(tgt)
+            pairs.append((src, tgt))
+    result = run_quality(pool_dir, open_corpus(data, registry), split, pairs, limit, engine, out, beam,
+                         max_new_tokens, batch, full_model, methods.split(",") if methods else None, provider)
+    click.echo(f"chrF++ signature: {result['signature']}")
+    click.echo(result["markdown"])
+    click.echo(f"written to {out}/table1.md, results.csv, results.json")
+
+
+@bench_group.command("plots")
+@click.option("--pool", "pool_dir", type=click.Path(path_type=Path), default=None, help="For the learned-weight curves.")
+@click.option("--quality", "quality_dir", type=click.Path(path_type=Path), default=None,
+              help="A `modmt-bench quality --out` folder, for heatmaps.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results/plots"), show_default=True)
+def plots_command(pool_dir, quality_dir, out):
+    """PNG plots: learned weights per layer (Figure 2) and src x tgt chrF++ heatmaps per method."""
+    from modmt.benchmarks.plots import plot_heatmaps, plot_learned_weights
+
+    written = []
+    if pool_dir:
+        written += plot_learned_weights(pool_dir, out)
+    if quality_dir:
+        written += plot_heatmaps(quality_dir / "results.json", out)
+    for path in written:
+        click.echo(str(path))
+    if not written:
+        click.echo("nothing to plot: give --pool with learned weights and/or --quality with results", err=True)
+
+
+@bench_group.command("latency")
+@click.argument("exports", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--engines", default="modmt,transformers,optimum,ctranslate2", show_default=True)
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Corpus: source segments from it.")
+@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None, help="Or a file of segments.")
+@click.option("--split", default="devtest", show_default=True)
+@click.option("--limit", default=16, show_default=True, help="Number of segments.")
+@click.option("--batch", default=8, show_default=True)
+@click.option("--beam", default=5, show_default=True)
+@click.option("--max-new-tokens", default=64, show_default=True)
+@click.option("--threads", type=int, default=None)
+@click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="cpu", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results/latency"), show_default=True)
+def latency_command(exports, engines, data, input_path, split, limit, batch, beam, max_new_tokens, threads,
+                    provider, out):
+    """Latency (batch 1), throughput (batch N), load time and peak memory of modmt and its peers, in one run."""
+    from modmt.benchmarks.latency import latency_markdown, run_latency, save_latency
+    from modmt.runtime.errors import ModmtError
+    from modmt.runtime.languages import load_registry
+    from modmt.runtime.manifest import read_manifest
+    from modmt.train.corpus import open_corpus, read_segments
+
+    src = read_manifest(exports[0], verify="size")["src"]
+    if input_path:
+        segments = read_segments(input_path)[:limit]
+    elif data:
+        segments = open_corpus(data, load_registry()).segments(split, src)[:limit]
+    else:
+        raise ModmtError("give the segments: --data CORPUS (its SPLIT in the export's source language) or --input FILE")
+    rows = run_latency(list(exports), segments, engines.split(","), batch, beam, max_new_tokens, out / "work",
+                       threads, provider)
+    markdown = latency_markdown(rows, batch, beam, len(segments))
+    save_latency(rows, out, markdown)
+    click.echo(markdown)
 
 
 @click.group()

@@ -73,16 +73,21 @@ def merged_model(pool: Pool, src: str, tgt: str, options: ExportOptions, model_d
     out_dir = pool.require("out", tgt, fingerprint)
     for path in (in_dir, out_dir):
         _check_adapter_base(path, fingerprint)
-    weights = parse_weights(options.weights, pool.weights_file(src, tgt))
-    lora_in, lora_out = load_adapter(in_dir), load_adapter(out_dir)
-    deltas = merged_deltas(lora_in, lora_out, weights, options.setting, options.targets)
+    if options.weights == "base":  # the pre-trained model itself: a benchmark row, no adapters
+        deltas, weights_json = {}, {"base": True}
+    else:
+        weights = parse_weights(options.weights, pool.weights_file(src, tgt))
+        lora_in, lora_out = load_adapter(in_dir), load_adapter(out_dir)
+        deltas = merged_deltas(lora_in, lora_out, weights, options.setting, options.targets)
+        weights_json = weights.to_json()
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     fold_deltas(model, deltas)
     adapters = meta["adapters"]
-    trainable = adapters[f"in/{src}"]["trainable_parameters"] + adapters[f"out/{tgt}"]["trainable_parameters"]
+    trainable = 0 if not deltas else \
+        adapters[f"in/{src}"]["trainable_parameters"] + adapters[f"out/{tgt}"]["trainable_parameters"]
     base_parameters = sum(p.numel() for p in model.parameters())
-    record = {"base_fingerprint": fingerprint, "base_model": str(model_dir), "src": src, "tgt": tgt,
-              "weights": weights.to_json(), "setting": options.setting,
+    record = {"base_fingerprint": fingerprint, "base_model": str(model_dir), "pool": str(pool.root.resolve()),
+              "src": src, "tgt": tgt, "weights": weights_json, "setting": options.setting,
               "merged_modules": sorted(deltas), "trainable_parameters": trainable,
               "trainable_ratio": trainable / base_parameters, "base_parameters": base_parameters}
     return model, model_dir, record

@@ -11,6 +11,7 @@ import numpy as np
 from modmt.runtime.errors import ModmtError
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+_warned_cpu = False
 
 
 def choose_providers(provider: str) -> list:
@@ -28,7 +29,10 @@ def choose_providers(provider: str) -> list:
     if provider == "auto" and "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if provider == "auto":
-        print("modmt: no CUDA execution provider here; running on the CPU", file=sys.stderr)
+        global _warned_cpu
+        if not _warned_cpu:  # once per process, not once per loaded export
+            print("modmt: no CUDA execution provider here; running on the CPU", file=sys.stderr)
+            _warned_cpu = True
     elif provider != "cpu":
         raise ModmtError(f"unknown provider {provider!r}; use auto, cuda or cpu")
     return ["CPUExecutionProvider"]

@@ -1,0 +1,144 @@
+"""`modmt-bench latency`: load time, batch-1 latency percentiles, batch-N throughput and peak memory per engine."""
+import gc
+import json
+import platform
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from modmt.benchmarks.engines import (CTranslate2Engine, EngineMissing, ModmtEngine, OptimumEngine,
+                                      TransformersEngine, timed)
+from modmt.runtime.errors import ModmtError
+
+ENGINES = ("modmt", "transformers", "optimum", "ctranslate2")
+
+
+def reset_peak_rss() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM to the current RSS
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+
+
+def merged_hf_dir(manifest: dict, work: Path) -> Path:
+    """The export's merged weights as a Hugging Face directory, for the peers that load one (cached)."""
+    from modmt.export.direction import ExportOptions, merged_model
+    from modmt.train.models import load_tokenizer
+    from modmt.train.pool import Pool
+
+    weights = manifest["weights"]
+    tag = "learned" if "learned" in weights else "base" if "base" in weights else f"{weights['w_in']}:{weights['w_out']}"
+    out = work / f"merged-{manifest['src']}-{manifest['tgt']}-s{manifest['setting']}-{tag.replace(':', '_')}"
+    if not (out / "config.json").exists():
+        w = "learned" if tag == "learned" else tag
+        model, base_dir, _ = merged_model(Pool(manifest["pool"]), manifest["src"], manifest["tgt"],
+                                          ExportOptions(weights=w, setting=manifest["setting"]), manifest["base_model"])
+        model.save_pretrained(out, safe_serialization=True)
+        load_tokenizer(base_dir).save_pretrained(out)
+    return out
+
+
+def optimum_dir(hf_dir: Path, work: Path) -> Path:
+    """Optimum's own export of the merged model (all-position logits, its default graph)."""
+    out = work / f"optimum-{hf_dir.name}"
+    if not (out / "model.onnx").exists():
+        from optimum.exporters.onnx import main_export
+
+        main_export(str(hf_dir), str(out), task="text-generation-with-past", do_validation=False)
+    return out
+
+
+def measure(engine, segments, batch, beam, max_new_tokens, count_tokens) -> dict:
+    per_sentence = []
+    for text in segments:
+        _, seconds = timed(engine.translate, [text], beam, max_new_tokens, 1)
+        per_sentence.append(seconds)
+    outputs, seconds = timed(engine.translate, segments, beam, max_new_tokens, batch)
+    tokens = sum(count_tokens(o) for o in outputs)
+    return {"p50_ms": 1000 * float(np.percentile(per_sentence, 50)), "p90_ms": 1000 * float(np.percentile(per_sentence, 90)),
+            "p99_ms": 1000 * float(np.percentile(per_sentence, 99)), "sentences_per_s": len(segments) / seconds,
+            "tokens_per_s": tokens / seconds, "outputs": outputs}
+
+
+def run_latency(exports: list[Path], segments: list[str], engines: list[str], batch: int, beam: int,
+                max_new_tokens: int, work: Path, threads: int | None, provider: str) -> list[dict]:
+    unknown = set(engines) - set(ENGINES)
+    if unknown:
+        raise ModmtError(f"unknown engine(s) {sorted(unknown)}; choose from {', '.join(ENGINES)}")
+    work.mkdir(parents=True, exist_ok=True)
+    rows, peers_done = [], set()
+    for export in exports:
+        reference = ModmtEngine(export, provider=provider, threads=threads)
+        manifest = reference.translator.manifest
+        count = reference.decode_count
+        plans = []
+        if "modmt" in engines:
+            plans.append(("modmt", reference.precision, lambda: ModmtEngine(export, provider=provider, threads=threads)))
+        hf_dir = None
+        for name in engines:
+            if name == "modmt":
+                continue
+            precision = "int8" if name == "ctranslate2" and reference.precision == "int8" else "fp32"
+            if (name, precision) in peers_done:
+                continue
+            peers_done.add((name, precision))
+            hf_dir = hf_dir or merged_hf_dir(manifest, work)
+            if name == "transformers":
+                plans.append((name, "fp32", lambda: TransformersEngine(hf_dir, reference, threads=threads)))
+            elif name == "optimum":
+                plans.append((name, "fp32", lambda: OptimumEngine(optimum_dir(hf_dir, work), reference)))
+            elif name == "ctranslate2":
+                quant = "int8_float32" if precision == "int8" else "float32"
+                plans.append((name, precision, lambda q=quant: CTranslate2Engine(hf_dir, reference, work, q, threads)))
+        for name, precision, make in plans:
+            gc.collect()
+            reset_peak_rss()
+            click.echo(f"  {name} ({precision}) ...", err=True)
+            try:
+                engine, load_s = timed(make)
+            except EngineMissing as e:
+                rows.append({"engine": name, "precision": precision, "skipped": str(e)})
+                click.echo(f"  {name}: skipped ({e})", err=True)
+                continue
+            row = {"engine": name, "precision": precision, "load_s": load_s, "export": str(export),
+                   **measure(engine, segments, batch, beam, max_new_tokens, count)}
+            row["peak_rss_mb"] = peak_rss_mb()
+            rows.append(row)
+            del engine
+    fastest_peer = max((r["sentences_per_s"] for r in rows if r["engine"] != "modmt" and "skipped" not in r), default=None)
+    for row in rows:
+        if "skipped" not in row and fastest_peer:
+            row["vs_fastest_peer"] = row["sentences_per_s"] / fastest_peer
+    return rows
+
+
+def latency_markdown(rows: list[dict], batch: int, beam: int, n: int) -> str:
+    lines = [f"| engine | precision | load s | p50 ms | p90 ms | p99 ms (batch 1) | sent/s | tok/s (batch {batch}) "
+             "| peak RSS MB | x fastest peer |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['engine']} | {r['precision']} | skipped: {r['skipped']} ||||||||")
+            continue
+        lines.append(f"| {r['engine']} | {r['precision']} | {r['load_s']:.2f} | {r['p50_ms']:.0f} | {r['p90_ms']:.0f} | "
+                     f"{r['p99_ms']:.0f} | {r['sentences_per_s']:.2f} | {r['tokens_per_s']:.1f} | "
+                     f"{r['peak_rss_mb'] or 0:.0f} | {r.get('vs_fastest_peer', 0):.2f} |")
+    machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores"
+    return (f"beam {beam}, {n} segments, batch 1 for latency and batch {batch} for throughput; machine: {machine}\n\n"
+            + "\n".join(lines) + "\n")
+
+
+def save_latency(rows, out: Path, markdown: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latency.md").write_text(markdown)
+    (out / "latency.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,88 @@
+"""PNG plots: learned weights per layer (the paper's Figure 2), chrF++ heatmaps, quality versus speed."""
+import json
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_learned_weights(pool_dir: Path, out: Path) -> list[Path]:
+    """One panel per direction: w_out (target) and w_in (source) by layer, as in Figure 2."""
+    plt = _pyplot()
+    files = sorted((pool_dir / "weights").glob("*.json"))
+    if not files:
+        return []
+    cols = min(4, len(files))
+    rows = -(-len(files) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, path in zip(axes.flat, files):
+        data = json.loads(path.read_text())
+        layers = range(1, len(data["layers"]) + 1)
+        ax.plot(layers, [w["w_out"] for w in data["layers"]], marker="o", label="target (w_out)")
+        ax.plot(layers, [w["w_in"] for w in data["layers"]], marker="x", label="source (w_in)")
+        ax.axhline(0.5, color="grey", lw=0.5)
+        ax.set_title(f"{data['src']} → {data['tgt']}")
+        ax.set_xlabel("layer")
+        ax.set_ylabel("softmax weight")
+    for ax in list(axes.flat)[len(files):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "learned_weights.png"
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return [target]
+
+
+def plot_heatmaps(results_json: Path, out: Path) -> list[Path]:
+    """A src x tgt chrF++ grid for every method of a quality run."""
+    plt = _pyplot()
+    data = json.loads(results_json.read_text())
+    langs = data["languages"]
+    written = []
+    for method, scores in data["scores"].items():
+        grid = [[scores.get(f"{s}-{t}", float("nan")) for t in langs] for s in langs]
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        image = ax.imshow(grid, cmap="viridis")
+        ax.set_xticks(range(len(langs)), langs)
+        ax.set_yticks(range(len(langs)), langs)
+        ax.set_xlabel("target")
+        ax.set_ylabel("source")
+        ax.set_title(f"chrF++: {method}")
+        for i in range(len(langs)):
+            for j in range(len(langs)):
+                if grid[i][j] == grid[i][j]:
+                    ax.text(j, i, f"{grid[i][j]:.1f}", ha="center", va="center", color="white", fontsize=8)
+        fig.colorbar(image, ax=ax)
+        fig.tight_layout()
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / f"heatmap_{method.replace(':', '_')}.png"
+        fig.savefig(target, dpi=110)
+        plt.close(fig)
+        written.append(target)
+    return written
+
+
+def plot_quality_vs_speed(points: list[dict], out: Path) -> Path:
+    """points: {"label", "chrf", "sentences_per_s"}; one dot per engine/precision."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for p in points:
+        ax.scatter(p["sentences_per_s"], p["chrf"])
+        ax.annotate(p["label"], (p["sentences_per_s"], p["chrf"]), fontsize=8)
+    ax.set_xlabel("sentences / s")
+    ax.set_ylabel("chrF++")
+    ax.set_title("quality versus speed")
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "quality_vs_speed.png"
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target

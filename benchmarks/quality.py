@@ -1,0 +1,182 @@
+"""`modmt-bench quality`: chrF++ of every direction and every Table-1 method, cached per (direction, method)."""
+import json
+import time
+from itertools import permutations
+from pathlib import Path
+
+import click
+
+from modmt.benchmarks.table1 import Method, build_table, table1_methods, to_csv, to_markdown
+from modmt.runtime.errors import ModmtError
+from modmt.train.pool import Pool, write_json_atomic
+
+
+def chrf_scorer():
+    try:
+        from sacrebleu.metrics import CHRF
+    except ImportError:
+        raise ModmtError("chrF++ needs sacrebleu: pip install 'modmt[bench]'") from None
+    return CHRF(word_order=2)  # chrF++
+
+
+class TorchMethods:
+    """Every method on one in-memory base: fold a direction's deltas in, translate, restore the weights."""
+
+    def __init__(self, pool: Pool, full_dir: Path | None):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from modmt.train.models import load_tokenizer, resolve_model
+
+        self.pool = pool
+        self.model_dir = resolve_model(pool.read()["base_model"])
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32).eval()
+        self.tokenizer = load_tokenizer(self.model_dir)
+        self.full_dir = full_dir
+        self._full = None
+
+    def translate(self, src, tgt, method: Method, texts, beam, max_new_tokens, batch_size):
+        import torch
+
+        from modmt.export.merge import fold_deltas, load_adapter, merged_deltas
+        from modmt.export.weights_spec import parse_weights
+
+        model = self.model
+        saved = {}
+        if method.key == "full":
+            if self._full is None:
+                from transformers import AutoModelForCausalLM
+
+                self._full = AutoModelForCausalLM.from_pretrained(self.full_dir, dtype=torch.float32).eval()
+            model = self._full
+        elif method.key != "base":
+            deltas = merged_deltas(load_adapter(self.pool.require("in", src)),
+                                   load_adapter(self.pool.require("out", tgt)),
+                                   parse_weights(method.weights, self.pool.weights_file(src, tgt)), method.setting)
+            params = dict(model.named_parameters())
+            saved = {name: params[name].detach().clone() for name in deltas}
+            fold_deltas(model, deltas)
+        try:
+            return generate_texts(model, self.tokenizer, src, tgt, texts, beam, max_new_tokens, batch_size)
+        finally:
+            with torch.no_grad():
+                params = dict(model.named_parameters())
+                for name, value in saved.items():
+                    params[name].copy_(value)  # exactly the base again
+
+
+def generate_texts(model, hf_tokenizer, src, tgt, texts, beam, max_new_tokens, batch_size) -> list[str]:
+    """transformers `generate` with modmt's prompt (the runtime's token ids), length-sorted batches."""
+    import torch
+
+    from modmt.runtime.decoding import left_pad
+    from modmt.runtime.languages import load_registry
+    from modmt.train.prompts import render_prompt
+
+    registry = load_registry()
+    template = render_prompt(hf_tokenizer, registry.get(src), registry.get(tgt))
+    backend = hf_tokenizer.backend_tokenizer
+    eos = model.generation_config.eos_token_id
+    stops = sorted({template.end_of_turn_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])})
+    pad = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else stops[0]
+    prompts = [template.source_ids(backend, t) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: len(prompts[i]))
+    results = [""] * len(texts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        ids, mask = left_pad([prompts[i] for i in chunk], pad)
+        with torch.no_grad():
+            out = model.generate(torch.tensor(ids, device=model.device), attention_mask=torch.tensor(mask, device=model.device),
+                                 num_beams=beam, do_sample=False, max_new_tokens=max_new_tokens,
+                                 eos_token_id=stops, pad_token_id=pad)
+        for i, row in zip(chunk, out):
+            tokens = [t for t in row[ids.shape[1]:].tolist() if t not in stops]
+            results[i] = " ".join(hf_tokenizer.decode(tokens, skip_special_tokens=True).split())
+    return results
+
+
+class OnnxMethods:
+    """Every method through the deployable path: a cached ONNX export per (direction, method)."""
+
+    def __init__(self, pool: Pool, work: Path, provider: str):
+        self.pool, self.work, self.provider = pool, work, provider
+
+    def translate(self, src, tgt, method: Method, texts, beam, max_new_tokens, batch_size):
+        from modmt.export.direction import ExportOptions, export_direction
+        from modmt.runtime.languages import load_registry
+        from modmt.runtime.translator import Translator
+
+        if method.key == "full":
+            raise ModmtError("the full fine-tuning row needs --engine torch (it is not a merged direction)")
+        out = self.work / "exports" / f"{src}-{tgt}" / method.key
+        if not (out / "modmt.json").exists():
+            export_direction(self.pool.root, src, tgt, ExportOptions(weights=method.weights, setting=method.setting),
+                             out, load_registry(), force=True)
+        translator = Translator(out, provider=self.provider, verify="size")
+        return [" ".join(t.split()) for t in translator.translate(texts, beam=beam, max_new_tokens=max_new_tokens,
+                                                                   batch_size=batch_size)]
+
+
+def run_quality(pool_dir: Path, corpus, split: str, directions: list[tuple[str, str]] | None, limit: int | None,
+                engine: str, out: Path, beam: int = 5, max_new_tokens: int = 128, batch_size: int = 8,
+                full_dir: Path | None = None, methods: list[str] | None = None, provider: str = "auto") -> dict:
+    pool = Pool(pool_dir)
+    meta = pool.read()
+    langs = [l for l in meta["languages"]]
+    directions = directions or list(permutations(langs, 2))
+    learned = all(pool.weights_file(s, t).exists() for s, t in directions)
+    chosen = table1_methods(full=full_dir is not None, learned=learned)
+    if methods:
+        unknown = set(methods) - {m.key for m in chosen}
+        if unknown:
+            raise ModmtError(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(m.key for m in chosen)}")
+        chosen = [m for m in chosen if m.key in methods]
+    chrf = chrf_scorer()
+    table = corpus.multiway(split, sorted({l for d in directions for l in d}))
+    n = min(limit or len(next(iter(table.values()))), len(next(iter(table.values()))))
+    cache = out / "cache" / f"{split}-n{n}-beam{beam}-{engine}"
+    runner = TorchMethods(pool, full_dir) if engine == "torch" else OnnxMethods(pool, out, provider)
+
+    results = {m.key: {} for m in chosen}
+    total = len(chosen) * len(directions)
+    with click.progressbar(length=total, label="chrF++", file=None) as bar:
+        for method in chosen:
+            for src, tgt in directions:
+                path = cache / f"{src}-{tgt}" / f"{method.key}.json"
+                if path.exists():  # an interrupted run resumes here
+                    results[method.key][(src, tgt)] = json.loads(path.read_text())["chrf"]
+                    bar.update(1)
+                    continue
+                sources, references = table[src][:n], table[tgt][:n]
+                started = time.perf_counter()
+                hyps = runner.translate(src, tgt, method, sources, beam, max_new_tokens, batch_size)
+                score = chrf.corpus_score(hyps, [references]).score
+                write_json_atomic(path, {"src": src, "tgt": tgt, "method": method.key, "chrf": score, "n": n,
+                                         "seconds": round(time.perf_counter() - started, 2),
+                                         "hypotheses": hyps, "references": references})
+                results[method.key][(src, tgt)] = score
+                bar.update(1)
+
+    adapters = meta["adapters"]
+    params = {"full": 1.0}
+    for method in chosen:
+        if method.key == "in":
+            params["in"] = max(a["trainable_ratio"] for k, a in adapters.items() if k.startswith("in/"))
+        elif method.key == "out":
+            params["out"] = max(a["trainable_ratio"] for k, a in adapters.items() if k.startswith("out/"))
+        elif method.merged:
+            params[method.key] = max(adapters[f"in/{s}"]["trainable_ratio"] + adapters[f"out/{t}"]["trainable_ratio"]
+                                     for s, t in directions)
+    rows = build_table(results, chosen, langs, params)
+    markdown = to_markdown(rows, langs)
+    signature = str(chrf.get_signature())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table1.md").write_text(f"chrF++ ({signature}), {split}, {n} segments per direction, beam {beam}, "
+                                   f"engine {engine}\n\n{markdown}")
+    (out / "results.csv").write_text(to_csv(results, chosen))
+    write_json_atomic(out / "results.json", {
+        "signature": signature, "split": split, "segments": n, "beam": beam, "engine": engine,
+        "directions": [f"{s}-{t}" for s, t in directions], "languages": langs,
+        "scores": {m: {f"{s}-{t}": v for (s, t), v in r.items()} for m, r in results.items()},
+        "table": rows})
+    return {"markdown": markdown, "signature": signature, "rows": rows, "results": results}

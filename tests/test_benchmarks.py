@@ -1,0 +1,96 @@
+"""Benchmarks on the tiny model: Table-1 layout and averages, caching and resume, engines, demo."""
+import json
+
+import pytest
+
+from modmt.benchmarks.engines import EngineMissing
+from modmt.benchmarks.table1 import Method, build_table, table1_methods, to_markdown
+from modmt.runtime.languages import load_registry
+from modmt.train.corpus import open_corpus
+
+
+def test_table_layout_and_hand_computed_averages():
+    methods = [Method("base", "Pre-train", "base"), Method("in", "LoRA_in", "1:0"), Method("out", "LoRA_out", "0:1"),
+               Method("s1-3:7", "Setting 1 (3:7)", "3:7", 1)]
+    results = {
+        "base": {("en", "ja"): 10.0, ("ja", "en"): 20.0, ("ja", "zh"): 30.0, ("zh", "ja"): 40.0},
+        "in": {("en", "ja"): 12.0, ("ja", "en"): 22.0, ("ja", "zh"): 30.0, ("zh", "ja"): 40.0},
+        "out": {("en", "ja"): 14.0, ("ja", "en"): 18.0, ("ja", "zh"): 33.0, ("zh", "ja"): 41.0},
+        "s1-3:7": {("en", "ja"): 15.0, ("ja", "en"): 21.0, ("ja", "zh"): 35.0, ("zh", "ja"): 39.0},
+    }
+    rows = build_table(results, methods, ["en", "ja", "zh"], {"in": 0.005, "out": 0.005, "s1-3:7": 0.01})
+    merged = rows[3]["columns"]
+    assert merged["ja→"] == pytest.approx((21.0 + 35.0) / 2)   # from ja: ja-en, ja-zh
+    assert merged["→ja"] == pytest.approx((15.0 + 39.0) / 2)   # into ja: en-ja, zh-ja
+    assert merged["en→"] == 15.0 and merged["→en"] == 21.0
+    # Marked where it beats both single adapters: en→ 15 > 12, 14; ja→ 28 > 26, 25.5; →en 21 < 22: not.
+    assert rows[3]["beats_both"] == {"en→": True, "ja→": True, "zh→": False, "→en": False, "→ja": False, "→zh": True}
+    markdown = to_markdown(rows, ["en", "ja", "zh"])
+    lines = markdown.splitlines()
+    assert lines[0] == "| Method | %Params | en→ | ja→ | zh→ | →en | →ja | →zh |"
+    assert lines[2].startswith("| Pre-train | - | 10.00 | 25.00 | 40.00 |")
+    assert lines[5] == "| Setting 1 (3:7) | 1.00% | <u>15.00</u> | <u>28.00</u> | 39.00 | 21.00 | 27.00 | <u>35.00</u> |"
+    assert [m.key for m in table1_methods(full=True, learned=True)][:4] == ["base", "full", "in", "out"]
+
+
+def test_quality_run_caches_resumes_and_onnx_equals_torch(tmp_path, tiny_pool, monkeypatch):
+    from modmt.benchmarks import quality
+
+    corpus = open_corpus(tiny_pool.parent / "corpus", load_registry())
+    kwargs = dict(split="devtest", directions=[("ja", "zh"), ("zh", "en")], limit=2, beam=2, max_new_tokens=6,
+                  methods=["base", "in", "out", "s1-3:7", "s2-1:9"])
+    onnx = quality.run_quality(tiny_pool, corpus, engine="onnx", out=tmp_path / "onnx", **kwargs)
+    torch_run = quality.run_quality(tiny_pool, corpus, engine="torch", out=tmp_path / "torch", **kwargs)
+    assert onnx["results"] == torch_run["results"]  # the deployed path scores exactly like the reference
+    saved = json.loads((tmp_path / "onnx" / "results.json").read_text())
+    assert saved["signature"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:2")
+    assert set(saved["scores"]["s2-1:9"]) == {"ja-zh", "zh-en"}
+    assert (tmp_path / "onnx" / "results.csv").read_text().startswith("method,src,tgt,chrf++\n")
+
+    # Resume: remove one cached cell; a rerun translates only that one.
+    cache = next((tmp_path / "onnx" / "cache").iterdir())
+    (cache / "ja-zh" / "out.json").unlink()
+    calls = []
+    original = quality.OnnxMethods.translate
+    monkeypatch.setattr(quality.OnnxMethods, "translate",
+                        lambda self, s, t, m, *a: calls.append((s, t, m.key)) or original(self, s, t, m, *a))
+    again = quality.run_quality(tiny_pool, corpus, engine="onnx", out=tmp_path / "onnx", **kwargs)
+    assert calls == [("ja", "zh", "out")]
+    assert again["results"] == onnx["results"]
+
+
+def test_latency_runs_engines_and_skips_missing_ones(tmp_path, tiny_export, monkeypatch):
+    from modmt.benchmarks import latency
+
+    def missing(*args, **kwargs):
+        raise EngineMissing("ctranslate2 is not installed")
+
+    monkeypatch.setattr(latency, "CTranslate2Engine", missing)
+    segments = ["猫です。", "犬は雪の中を走ります。", "パン"]
+    rows = latency.run_latency([tiny_export], segments, ["modmt", "transformers", "ctranslate2"], batch=2, beam=2,
+                               max_new_tokens=5, work=tmp_path / "work", threads=1, provider="cpu")
+    by_engine = {r["engine"]: r for r in rows}
+    assert by_engine["ctranslate2"]["skipped"] == "ctranslate2 is not installed"
+    assert by_engine["modmt"]["outputs"] == by_engine["transformers"]["outputs"]  # same model, same search
+    for name in ("modmt", "transformers"):
+        r = by_engine[name]
+        assert r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] and r["sentences_per_s"] > 0 and r["load_s"] > 0
+    markdown = latency.latency_markdown(rows, 2, 2, len(segments))
+    assert "| ctranslate2 | fp32 | skipped: ctranslate2 is not installed" in markdown
+    with pytest.raises(Exception, match="unknown engine"):
+        latency.run_latency([tiny_export], segments, ["vllm"], 2, 2, 5, tmp_path / "w", 1, "cpu")
+
+
+def test_demo_offline_runs_end_to_end_and_caches(tmp_path):
+    from modmt.benchmarks.demo import run_demo
+
+    report = run_demo(tmp_path / "demo", offline=True, quick=True, segments=2, beam=2)
+    assert report["toy"] and report["segments"] == 2
+    assert 0 <= report["merged"]["chrf"] <= 100 and 0 <= report["base"]["chrf"] <= 100
+    assert 0 < report["trainable_ratio"] < 1
+    saved = json.loads((tmp_path / "demo" / "demo-report.json").read_text())
+    assert saved["merged"]["chrf"] == report["merged"]["chrf"]
+    stamp = (tmp_path / "demo" / "tiny-exports" / "ja-zh" / "modmt.json").stat().st_mtime_ns
+    again = run_demo(tmp_path / "demo", offline=True, quick=True, segments=2, beam=2)  # every step cached
+    assert (tmp_path / "demo" / "tiny-exports" / "ja-zh" / "modmt.json").stat().st_mtime_ns == stamp
+    assert again["merged"]["chrf"] == report["merged"]["chrf"]
