@@ -46,7 +46,31 @@ def _generate_batches(generate, prompts, pad_id, batch_size):
     return results
 
 
-class TransformersEngine:
+class _GenerateEngine:
+    """An engine whose model has transformers' `generate` (transformers itself, Optimum's ORT models)."""
+
+    model = None
+    reference: ModmtEngine
+
+    def translate(self, texts, beam, max_new_tokens, batch_size):
+        import torch
+
+        t = self.reference.translator
+        stops = sorted(t.stop_ids)
+
+        def generate(ids, mask):
+            with torch.no_grad():
+                out = self.model.generate(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask),
+                                          num_beams=beam, do_sample=False, max_new_tokens=max_new_tokens,
+                                          eos_token_id=stops, pad_token_id=t.pad_id)
+            return [[x for x in row[ids.shape[1]:].tolist() if x not in t.stop_ids] for row in out]
+
+        prompts = [self.reference.prompt_ids(x) for x in texts]
+        outputs = _generate_batches(generate, prompts, t.pad_id, batch_size)
+        return [t.tokenizer.decode(o, skip_special_tokens=True).strip() for o in outputs]
+
+
+class TransformersEngine(_GenerateEngine):
     """transformers `generate` on a merged Hugging Face model directory (or an in-memory model)."""
 
     name = "transformers"
@@ -62,25 +86,8 @@ class TransformersEngine:
         self.reference = reference
         self.precision = "fp32"
 
-    def translate(self, texts, beam, max_new_tokens, batch_size):
-        import torch
 
-        t = self.reference.translator
-        stops = sorted(t.stop_ids)
-
-        def generate(ids, mask):
-            with torch.no_grad():
-                out = self.model.generate(torch.tensor(ids), attention_mask=torch.tensor(mask), num_beams=beam,
-                                          do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops,
-                                          pad_token_id=t.pad_id)
-            return [[x for x in row[ids.shape[1]:].tolist() if x not in t.stop_ids] for row in out]
-
-        prompts = [self.reference.prompt_ids(x) for x in texts]
-        outputs = _generate_batches(generate, prompts, t.pad_id, batch_size)
-        return [t.tokenizer.decode(o, skip_special_tokens=True).strip() for o in outputs]
-
-
-class OptimumEngine:
+class OptimumEngine(_GenerateEngine):
     """Optimum's ORTModelForCausalLM.generate on an ONNX export of the same merged model."""
 
     name = "optimum"
@@ -94,22 +101,6 @@ class OptimumEngine:
                                                          provider="CPUExecutionProvider")
         self.reference = reference
         self.precision = "fp32"
-
-    def translate(self, texts, beam, max_new_tokens, batch_size):
-        import torch
-
-        t = self.reference.translator
-        stops = sorted(t.stop_ids)
-
-        def generate(ids, mask):
-            out = self.model.generate(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), num_beams=beam,
-                                      do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops,
-                                      pad_token_id=t.pad_id)
-            return [[x for x in row[ids.shape[1]:].tolist() if x not in t.stop_ids] for row in out]
-
-        prompts = [self.reference.prompt_ids(x) for x in texts]
-        outputs = _generate_batches(generate, prompts, t.pad_id, batch_size)
-        return [t.tokenizer.decode(o, skip_special_tokens=True).strip() for o in outputs]
 
 
 class CTranslate2Engine:

@@ -2,7 +2,6 @@
 import gc
 import json
 import platform
-import time
 from pathlib import Path
 
 import click

@@ -8,7 +8,8 @@ import click
 
 from modmt.benchmarks.table1 import Method, build_table, table1_methods, to_csv, to_markdown
 from modmt.runtime.errors import ModmtError
-from modmt.train.pool import Pool, write_json_atomic
+from modmt.runtime.atomic import write_json_atomic
+from modmt.train.pool import Pool
 
 
 def chrf_scorer():

@@ -4,7 +4,6 @@ The export is built in a hidden sibling folder and renamed into place at the end
 export never leaves a directory that looks finished.
 """
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -15,6 +14,7 @@ import click
 
 from modmt.export.merge import fold_deltas, load_adapter, merged_deltas
 from modmt.export.weights_spec import parse_weights
+from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import LanguageRegistry
@@ -112,14 +112,13 @@ def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions,
     weight_bytes = 4 * record["base_parameters"]
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.optimum.", dir=out.parent) as work, \
+            atomic_directory(out) as final:
+        work = Path(work)
         raw = work / "optimum"
         click.echo(f"exporting {src}->{tgt} with Optimum (text-generation-with-past) ...", err=True)
         onnx_export_from_model(model, raw, task="text-generation-with-past", do_validation=False)
         del model
-        final = work / "export"
-        final.mkdir()
         graph = onnx.load(str(raw / "model.onnx"))  # with its weights: re-saved in one place below
         if options.last_logits_only:
             graph = onnx_graph.last_position_logits(graph)
@@ -145,11 +144,6 @@ def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions,
             "prompt": template.to_json(), "stop_token_ids": stops,
             "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
             "export_seconds": round(time.perf_counter() - started, 1), "tools": _tool_versions()})
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(final, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     size = sum(p.stat().st_size for p in out.iterdir())
     click.echo(f"exported {src}->{tgt} (w {options.weights}, setting {options.setting}, {options.dtype}, "
                f"quantize {options.quantize}) to {out}: {size / 1e6:.1f} MB in {manifest['export_seconds']} s; "

@@ -58,8 +58,6 @@ def layer_index(module: str) -> int | None:
 def merged_deltas(lora_in: Adapter, lora_out: Adapter, weights: MergeWeights, setting: int,
                   targets: list[str] | None = None) -> dict:
     """{base weight name: dW} for every module either adapter covers (restricted to `targets` names)."""
-    import torch
-
     if setting not in (1, 2):
         raise ModmtError(f"--setting must be 1 or 2, got {setting}")
     if setting == 2 and lora_in.rank != lora_out.rank:

@@ -1,5 +1,4 @@
 """The torch-free runtime: parity with transformers `generate`, and the batch translation contract."""
-import os
 import subprocess
 import sys
 import textwrap

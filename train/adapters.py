@@ -5,7 +5,6 @@ renamed into the pool atomically, then listed in pool.json. A pool that already 
 skips it, so adding a language trains only that language's two adapters.
 """
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import LanguageRegistry
@@ -82,21 +82,15 @@ def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Co
     try:
         stats = run_trainer(peft_model, examples, tokenizer.pad_token_id, work,
                             TrainSettings(**{**settings.to_json(), "seed": seed}), resume, stop_after_step)
-        final = pool.adapter_dir(role, lang)
-        tmp = final.with_name(f".{final.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        peft_model.save_pretrained(tmp)
         trainable = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
         info = {"role": role, "lang": lang, "direction": str(direction), "pairs": len(pairs),
                 "skipped_too_long": too_long, "data_hash": data_hash(direction, pairs),
                 "lora": asdict(lora), "train": {**settings.to_json(), "seed": seed},
                 "trainable_parameters": trainable, "trainable_ratio": trainable / base_parameters, **stats}
-        (tmp / "modmt-adapter.json").write_text(json.dumps(
-            {**info, "base_fingerprint": pool.read()["base_fingerprint"]}, indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)
+        with atomic_directory(pool.adapter_dir(role, lang)) as tmp:
+            peft_model.save_pretrained(tmp)
+            (tmp / "modmt-adapter.json").write_text(json.dumps(
+                {**info, "base_fingerprint": pool.read()["base_fingerprint"]}, indent=2) + "\n")
         pool.record(role, lang, info)
         shutil.rmtree(work, ignore_errors=True)
         return info

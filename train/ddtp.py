@@ -12,11 +12,10 @@ import lzma
 import os
 import shutil
 import subprocess
-import tempfile
-from collections import defaultdict
 from pathlib import Path
 from urllib.parse import unquote
 
+from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.languages import ENGLISH, Language
 
@@ -153,10 +152,7 @@ def build_corpus(lists_dir: Path, languages: list[Language], out: Path,
                     pairs.append((en_text, xx_text))
         train[code] = pairs
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    os.chmod(tmp, 0o755)
-    try:
+    with atomic_directory(out) as tmp:
         (tmp / "train").mkdir()
         for code, pairs in train.items():
             (tmp / "train" / f"en-{code}.tsv").write_text(
@@ -170,10 +166,4 @@ def build_corpus(lists_dir: Path, languages: list[Language], out: Path,
                   "dev": len(heldout["dev"]), "devtest": len(heldout["devtest"]),
                   "languages": codes, "long_descriptions": include_long, "source": "Debian DDTP"}
         (tmp / "corpus.json").write_text(json.dumps(counts, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return counts

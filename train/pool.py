@@ -6,22 +6,13 @@ directory has been renamed into place, so a killed run never leaves a half adapt
 """
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from modmt.runtime.atomic import write_json_atomic
 from modmt.runtime.errors import ModmtError
 
 ROLES = ("in", "out")
 POOL_FILE = "pool.json"
-
-
-def write_json_atomic(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 class Pool:

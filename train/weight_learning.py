@@ -15,7 +15,8 @@ from modmt.train.adapters import load_base
 from modmt.train.corpus import Corpus
 from modmt.train.data import Direction, cap_pairs, data_hash, direction_pairs, encode_pairs
 from modmt.train.pair_forward import attach_layer_weights, decoder_layers, load_pair
-from modmt.train.pool import Pool, write_json_atomic
+from modmt.runtime.atomic import write_json_atomic
+from modmt.train.pool import Pool
 from modmt.train.trainer import TrainSettings, run_trainer
 
 
