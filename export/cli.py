@@ -29,7 +29,10 @@ from modmt.runtime.languages import load_registry
 def export_command(src, tgt, pool, weights, setting, targets, dtype, quantize, all_logits, model, out, force):
     """Merge LoRA_in(SRC) and LoRA_out(TGT) with weights w_in:w_out and export SRC->TGT to ONNX."""
     from modmt.export.direction import ExportOptions, export_direction
+    from modmt.export.weights_spec import parse_weights
 
+    if weights not in ("learned", "base"):
+        parse_weights(weights)  # a malformed --w fails before minutes of model loading
     options = ExportOptions(weights=weights, setting=int(setting), dtype=dtype, quantize=quantize,
                             targets=[t.strip() for t in targets.split(",")] if targets else None,
                             last_logits_only=not all_logits)

@@ -64,3 +64,23 @@ def test_runtime_imports_without_torch_or_transformers():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "runtime ok" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ja", "zh", "--w", "3-7"], "--w '3-7' is not IN:OUT"),
+    (["ja", "zh", "--w", "0:0"], "--w 0:0 gives both adapters zero weight"),
+    (["ja", "xx"], "unknown language code 'xx'"),
+    (["ja", "zh"], "is not an adapter pool (no pool.json); train one with `modmt-train adapters"),
+])
+def test_export_errors_are_one_line(tmp_path, args, message):
+    result = run("modmt-export", *args, "--pool", str(tmp_path / "no-pool"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_train_errors_are_one_line(tmp_path):
+    result = run("modmt-train", "adapters", "--model", str(tmp_path / "m"), "--data", str(tmp_path), "--out",
+                 str(tmp_path / "p"), "--rank", "0")
+    assert result.returncode == 2 and "--rank must be a positive integer" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

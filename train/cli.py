@@ -169,14 +169,14 @@ def adapters_command(model, data, epochs, batch_size, max_length, max_pairs, see
     from modmt.train.models import resolve_model
     from modmt.train.trainer import TrainSettings
 
-    registry = load_registry()
-    codes = [lang.code for lang in registry.parse_list(langs)]
-    corpus = open_corpus(data, registry)
     settings = TrainSettings(epochs=epochs, learning_rate=lr, batch_size=batch_size, max_length=max_length,
                              seed=seed, max_pairs=max_pairs, save_steps=save_steps)
     lora = LoraSettings(rank=rank, alpha=alpha, dropout=dropout, targets=targets)
-    lora.check()
+    lora.check()  # cheap checks first: a typo should not wait for a corpus or a model to load
     settings.check()
+    registry = load_registry()
+    codes = [lang.code for lang in registry.parse_list(langs)]
+    corpus = open_corpus(data, registry)
     train_pool(resolve_model(model), corpus, registry, codes, out, lora, settings, resume=resume, retrain=retrain)
 
 
@@ -235,3 +235,7 @@ def weights_command(src, tgt, pool_dir, data, model, split, epochs, batch_size, 
 
 def main():
     run_cli(train_group, "modmt-train")
+
+
+if __name__ == "__main__":  # `torchrun -m modmt.train.cli ...` and `accelerate launch -m modmt.train.cli ...`
+    main()
