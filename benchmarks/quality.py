@@ -39,8 +39,9 @@ class TorchMethods:
     def translate(self, src, tgt, method: Method, texts, beam, max_new_tokens, batch_size):
         import torch
 
-        from modmt.export.merge import fold_deltas, load_adapter, merged_deltas
-        from modmt.export.weights_spec import parse_weights
+        from modmt.export.merge import fold_deltas
+        from modmt.runtime.lora_merge import load_adapter, merged_deltas
+        from modmt.runtime.merge_weights import parse_weights
 
         model = self.model
         saved = {}

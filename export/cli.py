@@ -23,13 +23,17 @@ from modmt.runtime.languages import load_registry
 @click.option("--quantize", type=click.Choice(["none", "int8", "int4"]), default="none", show_default=True,
               help="int8 (dynamic, per channel) or int4 (MatMulNBits) weights for CPUs and edge devices.")
 @click.option("--all-logits", is_flag=True, help="Keep logits for every position (default: last only).")
+@click.option("--shared-base", type=click.Path(path_type=Path), default=None,
+              help="Store the base once in this folder (exported on first use); the direction keeps only a "
+                   "manifest and is folded in when the runtime loads it.")
 @click.option("--model", default=None, help="Base model (default: the one recorded in the pool).")
 @click.option("--out", type=click.Path(path_type=Path), help="Export directory (default exports/SRC-TGT).")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
-def export_command(src, tgt, pool, weights, setting, targets, dtype, quantize, all_logits, model, out, force):
+def export_command(src, tgt, pool, weights, setting, targets, dtype, quantize, all_logits, shared_base, model, out,
+                   force):
     """Merge LoRA_in(SRC) and LoRA_out(TGT) with weights w_in:w_out and export SRC->TGT to ONNX."""
     from modmt.export.direction import ExportOptions, export_direction
-    from modmt.export.weights_spec import parse_weights
+    from modmt.runtime.merge_weights import parse_weights
 
     if weights not in ("learned", "base"):
         parse_weights(weights)  # a malformed --w fails before minutes of model loading
@@ -38,7 +42,13 @@ def export_command(src, tgt, pool, weights, setting, targets, dtype, quantize, a
                             last_logits_only=not all_logits)
     registry = load_registry()
     registry.get(src), registry.get(tgt)
-    export_direction(pool, src, tgt, options, out or Path("exports") / f"{src}-{tgt}", registry, force, model)
+    out = out or Path("exports") / f"{src}-{tgt}"
+    if shared_base:
+        from modmt.export.shared_base import export_shared_direction
+
+        export_shared_direction(pool, src, tgt, options, shared_base, out, registry, force, model)
+    else:
+        export_direction(pool, src, tgt, options, out, registry, force, model)
 
 
 def main():

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
-from modmt.export.merge import fold_deltas, load_adapter, merged_deltas
-from modmt.export.weights_spec import parse_weights
+from modmt.export.merge import fold_deltas
+from modmt.runtime.lora_merge import load_adapter, merged_deltas
+from modmt.runtime.merge_weights import parse_weights
 from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
@@ -38,7 +39,7 @@ class ExportOptions:
             raise ModmtError("quantized exports keep fp32 activations; use --dtype fp32 with --quantize")
 
 
-def _tool_versions() -> dict:
+def tool_versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
@@ -93,37 +94,24 @@ def merged_model(pool: Pool, src: str, tgt: str, options: ExportOptions, model_d
     return model, model_dir, record
 
 
-def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions, out: Path,
-                     registry: LanguageRegistry, force: bool = False, model_dir: Path | None = None) -> dict:
+def write_onnx(model, final: Path, options: ExportOptions, weight_bytes: int, label: str,
+               external_data: bool = False) -> None:
+    """Optimum export of `model` into `final`, then the graph steps: last-position logits, dtype, quantization."""
     import onnx
     from optimum.exporters.onnx import onnx_export_from_model
 
     from modmt.export import onnx_graph
-    from modmt.train.models import load_tokenizer
-    from modmt.train.prompts import render_prompt
 
-    options.check()
-    src_lang, tgt_lang = registry.get(src), registry.get(tgt)
-    if out.exists() and not force:
-        raise ModmtError(f"{out} already exists; choose another --out or pass --force to replace it")
-    started = time.perf_counter()
-    model, base_dir, record = merged_model(Pool(pool_dir), src, tgt, options, model_dir)
-    tokenizer = load_tokenizer(base_dir)
-    weight_bytes = 4 * record["base_parameters"]
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.optimum.", dir=out.parent) as work, \
-            atomic_directory(out) as final:
+    with tempfile.TemporaryDirectory(prefix=".optimum.", dir=final.parent) as work:
         work = Path(work)
         raw = work / "optimum"
-        click.echo(f"exporting {src}->{tgt} with Optimum (text-generation-with-past) ...", err=True)
+        click.echo(f"exporting {label} with Optimum (text-generation-with-past) ...", err=True)
         onnx_export_from_model(model, raw, task="text-generation-with-past", do_validation=False)
-        del model
         graph = onnx.load(str(raw / "model.onnx"))  # with its weights: re-saved in one place below
         if options.last_logits_only:
             graph = onnx_graph.last_position_logits(graph)
         step = final / "model.onnx" if options.dtype == "fp32" and options.quantize == "none" else work / "fp32.onnx"
-        onnx_graph.save(graph, step, weight_bytes)
+        onnx_graph.save(graph, step, weight_bytes, external_data)
         del graph
         if options.dtype == "fp16":
             onnx_graph.to_fp16(step, final / "model.onnx", weight_bytes)
@@ -134,16 +122,39 @@ def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions,
         for name in ("tokenizer.json", "config.json", "generation_config.json"):
             if (raw / name).exists():
                 shutil.copy2(raw / name, final / name)
-        generation = json.loads((final / "generation_config.json").read_text())
-        eos = generation.get("eos_token_id")
-        template = render_prompt(tokenizer, src_lang, tgt_lang)
-        stops = sorted({template.end_of_turn_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])})
+
+
+def direction_record(tokenizer, src, tgt, registry: LanguageRegistry, generation_config: Path) -> dict:
+    """What the runtime needs to prompt and stop for a direction: prefix/suffix ids, stop and pad ids."""
+    from modmt.train.prompts import render_prompt
+
+    eos = json.loads(generation_config.read_text()).get("eos_token_id")
+    template = render_prompt(tokenizer, registry.get(src), registry.get(tgt))
+    stops = sorted({template.end_of_turn_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])})
+    return {"prompt": template.to_json(), "stop_token_ids": stops,
+            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]}
+
+
+def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions, out: Path,
+                     registry: LanguageRegistry, force: bool = False, model_dir: Path | None = None) -> dict:
+    from modmt.train.models import load_tokenizer
+
+    options.check()
+    registry.get(src), registry.get(tgt)
+    if out.exists() and not force:
+        raise ModmtError(f"{out} already exists; choose another --out or pass --force to replace it")
+    started = time.perf_counter()
+    model, base_dir, record = merged_model(Pool(pool_dir), src, tgt, options, model_dir)
+    tokenizer = load_tokenizer(base_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(out) as final:
+        write_onnx(model, final, options, 4 * record["base_parameters"], f"{src}->{tgt}")
+        del model
         manifest = write_manifest(final, {
             **record, "dtype": options.dtype, "quantization": options.quantize,
             "logits": "last" if options.last_logits_only else "all",
-            "prompt": template.to_json(), "stop_token_ids": stops,
-            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
-            "export_seconds": round(time.perf_counter() - started, 1), "tools": _tool_versions()})
+            **direction_record(tokenizer, src, tgt, registry, final / "generation_config.json"),
+            "export_seconds": round(time.perf_counter() - started, 1), "tools": tool_versions()})
     size = sum(p.stat().st_size for p in out.iterdir())
     click.echo(f"exported {src}->{tgt} (w {options.weights}, setting {options.setting}, {options.dtype}, "
                f"quantize {options.quantize}) to {out}: {size / 1e6:.1f} MB in {manifest['export_seconds']} s; "

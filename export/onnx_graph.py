@@ -9,8 +9,9 @@ from modmt.runtime.errors import ModmtError
 EXTERNAL_DATA_ABOVE = 1 << 30  # bytes of weights; above this they go to model.onnx.data
 
 
-def save(model: onnx.ModelProto, path: Path, weight_bytes: int) -> None:
-    if weight_bytes > EXTERNAL_DATA_ABOVE:
+def save(model: onnx.ModelProto, path: Path, weight_bytes: int, external_data: bool = False) -> None:
+    """Save; weights go to one `<name>.data` file when large (or when asked: shared bases index it)."""
+    if external_data or weight_bytes > EXTERNAL_DATA_ABOVE:
         onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=path.name + ".data", size_threshold=1024)
     else:

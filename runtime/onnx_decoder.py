@@ -39,10 +39,17 @@ def choose_providers(provider: str) -> list:
 
 
 class OnnxDecoder:
-    def __init__(self, model_path: str, provider: str = "auto", threads: int | None = None):
+    def __init__(self, model_path: str, provider: str = "auto", threads: int | None = None,
+                 initializers: dict | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        # Shared-base directions replace some weights at session creation; ONNX Runtime uses the
+        # buffers in place, so they must live as long as the session.
+        self._initializers = {name: ort.OrtValue.ortvalue_from_numpy(array)
+                              for name, array in (initializers or {}).items()}
+        for name, value in self._initializers.items():
+            options.add_initializer(name, value)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # One thread per core; inter-op parallelism does not help a sequential decoder graph.
         options.intra_op_num_threads = threads or os.cpu_count() or 1

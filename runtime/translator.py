@@ -7,6 +7,7 @@ from modmt.runtime.errors import ModmtError
 from modmt.runtime.manifest import read_manifest
 from modmt.runtime.onnx_decoder import OnnxDecoder
 from modmt.runtime.prompt import PromptTemplate
+from modmt.runtime.shared_fold import DIRECTION_KIND, folded_initializers, resolve_base
 
 
 class Translator:
@@ -24,12 +25,16 @@ class Translator:
         self.export_dir = Path(export_dir)
         self.manifest = read_manifest(self.export_dir, verify)
         self.src, self.tgt = self.manifest["src"], self.manifest["tgt"]
-        self.tokenizer = Tokenizer.from_file(str(self.export_dir / "tokenizer.json"))
+        model_dir, initializers = self.export_dir, None
+        if self.manifest.get("kind") == DIRECTION_KIND:  # the base lives elsewhere; fold our deltas at load
+            model_dir, base = resolve_base(self.export_dir, self.manifest, verify)
+            initializers = folded_initializers(model_dir, base, self.manifest)
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.template = PromptTemplate.from_json(self.manifest["prompt"])
         self.stop_ids = set(self.manifest["stop_token_ids"])
         self.pad_id = int(self.manifest["pad_token_id"])
         self.max_input_tokens = max_input_tokens
-        self.decoder = OnnxDecoder(str(self.export_dir / "model.onnx"), provider, threads)
+        self.decoder = OnnxDecoder(str(model_dir / "model.onnx"), provider, threads, initializers)
         self.load_seconds = time.perf_counter() - started
 
     @property

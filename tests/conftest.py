@@ -26,7 +26,7 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_pool(tmp_path_factory, tiny_model_dir):
-    """A pool with en, ja, zh adapters (rank 4, trained enough to make distributions peaked), and its corpus."""
+    """A pool with adapters for all five languages (rank 4, trained enough to make distributions peaked)."""
     from modmt.train.adapters import LoraSettings, train_pool
     from modmt.train.corpus import open_corpus
     from modmt.train.tiny import write_tiny_corpus
@@ -35,8 +35,8 @@ def tiny_pool(tmp_path_factory, tiny_model_dir):
     root = tmp_path_factory.mktemp("shared-pool")
     registry = load_registry()
     corpus = open_corpus(write_tiny_corpus(root / "corpus"), registry)
-    train_pool(tiny_model_dir, corpus, registry, ["en", "ja", "zh"], root / "pool", LoraSettings(rank=4, alpha=8),
-               TrainSettings(epochs=4, learning_rate=1e-2, batch_size=4, save_steps=1000))
+    train_pool(tiny_model_dir, corpus, registry, ["en", "fr", "de", "ja", "zh"], root / "pool",
+               LoraSettings(rank=4, alpha=8), TrainSettings(epochs=4, learning_rate=1e-2, batch_size=4, save_steps=1000))
     return root / "pool"
 
 

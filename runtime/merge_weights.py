@@ -25,6 +25,12 @@ class MergeWeights:
             return {"learned": [list(w) for w in self.per_layer]}
         return {"w_in": self.uniform[0], "w_out": self.uniform[1]}
 
+    @classmethod
+    def from_json(cls, data: dict) -> "MergeWeights":
+        if "learned" in data:
+            return cls(None, tuple((float(a), float(b)) for a, b in data["learned"]))
+        return cls((float(data["w_in"]), float(data["w_out"])))
+
 
 def parse_weights(text: str, learned_file: Path | None = None) -> MergeWeights:
     text = text.strip()

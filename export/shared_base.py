@@ -1,0 +1,147 @@
+"""Shared-base exports: the base model exported once, each direction a manifest folded in at load time.
+
+BASE/ holds model.onnx + model.onnx.data (every weight external), an index from each adaptable
+weight matrix to its initializer and byte range, and adapters/<role>-<lang>/ (each adapter stored
+once, whatever the number of directions using it). A direction folder holds only modmt.json:
+its adapters, weights, setting and prompt. The runtime (modmt.runtime.shared_fold) folds the deltas
+into those matrices when it creates the session.
+"""
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+import click
+
+from modmt.export.direction import ExportOptions, direction_record, tool_versions, write_onnx
+from modmt.runtime.atomic import atomic_directory
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.fingerprint import model_fingerprint, sha256_file
+from modmt.runtime.languages import LanguageRegistry
+from modmt.runtime.lora_merge import load_adapter, merged_deltas
+from modmt.runtime.manifest import MANIFEST, read_manifest, write_manifest
+from modmt.runtime.merge_weights import parse_weights
+from modmt.runtime.shared_fold import BASE_KIND, DIRECTION_KIND
+from modmt.train.pool import Pool
+
+WEIGHTS_FILE = "model.onnx.data"
+
+
+def _index_weights(model, final: Path) -> dict:
+    """Where each decoder-layer Linear weight lies in model.onnx.data (matched by the bytes themselves)."""
+    import onnx
+
+    graph = onnx.load(str(final / "model.onnx"), load_external_data=False)
+    data = final / WEIGHTS_FILE
+    by_digest = {}
+    with open(data, "rb") as f:
+        for init in graph.graph.initializer:
+            ext = {e.key: e.value for e in init.external_data}
+            if init.data_location != onnx.TensorProto.EXTERNAL or ext.get("location") != WEIGHTS_FILE:
+                continue
+            offset, length = int(ext.get("offset", 0)), int(ext["length"])
+            f.seek(offset)
+            by_digest[hashlib.sha256(f.read(length)).hexdigest()] = {
+                "initializer": init.name, "offset": offset, "length": length, "shape": list(init.dims)}
+    index = {}
+    for name, param in model.named_parameters():
+        if param.dim() != 2 or ".layers." not in name:
+            continue
+        weight = param.detach().float().cpu().numpy()
+        for transposed, array in ((True, weight.T), (False, weight)):
+            entry = by_digest.get(hashlib.sha256(array.copy(order="C").tobytes()).hexdigest())
+            if entry:
+                index[name] = {**entry, "transposed": transposed}
+                break
+        else:
+            raise ModmtError(f"cannot find {name} among the exported ONNX weights (was it fused or folded?)")
+    return index
+
+
+def export_shared_base(pool: Pool, base_dir: Path, registry: LanguageRegistry, model_dir: Path | None = None) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from modmt.train.models import resolve_model
+
+    started = time.perf_counter()
+    meta = pool.read()
+    model_dir = resolve_model(model_dir or meta["base_model"])
+    fingerprint = model_fingerprint(model_dir)
+    if fingerprint != meta["base_fingerprint"]:
+        raise ModmtError(f"pool {pool.root} was trained on another base model; pass the pool's base model")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    parameters = sum(p.numel() for p in model.parameters())
+    with atomic_directory(base_dir) as final:
+        write_onnx(model, final, ExportOptions(), 4 * parameters, "the shared base", external_data=True)
+        index = _index_weights(model, final)
+        manifest = write_manifest(final, {
+            "kind": BASE_KIND, "base_fingerprint": fingerprint, "base_model": str(model_dir),
+            "base_parameters": parameters, "dtype": "fp32", "quantization": "none", "logits": "last",
+            "weights_file": WEIGHTS_FILE, "weights_index": index,
+            "export_seconds": round(time.perf_counter() - started, 1), "tools": tool_versions()})
+    click.echo(f"exported the shared base to {base_dir} in {manifest['export_seconds']} s", err=True)
+    return manifest
+
+
+def _store_adapter(pool: Pool, role: str, lang: str, base_dir: Path, fingerprint: str) -> dict:
+    """Copy an adapter into the base once; return its folder and file hashes for the direction manifest."""
+    source = pool.require(role, lang, fingerprint)
+    rel = Path("adapters") / f"{role}-{lang}"
+    target = base_dir / rel
+    files = ("adapter_config.json", "adapter_model.safetensors")
+    if not target.exists() or any(sha256_file(source / n) != sha256_file(target / n) for n in files):
+        with atomic_directory(target) as tmp:
+            for name in files:
+                shutil.copy2(source / name, tmp / name)
+    return {"dir": str(rel), "files": {n: sha256_file(target / n) for n in files}}
+
+
+def export_shared_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions, base_dir: Path, out: Path,
+                            registry: LanguageRegistry, force: bool = False, model_dir: Path | None = None) -> dict:
+    from modmt.train.models import load_tokenizer
+
+    options.check()
+    if options.dtype != "fp32" or options.quantize != "none" or not options.last_logits_only:
+        raise ModmtError("shared-base exports are fp32, unquantized, last-position logits; drop --dtype/--quantize/"
+                         "--all-logits or export a standalone direction")
+    registry.get(src), registry.get(tgt)
+    if out.exists() and not force:
+        raise ModmtError(f"{out} already exists; choose another --out or pass --force to replace it")
+    started = time.perf_counter()
+    pool = Pool(pool_dir)
+    if not (base_dir / MANIFEST).exists():
+        export_shared_base(pool, base_dir, registry, model_dir)
+    base = read_manifest(base_dir, verify="size")
+    if base.get("kind") != BASE_KIND:
+        raise ModmtError(f"{base_dir} is not a shared-base export (it has a {MANIFEST} of another kind)")
+    fingerprint = base["base_fingerprint"]
+    if pool.read()["base_fingerprint"] != fingerprint:
+        raise ModmtError(f"the shared base {base_dir} was exported from another base model than pool {pool_dir}")
+    adapters = {"in": _store_adapter(pool, "in", src, base_dir, fingerprint),
+                "out": _store_adapter(pool, "out", tgt, base_dir, fingerprint)}
+    weights = parse_weights(options.weights, pool.weights_file(src, tgt))
+    # Merge once now, so that a rank mismatch or a bad --targets fails here and not at load time.
+    deltas = merged_deltas(load_adapter(base_dir / adapters["in"]["dir"]), load_adapter(base_dir / adapters["out"]["dir"]),
+                           weights, options.setting, options.targets)
+    missing = sorted(set(deltas) - set(base["weights_index"]))
+    if missing:
+        raise ModmtError(f"the shared base has no index entry for {missing[0]}; re-export the base")
+    tokenizer = load_tokenizer(Path(base["base_model"]))
+    entries = pool.read()["adapters"]
+    trainable = entries[f"in/{src}"]["trainable_parameters"] + entries[f"out/{tgt}"]["trainable_parameters"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(out) as final:
+        manifest = write_manifest(final, {
+            "kind": DIRECTION_KIND, "base": os.path.relpath(base_dir.resolve(), out.resolve()),
+            "base_manifest_sha256": sha256_file(base_dir / MANIFEST), "base_fingerprint": fingerprint,
+            "base_model": base["base_model"], "pool": str(pool.root.resolve()), "src": src, "tgt": tgt,
+            "weights": weights.to_json(), "setting": options.setting, "targets": options.targets,
+            "merged_modules": sorted(deltas), "adapters": adapters, "trainable_parameters": trainable,
+            "trainable_ratio": trainable / base["base_parameters"], "base_parameters": base["base_parameters"],
+            "dtype": "fp32", "quantization": "none", "logits": "last",
+            **direction_record(tokenizer, src, tgt, registry, base_dir / "generation_config.json"),
+            "export_seconds": round(time.perf_counter() - started, 2), "tools": tool_versions()})
+    click.echo(f"exported {src}->{tgt} on shared base {base_dir} to {out} in {manifest['export_seconds']} s", err=True)
+    return manifest
