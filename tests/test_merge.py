@@ -64,7 +64,7 @@ def test_setting_1_equals_both_adapters_active_at_w(tiny_model_dir, tiny_pool, w
     with torch.no_grad():
         static = merged(INPUT).logits
     torch.testing.assert_close(static, dynamic_logits(tiny_model_dir, pool, "ja", "zh", lambda i: (w_in, w_out)),
-                               rtol=1e-5, atol=1e-5)
+                               rtol=1e-4, atol=5e-5)  # float32 sums in another order
 
 
 def test_learned_per_layer_weights_fold_like_the_dynamic_forward(tmp_path, tiny_model_dir, tiny_pool):
@@ -79,7 +79,7 @@ def test_learned_per_layer_weights_fold_like_the_dynamic_forward(tmp_path, tiny_
     with torch.no_grad():
         static = merged(INPUT).logits
     dynamic = dynamic_logits(tiny_model_dir, pool, "ja", "zh", lambda i: (layers[i]["w_in"], layers[i]["w_out"]))
-    torch.testing.assert_close(static, dynamic, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(static, dynamic, rtol=1e-4, atol=5e-5)  # float32 sums in another order
 
 
 def test_only_chosen_modules_change_and_the_rest_is_bit_identical(tiny_model_dir, tiny_pool):
