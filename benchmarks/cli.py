@@ -78,6 +78,41 @@ def plots_command(pool_dir, quality_dir, out):
         click.echo("nothing to plot: give --pool with learned weights and/or --quality with results", err=True)
 
 
+@bench_group.command("exports")
+@click.argument("exports", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), required=True)
+@click.option("--split", default="devtest", show_default=True)
+@click.option("--limit", default=24, show_default=True)
+@click.option("--beam", default=5, show_default=True)
+@click.option("--batch", default=8, show_default=True)
+@click.option("--max-new-tokens", default=64, show_default=True)
+@click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--parity", is_flag=True, help="Also the max logit difference of the first export against PyTorch.")
+def exports_command(exports, data, split, limit, beam, batch, max_new_tokens, provider, parity):
+    """Exports of one direction side by side (e.g. fp32, int8, int4): chrF++, seconds, load time, size."""
+    from modmt.benchmarks.exports import compare_exports, logit_parity
+    from modmt.benchmarks.quality import chrf_scorer
+    from modmt.runtime.languages import load_registry
+    from modmt.runtime.manifest import read_manifest
+    from modmt.train.corpus import open_corpus
+
+    first = read_manifest(exports[0], verify="size")
+    table = open_corpus(data, load_registry()).multiway(split, [first["src"], first["tgt"]])
+    sources, references = table[first["src"]][:limit], table[first["tgt"]][:limit]
+    chrf = chrf_scorer()
+    rows = compare_exports(list(exports), sources, references, beam, batch, max_new_tokens, provider, chrf)
+    click.echo(f"{first['src']}->{first['tgt']}, {len(sources)} {split} segments, beam {beam}, batch {batch}; "
+               f"chrF++ {chrf.get_signature()}\n")
+    click.echo("| export | kind | dtype | quantization | chrF++ | seconds | load s | MB |\n|---|---|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        click.echo(f"| {r['export']} | {r['kind']} | {r['dtype']} | {r['quantization']} | {r['chrf']:.2f} | "
+                   f"{r['seconds']:.1f} | {r['load_s']:.2f} | {r['mb']:.0f} |")
+    if parity:
+        result = logit_parity(exports[0], sources[:4])
+        click.echo(f"\nfp32 parity of {exports[0]}: max |ONNX - PyTorch| = {result['max_abs_diff']:.2e} "
+                   f"(logits up to {result['max_abs_logit']:.1f}, {result['prompts']} prompts)")
+
+
 @bench_group.command("latency")
 @click.argument("exports", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--engines", default="modmt,transformers,optimum,ctranslate2", show_default=True)

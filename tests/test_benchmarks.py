@@ -94,3 +94,14 @@ def test_demo_offline_runs_end_to_end_and_caches(tmp_path):
     again = run_demo(tmp_path / "demo", offline=True, quick=True, segments=2, beam=2)  # every step cached
     assert (tmp_path / "demo" / "tiny-exports" / "ja-zh" / "modmt.json").stat().st_mtime_ns == stamp
     assert again["merged"]["chrf"] == report["merged"]["chrf"]
+
+
+def test_export_comparison_and_parity(tiny_export):
+    from modmt.benchmarks.exports import compare_exports, logit_parity
+    from modmt.benchmarks.quality import chrf_scorer
+
+    sources, references = ["猫です。", "パン"], ["猫。", "面包。"]
+    rows = compare_exports([tiny_export], sources, references, beam=2, batch=2, max_new_tokens=4, provider="cpu",
+                           chrf=chrf_scorer())
+    assert rows[0]["kind"] == "standalone" and rows[0]["quantization"] == "none" and rows[0]["mb"] > 0
+    assert logit_parity(tiny_export, sources)["max_abs_diff"] < 1e-4

@@ -1,0 +1,55 @@
+"""Compare exports of one direction (fp32, int8, int4, shared-base): chrF++, time, size, and fp32 logit parity."""
+import time
+from pathlib import Path
+
+import numpy as np
+
+from modmt.runtime.decoding import left_pad
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.translator import Translator
+
+
+def disk_bytes(export: Path) -> int:
+    return sum(p.stat().st_size for p in export.rglob("*") if p.is_file())
+
+
+def compare_exports(exports: list[Path], sources: list[str], references: list[str], beam: int, batch: int,
+                    max_new_tokens: int, provider: str, chrf) -> list[dict]:
+    rows = []
+    for export in exports:
+        translator = Translator(export, provider=provider)
+        started = time.perf_counter()
+        hyps = translator.translate(sources, beam=beam, max_new_tokens=max_new_tokens, batch_size=batch)
+        seconds = time.perf_counter() - started
+        manifest = translator.manifest
+        rows.append({"export": str(export), "dtype": manifest["dtype"], "quantization": manifest["quantization"],
+                     "kind": manifest.get("kind", "standalone"), "chrf": chrf.corpus_score(hyps, [references]).score,
+                     "seconds": seconds, "load_s": translator.load_seconds, "mb": disk_bytes(export) / 1e6,
+                     "examples": hyps[:3]})
+    return rows
+
+
+def logit_parity(export: Path, sources: list[str]) -> dict:
+    """Max |ONNX - PyTorch| of the last-position logits, the PyTorch side merged from the export's own pool."""
+    import torch
+
+    from modmt.export.direction import ExportOptions, merged_model
+    from modmt.train.pool import Pool
+
+    translator = Translator(export, provider="cpu")
+    manifest = translator.manifest
+    if "pool" not in manifest:
+        raise ModmtError(f"{export} records no adapter pool (an older export); re-export it to check parity")
+    weights = manifest["weights"]
+    w = "learned" if "learned" in weights else "base" if "base" in weights else f"{weights['w_in']}:{weights['w_out']}"
+    model, _, _ = merged_model(Pool(manifest["pool"]), manifest["src"], manifest["tgt"],
+                               ExportOptions(weights=w, setting=manifest["setting"], targets=manifest.get("targets")),
+                               manifest["base_model"])
+    ids, mask = left_pad([translator.encode(s)[0] for s in sources], translator.pad_id)
+    ours = translator.decoder.prefill(ids, mask)[0]
+    positions = np.where(mask == 0, 1, np.cumsum(mask, axis=1) - 1)
+    with torch.no_grad():
+        theirs = model(torch.tensor(ids), attention_mask=torch.tensor(mask),
+                       position_ids=torch.tensor(positions)).logits[:, -1].float().numpy()
+    return {"max_abs_diff": float(np.abs(ours - theirs).max()), "max_abs_logit": float(np.abs(theirs).max()),
+            "prompts": len(sources)}
