@@ -28,7 +28,8 @@ def bench_group():
 @click.option("--methods", default=None, help="Subset of rows, e.g. base,in,out,s1-1:9,s1-3:7 (default: all).")
 @click.option("--limit", type=int, default=None, help="First N segments of the split per direction.")
 @click.option("--engine", type=click.Choice(["onnx", "torch"]), default="onnx", show_default=True,
-              help="onnx: through an export per row (the deployed path); torch: fold into one in-memory model.")
+              help="onnx: the runtime on shared-base exports (the deployed path); torch: fold into one "
+                   "in-memory model and use transformers' generate.")
 @click.option("--full-model", type=click.Path(path_type=Path), default=None,
               help="A `modmt-train full` model for the full fine-tuning row (needs --engine torch).")
 @click.option("--beam", default=5, show_default=True)

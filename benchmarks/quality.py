@@ -98,13 +98,18 @@ def generate_texts(model, hf_tokenizer, src, tgt, texts, beam, max_new_tokens, b
 
 
 class OnnxMethods:
-    """Every method through the deployable path: a cached ONNX export per (direction, method)."""
+    """Every method through the deployable path: the runtime on shared-base exports.
+
+    The base is exported once; each (direction, method) is a manifest folded in at load, so a
+    Table-1 run costs one export, not one per row.
+    """
 
     def __init__(self, pool: Pool, work: Path, provider: str):
         self.pool, self.work, self.provider = pool, work, provider
 
     def translate(self, src, tgt, method: Method, texts, beam, max_new_tokens, batch_size):
-        from modmt.export.direction import ExportOptions, export_direction
+        from modmt.export.direction import ExportOptions
+        from modmt.export.shared_base import export_shared_direction
         from modmt.runtime.languages import load_registry
         from modmt.runtime.translator import Translator
 
@@ -112,8 +117,9 @@ class OnnxMethods:
             raise ModmtError("the full fine-tuning row needs --engine torch (it is not a merged direction)")
         out = self.work / "exports" / f"{src}-{tgt}" / method.key
         if not (out / "modmt.json").exists():
-            export_direction(self.pool.root, src, tgt, ExportOptions(weights=method.weights, setting=method.setting),
-                             out, load_registry(), force=True)
+            export_shared_direction(self.pool.root, src, tgt,
+                                    ExportOptions(weights=method.weights, setting=method.setting),
+                                    self.work / "exports" / "shared-base", out, load_registry(), force=True)
         translator = Translator(out, provider=self.provider, verify="size")
         return [" ".join(t.split()) for t in translator.translate(texts, beam=beam, max_new_tokens=max_new_tokens,
                                                                    batch_size=batch_size)]

@@ -119,25 +119,30 @@ def export_shared_direction(pool_dir: Path, src: str, tgt: str, options: ExportO
     fingerprint = base["base_fingerprint"]
     if pool.read()["base_fingerprint"] != fingerprint:
         raise ModmtError(f"the shared base {base_dir} was exported from another base model than pool {pool_dir}")
-    adapters = {"in": _store_adapter(pool, "in", src, base_dir, fingerprint),
-                "out": _store_adapter(pool, "out", tgt, base_dir, fingerprint)}
-    weights = parse_weights(options.weights, pool.weights_file(src, tgt))
-    # Merge once now, so that a rank mismatch or a bad --targets fails here and not at load time.
-    deltas = merged_deltas(load_adapter(base_dir / adapters["in"]["dir"]), load_adapter(base_dir / adapters["out"]["dir"]),
-                           weights, options.setting, options.targets)
-    missing = sorted(set(deltas) - set(base["weights_index"]))
-    if missing:
-        raise ModmtError(f"the shared base has no index entry for {missing[0]}; re-export the base")
+    if options.weights == "base":  # the pre-trained model itself (a benchmark row): nothing to fold
+        adapters, weights_json, deltas, trainable = None, {"base": True}, {}, 0
+    else:
+        adapters = {"in": _store_adapter(pool, "in", src, base_dir, fingerprint),
+                    "out": _store_adapter(pool, "out", tgt, base_dir, fingerprint)}
+        weights = parse_weights(options.weights, pool.weights_file(src, tgt))
+        weights_json = weights.to_json()
+        # Merge once now, so that a rank mismatch or a bad --targets fails here and not at load time.
+        deltas = merged_deltas(load_adapter(base_dir / adapters["in"]["dir"]),
+                               load_adapter(base_dir / adapters["out"]["dir"]), weights, options.setting,
+                               options.targets)
+        missing = sorted(set(deltas) - set(base["weights_index"]))
+        if missing:
+            raise ModmtError(f"the shared base has no index entry for {missing[0]}; re-export the base")
+        entries = pool.read()["adapters"]
+        trainable = entries[f"in/{src}"]["trainable_parameters"] + entries[f"out/{tgt}"]["trainable_parameters"]
     tokenizer = load_tokenizer(Path(base["base_model"]))
-    entries = pool.read()["adapters"]
-    trainable = entries[f"in/{src}"]["trainable_parameters"] + entries[f"out/{tgt}"]["trainable_parameters"]
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(out) as final:
         manifest = write_manifest(final, {
             "kind": DIRECTION_KIND, "base": os.path.relpath(base_dir.resolve(), out.resolve()),
             "base_manifest_sha256": sha256_file(base_dir / MANIFEST), "base_fingerprint": fingerprint,
             "base_model": base["base_model"], "pool": str(pool.root.resolve()), "src": src, "tgt": tgt,
-            "weights": weights.to_json(), "setting": options.setting, "targets": options.targets,
+            "weights": weights_json, "setting": options.setting, "targets": options.targets,
             "merged_modules": sorted(deltas), "adapters": adapters, "trainable_parameters": trainable,
             "trainable_ratio": trainable / base["base_parameters"], "base_parameters": base["base_parameters"],
             "dtype": "fp32", "quantization": "none", "logits": "last",

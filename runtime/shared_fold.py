@@ -27,7 +27,7 @@ def resolve_base(export_dir: Path, manifest: dict, verify: str) -> tuple[Path, d
         raise ModmtError(f"{base_dir} is not a shared-base export; {redo}")
     if sha256_file(base_dir / MANIFEST) != manifest["base_manifest_sha256"]:
         raise ModmtError(f"the shared base {base_dir} changed since this direction was exported; {redo}")
-    for role in ("in", "out"):
+    for role in ("in", "out") if manifest["adapters"] else ():
         for name, digest in manifest["adapters"][role]["files"].items():
             path = base_dir / manifest["adapters"][role]["dir"] / name
             if not path.is_file() or (verify == "full" and sha256_file(path) != digest):
@@ -37,6 +37,8 @@ def resolve_base(export_dir: Path, manifest: dict, verify: str) -> tuple[Path, d
 
 def folded_initializers(base_dir: Path, base: dict, manifest: dict) -> dict[str, np.ndarray]:
     """ONNX initializer name -> base weight + merged delta, for every matrix the direction changes."""
+    if not manifest["adapters"]:  # the pre-trained base itself
+        return {}
     lora_in = load_adapter(base_dir / manifest["adapters"]["in"]["dir"])
     lora_out = load_adapter(base_dir / manifest["adapters"]["out"]["dir"])
     deltas = merged_deltas(lora_in, lora_out, MergeWeights.from_json(manifest["weights"]), manifest["setting"],
