@@ -63,20 +63,29 @@ def quality_command(pool_dir, data, split, directions, methods, limit, engine, f
 @click.option("--pool", "pool_dir", type=click.Path(path_type=Path), default=None, help="For the learned-weight curves.")
 @click.option("--quality", "quality_dir", type=click.Path(path_type=Path), default=None,
               help="A `modmt-bench quality --out` folder, for heatmaps.")
+@click.option("--exports", "exports_dir", type=click.Path(path_type=Path), default=None,
+              help="A `modmt-bench exports --out` folder, for quality versus speed per precision.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/plots"), show_default=True)
-def plots_command(pool_dir, quality_dir, out):
-    """PNG plots: learned weights per layer (Figure 2) and src x tgt chrF++ heatmaps per method."""
-    from modmt.benchmarks.plots import plot_heatmaps, plot_learned_weights
+def plots_command(pool_dir, quality_dir, exports_dir, out):
+    """PNG plots: learned weights per layer (Figure 2), chrF++ heatmaps, quality versus speed."""
+    import json
+
+    from modmt.benchmarks.plots import plot_heatmaps, plot_learned_weights, plot_quality_vs_speed
 
     written = []
     if pool_dir:
         written += plot_learned_weights(pool_dir, out)
     if quality_dir:
         written += plot_heatmaps(quality_dir / "results.json", out)
+    if exports_dir:
+        data = json.loads((exports_dir / "exports.json").read_text())
+        points = [{"label": r["quantization"] if r["quantization"] != "none" else r["dtype"], "chrf": r["chrf"],
+                   "sentences_per_s": data["segments"] / r["seconds"]} for r in data["rows"]]
+        written.append(plot_quality_vs_speed(points, out))
     for path in written:
         click.echo(str(path))
     if not written:
-        click.echo("nothing to plot: give --pool with learned weights and/or --quality with results", err=True)
+        click.echo("nothing to plot: give --pool with learned weights, --quality or --exports results", err=True)
 
 
 @bench_group.command("exports")
@@ -89,7 +98,8 @@ def plots_command(pool_dir, quality_dir, out):
 @click.option("--max-new-tokens", default=64, show_default=True)
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--parity", is_flag=True, help="Also the max logit difference of the first export against PyTorch.")
-def exports_command(exports, data, split, limit, beam, batch, max_new_tokens, provider, parity):
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results/exports"), show_default=True)
+def exports_command(exports, data, split, limit, beam, batch, max_new_tokens, provider, parity, out):
     """Exports of one direction side by side (e.g. fp32, int8, int4): chrF++, seconds, load time, size."""
     from modmt.benchmarks.exports import compare_exports, logit_parity
     from modmt.benchmarks.quality import chrf_scorer
@@ -102,6 +112,10 @@ def exports_command(exports, data, split, limit, beam, batch, max_new_tokens, pr
     sources, references = table[first["src"]][:limit], table[first["tgt"]][:limit]
     chrf = chrf_scorer()
     rows = compare_exports(list(exports), sources, references, beam, batch, max_new_tokens, provider, chrf)
+    from modmt.runtime.atomic import write_json_atomic
+
+    write_json_atomic(out / "exports.json", {"segments": len(sources), "beam": beam, "batch": batch,
+                                             "signature": str(chrf.get_signature()), "rows": rows})
     click.echo(f"{first['src']}->{first['tgt']}, {len(sources)} {split} segments, beam {beam}, batch {batch}; "
                f"chrF++ {chrf.get_signature()}\n")
     click.echo("| export | kind | dtype | quantization | chrF++ | seconds | load s | MB |\n|---|---|---|---|---:|---:|---:|---:|")

@@ -10,7 +10,7 @@ $XDG_CONFIG_HOME/modmt/languages.json (~/.config/modmt/languages.json):
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from modmt.runtime.errors import ModmtError
@@ -111,6 +111,3 @@ def load_registry(path: str | os.PathLike | None = None) -> LanguageRegistry:
             languages[lang.code] = lang
     return LanguageRegistry(list(languages.values()))
 
-
-def language_to_json(lang: Language) -> dict:
-    return asdict(lang)

@@ -105,3 +105,20 @@ def test_export_comparison_and_parity(tiny_export):
                            chrf=chrf_scorer())
     assert rows[0]["kind"] == "standalone" and rows[0]["quantization"] == "none" and rows[0]["mb"] > 0
     assert logit_parity(tiny_export, sources)["max_abs_diff"] < 1e-4
+
+
+def test_plots_are_written_as_png(tmp_path):
+    from modmt.benchmarks.plots import plot_heatmaps, plot_learned_weights, plot_quality_vs_speed
+
+    (tmp_path / "pool" / "weights").mkdir(parents=True)
+    (tmp_path / "pool" / "weights" / "ja-zh.json").write_text(json.dumps(
+        {"src": "ja", "tgt": "zh", "layers": [{"w_in": 0.4, "w_out": 0.6}, {"w_in": 0.45, "w_out": 0.55}]}))
+    (tmp_path / "results.json").write_text(json.dumps(
+        {"languages": ["en", "ja"], "scores": {"in": {"en-ja": 12.0, "ja-en": 20.5}, "s1-3:7": {"en-ja": 13.0}}}))
+    written = plot_learned_weights(tmp_path / "pool", tmp_path / "plots")
+    written += plot_heatmaps(tmp_path / "results.json", tmp_path / "plots")
+    written.append(plot_quality_vs_speed([{"label": "fp32", "chrf": 40.3, "sentences_per_s": 1.3},
+                                          {"label": "int8", "chrf": 35.4, "sentences_per_s": 2.5}], tmp_path / "plots"))
+    assert sorted(p.name for p in written) == ["heatmap_in.png", "heatmap_s1-3_7.png", "learned_weights.png",
+                                               "quality_vs_speed.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
