@@ -57,6 +57,8 @@ def test_quality_run_caches_resumes_and_onnx_equals_torch(tmp_path, tiny_pool, m
     again = quality.run_quality(tiny_pool, corpus, engine="onnx", out=tmp_path / "onnx", **kwargs)
     assert calls == [("ja", "zh", "out")]
     assert again["results"] == onnx["results"]
+    cached = quality.run_quality(tiny_pool, corpus, engine="onnx", out=tmp_path / "onnx", **kwargs)  # all cached
+    assert len(calls) == 1 and cached["signature"] == saved["signature"]
 
 
 def test_latency_runs_engines_and_skips_missing_ones(tmp_path, tiny_export, monkeypatch):
