@@ -7,22 +7,12 @@ import os
 import sys
 
 from modmt.runtime.errors import ModmtError
+from modmt.runtime.text_lines import decode_lines
 
 
 def read_input_lines(path: str, errors: str) -> list[str]:
     data = sys.stdin.buffer.read() if path == "-" else _read_bytes(path)
-    raw = data.split(b"\n")
-    if raw and raw[-1] == b"":
-        raw.pop()
-    lines = []
-    for number, line in enumerate(raw, 1):
-        try:
-            text = line.decode("utf-8", errors="strict" if errors == "strict" else "replace")
-        except UnicodeDecodeError as e:
-            raise ModmtError(f"input line {number} is not valid UTF-8 ({e.reason} at byte {e.start}); fix it or "
-                             "pass --errors replace") from None
-        lines.append(text.rstrip("\r"))
-    return lines
+    return decode_lines(data, "stdin" if path == "-" else path, "fix it or pass --errors replace", errors)
 
 
 def _read_bytes(path: str) -> bytes:

@@ -101,7 +101,7 @@ def test_input_errors_name_the_line(tmp_path, tiny_export):
     src.write_bytes(b"ok\nbad \xff byte\n")
     result = cli(tiny_export, "-i", src, "-o", tmp_path / "o.txt")
     assert result.returncode == 2
-    assert b"input line 2 is not valid UTF-8" in result.stderr and b"--errors replace" in result.stderr
+    assert b"in.txt:2: not valid UTF-8" in result.stderr and b"--errors replace" in result.stderr
     assert b"Traceback" not in result.stderr
     replaced = cli(tiny_export, "-i", src, "-o", tmp_path / "o.txt", "--errors", "replace", "--max-new-tokens", "3")
     assert replaced.returncode == 0 and len((tmp_path / "o.txt").read_text().splitlines()) == 2

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.languages import ENGLISH, Language, LanguageRegistry
+from modmt.runtime.text_lines import decode_lines
 
 SPLITS = ("dev", "devtest")
 
@@ -22,17 +23,7 @@ def read_lines(path: Path) -> list[str]:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ModmtError(f"{path} does not exist") from None
-    raw_lines = data.split(b"\n")
-    if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()
-    lines = []
-    for number, raw in enumerate(raw_lines, 1):
-        try:
-            lines.append(raw.decode("utf-8").rstrip("\r"))
-        except UnicodeDecodeError as e:
-            raise ModmtError(f"{path}:{number}: not valid UTF-8 ({e.reason} at byte {e.start}); "
-                             "re-encode the file as UTF-8") from None
-    return lines
+    return decode_lines(data, str(path), "re-encode the file as UTF-8")
 
 
 def read_segments(path: Path) -> list[str]:
