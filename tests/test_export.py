@@ -101,8 +101,14 @@ def test_bad_export_input(tmp_path, tiny_pool, tiny_export):
     registry = load_registry()
     with pytest.raises(ModmtError, match="already exists; choose another --out or pass --force"):
         export_direction(tiny_pool, "ja", "zh", ExportOptions(), tiny_export, registry)
+    partial = tmp_path / "partial-pool"  # a pool without LoRA_out(fr)
+    shutil.copytree(tiny_pool, partial)
+    meta = json.loads((partial / "pool.json").read_text())
+    del meta["adapters"]["out/fr"]
+    (partial / "pool.json").write_text(json.dumps(meta))
+    shutil.rmtree(partial / "out" / "fr")
     with pytest.raises(ModmtError, match=r"no LoRA_out\(fr\); train it with `modmt-train adapters .*--langs fr"):
-        export_direction(tiny_pool, "ja", "fr", ExportOptions(), tmp_path / "x", registry)
+        export_direction(partial, "ja", "fr", ExportOptions(), tmp_path / "x", registry)
     with pytest.raises(ModmtError, match="unknown language code 'xx'"):
         export_direction(tiny_pool, "xx", "zh", ExportOptions(), tmp_path / "x", registry)
     other = build_tiny_model(tmp_path / "other-base", seed=7)
