@@ -13,13 +13,13 @@ from pathlib import Path
 import click
 
 from modmt.export.merge import fold_deltas
-from modmt.runtime.lora_merge import load_adapter, merged_deltas
-from modmt.runtime.merge_weights import parse_weights
 from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import LanguageRegistry
+from modmt.runtime.lora_merge import load_adapter, merged_deltas
 from modmt.runtime.manifest import write_manifest
+from modmt.runtime.merge_weights import parse_weights
 from modmt.train.pool import Pool
 
 
@@ -51,7 +51,7 @@ def tool_versions() -> dict:
     return versions
 
 
-def _check_adapter_base(path: Path, fingerprint: str) -> None:
+def check_adapter_base(path: Path, fingerprint: str) -> None:
     meta_path = path / "modmt-adapter.json"
     if meta_path.exists():
         recorded = json.loads(meta_path.read_text()).get("base_fingerprint")
@@ -73,7 +73,7 @@ def merged_model(pool: Pool, src: str, tgt: str, options: ExportOptions, model_d
     in_dir = pool.require("in", src, fingerprint)
     out_dir = pool.require("out", tgt, fingerprint)
     for path in (in_dir, out_dir):
-        _check_adapter_base(path, fingerprint)
+        check_adapter_base(path, fingerprint)
     if options.weights == "base":  # the pre-trained model itself: a benchmark row, no adapters
         deltas, weights_json = {}, {"base": True}
     else:

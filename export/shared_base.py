@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from modmt.export.direction import ExportOptions, direction_record, tool_versions, write_onnx
+from modmt.export.direction import ExportOptions, check_adapter_base, direction_record, tool_versions, write_onnx
 from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint, sha256_file
@@ -88,6 +88,7 @@ def export_shared_base(pool: Pool, base_dir: Path, registry: LanguageRegistry, m
 def _store_adapter(pool: Pool, role: str, lang: str, base_dir: Path, fingerprint: str) -> dict:
     """Copy an adapter into the base once; return its folder and file hashes for the direction manifest."""
     source = pool.require(role, lang, fingerprint)
+    check_adapter_base(source, fingerprint)
     rel = Path("adapters") / f"{role}-{lang}"
     target = base_dir / rel
     files = ("adapter_config.json", "adapter_model.safetensors")
