@@ -34,7 +34,7 @@ class ModmtEngine:
         return len(self.translator.tokenizer.encode(text, add_special_tokens=False).ids)
 
 
-def _generate_batches(generate, prompts, pad_id, batch_size):
+def generate_batches(generate, prompts, pad_id, batch_size):
     """Sort by length, generate batch by batch with left padding, return token lists in input order."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results = [None] * len(prompts)
@@ -66,7 +66,7 @@ class _GenerateEngine:
             return [[x for x in row[ids.shape[1]:].tolist() if x not in t.stop_ids] for row in out]
 
         prompts = [self.reference.prompt_ids(x) for x in texts]
-        outputs = _generate_batches(generate, prompts, t.pad_id, batch_size)
+        outputs = generate_batches(generate, prompts, t.pad_id, batch_size)
         return [t.tokenizer.decode(o, skip_special_tokens=True).strip() for o in outputs]
 
 

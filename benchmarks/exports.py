@@ -34,16 +34,15 @@ def logit_parity(export: Path, sources: list[str]) -> dict:
     import torch
 
     from modmt.export.direction import ExportOptions, merged_model
+    from modmt.runtime.merge_weights import weights_argument
     from modmt.train.pool import Pool
 
     translator = Translator(export, provider="cpu")
     manifest = translator.manifest
     if "pool" not in manifest:
         raise ModmtError(f"{export} records no adapter pool (an older export); re-export it to check parity")
-    weights = manifest["weights"]
-    w = "learned" if "learned" in weights else "base" if "base" in weights else f"{weights['w_in']}:{weights['w_out']}"
     model, _, _ = merged_model(Pool(manifest["pool"]), manifest["src"], manifest["tgt"],
-                               ExportOptions(weights=w, setting=manifest["setting"], targets=manifest.get("targets")),
+                               ExportOptions(weights=weights_argument(manifest["weights"]), setting=manifest["setting"], targets=manifest.get("targets")),
                                manifest["base_model"])
     ids, mask = left_pad([translator.encode(s)[0] for s in sources], translator.pad_id)
     ours = translator.decoder.prefill(ids, mask)[0]

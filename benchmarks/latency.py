@@ -33,16 +33,15 @@ def peak_rss_mb() -> float | None:
 def merged_hf_dir(manifest: dict, work: Path) -> Path:
     """The export's merged weights as a Hugging Face directory, for the peers that load one (cached)."""
     from modmt.export.direction import ExportOptions, merged_model
+    from modmt.runtime.merge_weights import weights_argument
     from modmt.train.models import load_tokenizer
     from modmt.train.pool import Pool
 
-    weights = manifest["weights"]
-    tag = "learned" if "learned" in weights else "base" if "base" in weights else f"{weights['w_in']}:{weights['w_out']}"
-    out = work / f"merged-{manifest['src']}-{manifest['tgt']}-s{manifest['setting']}-{tag.replace(':', '_')}"
+    weights = weights_argument(manifest["weights"])
+    out = work / f"merged-{manifest['src']}-{manifest['tgt']}-s{manifest['setting']}-{weights.replace(':', '_')}"
     if not (out / "config.json").exists():
-        w = "learned" if tag == "learned" else tag
         model, base_dir, _ = merged_model(Pool(manifest["pool"]), manifest["src"], manifest["tgt"],
-                                          ExportOptions(weights=w, setting=manifest["setting"]), manifest["base_model"])
+                                          ExportOptions(weights=weights, setting=manifest["setting"]), manifest["base_model"])
         model.save_pretrained(out, safe_serialization=True)
         load_tokenizer(base_dir).save_pretrained(out)
     return out

@@ -75,30 +75,25 @@ def generate_texts(model, hf_tokenizer, src, tgt, texts, beam, max_new_tokens, b
     """transformers `generate` with modmt's prompt (the runtime's token ids), length-sorted batches."""
     import torch
 
-    from modmt.runtime.decoding import left_pad
+    from modmt.benchmarks.engines import generate_batches
     from modmt.runtime.languages import load_registry
-    from modmt.train.prompts import render_prompt
+    from modmt.train.prompts import render_prompt, stop_token_ids
 
     registry = load_registry()
     template = render_prompt(hf_tokenizer, registry.get(src), registry.get(tgt))
-    backend = hf_tokenizer.backend_tokenizer
-    eos = model.generation_config.eos_token_id
-    stops = sorted({template.end_of_turn_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])})
+    stops = stop_token_ids(template, model.generation_config.eos_token_id)
     pad = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else stops[0]
-    prompts = [template.source_ids(backend, t) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: len(prompts[i]))
-    results = [""] * len(texts)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        ids, mask = left_pad([prompts[i] for i in chunk], pad)
+
+    def generate(ids, mask):
         with torch.no_grad():
             out = model.generate(torch.tensor(ids, device=model.device), attention_mask=torch.tensor(mask, device=model.device),
                                  num_beams=beam, do_sample=False, max_new_tokens=max_new_tokens,
                                  eos_token_id=stops, pad_token_id=pad)
-        for i, row in zip(chunk, out):
-            tokens = [t for t in row[ids.shape[1]:].tolist() if t not in stops]
-            results[i] = " ".join(hf_tokenizer.decode(tokens, skip_special_tokens=True).split())
-    return results
+        return [[t for t in row[ids.shape[1]:].tolist() if t not in stops] for row in out]
+
+    prompts = [template.source_ids(hf_tokenizer.backend_tokenizer, t) for t in texts]
+    outputs = generate_batches(generate, prompts, pad, batch_size)
+    return [" ".join(hf_tokenizer.decode(tokens, skip_special_tokens=True).split()) for tokens in outputs]
 
 
 class OnnxMethods:

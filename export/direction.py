@@ -126,11 +126,10 @@ def write_onnx(model, final: Path, options: ExportOptions, weight_bytes: int, la
 
 def direction_record(tokenizer, src, tgt, registry: LanguageRegistry, generation_config: Path) -> dict:
     """What the runtime needs to prompt and stop for a direction: prefix/suffix ids, stop and pad ids."""
-    from modmt.train.prompts import render_prompt
+    from modmt.train.prompts import render_prompt, stop_token_ids
 
-    eos = json.loads(generation_config.read_text()).get("eos_token_id")
     template = render_prompt(tokenizer, registry.get(src), registry.get(tgt))
-    stops = sorted({template.end_of_turn_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])})
+    stops = stop_token_ids(template, json.loads(generation_config.read_text()).get("eos_token_id"))
     return {"prompt": template.to_json(), "stop_token_ids": stops,
             "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]}
 

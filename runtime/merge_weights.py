@@ -32,6 +32,15 @@ class MergeWeights:
         return cls((float(data["w_in"]), float(data["w_out"])))
 
 
+def weights_argument(weights_json: dict) -> str:
+    """The --w value that reproduces a manifest's recorded weights ('learned', 'base' or 'IN:OUT')."""
+    if "learned" in weights_json:
+        return "learned"
+    if "base" in weights_json:
+        return "base"
+    return f"{weights_json['w_in']}:{weights_json['w_out']}"
+
+
 def parse_weights(text: str, learned_file: Path | None = None) -> MergeWeights:
     text = text.strip()
     if text == "learned":

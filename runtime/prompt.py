@@ -36,8 +36,11 @@ class PromptTemplate:
 
     def source_ids(self, tokenizer, text: str) -> list[int]:
         """Prompt ids for one source line. `tokenizer` is a `tokenizers.Tokenizer`."""
-        body = tokenizer.encode(clean_text(text), add_special_tokens=False).ids
-        return [*self.prefix_ids, *body, *self.suffix_ids]
+        return self.wrap(tokenizer.encode(clean_text(text), add_special_tokens=False).ids)
+
+    def wrap(self, body_ids: list[int]) -> list[int]:
+        """The source's token ids between the prefix and the suffix."""
+        return [*self.prefix_ids, *body_ids, *self.suffix_ids]
 
     def target_ids(self, tokenizer, text: str) -> list[int]:
         """What the model is trained to emit: the translation, then the end of its turn."""

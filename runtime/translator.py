@@ -6,7 +6,7 @@ from modmt.runtime.decoding import SearchSettings, beam_search, greedy
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.manifest import read_manifest
 from modmt.runtime.onnx_decoder import OnnxDecoder
-from modmt.runtime.prompt import PromptTemplate
+from modmt.runtime.prompt import PromptTemplate, clean_text
 from modmt.runtime.shared_fold import DIRECTION_KIND, folded_initializers, resolve_base
 
 
@@ -43,8 +43,8 @@ class Translator:
 
     def encode(self, text: str) -> tuple[list[int], int]:
         """Prompt ids for one line, with the source cut to max_input_tokens; also the uncut length."""
-        body = self.tokenizer.encode(text.strip(), add_special_tokens=False).ids
-        return [*self.template.prefix_ids, *body[: self.max_input_tokens], *self.template.suffix_ids], len(body)
+        body = self.tokenizer.encode(clean_text(text), add_special_tokens=False).ids
+        return self.template.wrap(body[: self.max_input_tokens]), len(body)
 
     def translate(self, texts: list[str], beam: int = 5, max_new_tokens: int = 256, length_penalty: float = 1.0,
                   batch_size: int = 8, early_stopping: bool | str = False, on_truncate=None) -> list[str]:

@@ -29,6 +29,12 @@ def render_prompt(tokenizer, src: Language, tgt: Language) -> PromptTemplate:
                           tuple(backend.encode(suffix, add_special_tokens=False).ids), closing[0])
 
 
+def stop_token_ids(template: PromptTemplate, eos) -> list[int]:
+    """Generation stops at the end of the chat turn and at the model's own eos (an id, a list, or None)."""
+    eos_ids = eos if isinstance(eos, list) else [eos] if eos is not None else []
+    return sorted({template.end_of_turn_id, *eos_ids})
+
+
 def training_example(template: PromptTemplate, tokenizer, source: str, target: str) -> dict:
     """input_ids = prompt + target + end of turn; labels mask the prompt so only the target is learned.
 
