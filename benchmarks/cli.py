@@ -11,7 +11,8 @@ import click
 from modmt.benchmarks.demo import demo_command
 from modmt.export.cli import export_command
 from modmt.runtime.cli import translate_command
-from modmt.runtime.errors import run_cli
+from modmt.runtime.errors import ModmtError, run_cli
+from modmt.runtime.options import POSITIVE_INT
 from modmt.train.cli import data_group, model_group, train_group
 
 
@@ -26,15 +27,15 @@ def bench_group():
 @click.option("--split", default="devtest", show_default=True)
 @click.option("--directions", default="all", show_default=True, help="all, or a list like ja-zh,en-fr.")
 @click.option("--methods", default=None, help="Subset of rows, e.g. base,in,out,s1-1:9,s1-3:7 (default: all).")
-@click.option("--limit", type=int, default=None, help="First N segments of the split per direction.")
+@click.option("--limit", type=POSITIVE_INT, default=None, help="First N segments of the split per direction.")
 @click.option("--engine", type=click.Choice(["onnx", "torch"]), default="onnx", show_default=True,
               help="onnx: the runtime on shared-base exports (the deployed path); torch: fold into one "
                    "in-memory model and use transformers' generate.")
 @click.option("--full-model", type=click.Path(path_type=Path), default=None,
-              help="A `modmt-train full` model for the full fine-tuning row (needs --engine torch).")
-@click.option("--beam", default=5, show_default=True)
-@click.option("--max-new-tokens", default=128, show_default=True)
-@click.option("--batch", default=8, show_default=True)
+              help="A `modmt-train full` model for the full fine-tuning row.")
+@click.option("--beam", type=POSITIVE_INT, default=5, show_default=True)
+@click.option("--max-new-tokens", type=POSITIVE_INT, default=128, show_default=True)
+@click.option("--batch", type=POSITIVE_INT, default=8, show_default=True)
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/quality"), show_default=True)
 def quality_command(pool_dir, data, split, directions, methods, limit, engine, full_model, beam, max_new_tokens,
@@ -92,10 +93,10 @@ def plots_command(pool_dir, quality_dir, exports_dir, out):
 @click.argument("exports", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--data", type=click.Path(path_type=Path), required=True)
 @click.option("--split", default="devtest", show_default=True)
-@click.option("--limit", default=24, show_default=True)
-@click.option("--beam", default=5, show_default=True)
-@click.option("--batch", default=8, show_default=True)
-@click.option("--max-new-tokens", default=64, show_default=True)
+@click.option("--limit", type=POSITIVE_INT, default=24, show_default=True)
+@click.option("--beam", type=POSITIVE_INT, default=5, show_default=True)
+@click.option("--batch", type=POSITIVE_INT, default=8, show_default=True)
+@click.option("--max-new-tokens", type=POSITIVE_INT, default=64, show_default=True)
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--parity", is_flag=True, help="Also the max logit difference of the first export against PyTorch.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/exports"), show_default=True)
@@ -115,17 +116,50 @@ def exports_command(exports, data, split, limit, beam, batch, max_new_tokens, pr
     from modmt.runtime.atomic import write_json_atomic
 
     write_json_atomic(out / "exports.json", {"segments": len(sources), "beam": beam, "batch": batch,
+                                             "src": first["src"], "tgt": first["tgt"], "references": references,
                                              "signature": str(chrf.get_signature()), "rows": rows})
     click.echo(f"{first['src']}->{first['tgt']}, {len(sources)} {split} segments, beam {beam}, batch {batch}; "
                f"chrF++ {chrf.get_signature()}\n")
-    click.echo("| export | kind | dtype | quantization | chrF++ | seconds | load s | MB |\n|---|---|---|---|---:|---:|---:|---:|")
+    click.echo("| export | kind | dtype | quantization | chrF++ | Δ to the first [95 % CI] | seconds | load s | MB |\n"
+               "|---|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
+        d = r["delta"]
         click.echo(f"| {r['export']} | {r['kind']} | {r['dtype']} | {r['quantization']} | {r['chrf']:.2f} | "
-                   f"{r['seconds']:.1f} | {r['load_s']:.2f} | {r['mb']:.0f} |")
+                   f"{d['value']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] | {r['seconds']:.1f} | {r['load_s']:.2f} | "
+                   f"{r['mb']:.0f} |")
     if parity:
         result = logit_parity(exports[0], sources[:4])
         click.echo(f"\nfp32 parity of {exports[0]}: max |ONNX - PyTorch| = {result['max_abs_diff']:.2e} "
                    f"(logits up to {result['max_abs_logit']:.1f}, {result['prompts']} prompts)")
+
+
+@bench_group.command("quant-error")
+@click.option("--model", default="qwen2.5-coder-0.5b-instruct", show_default=True,
+              help="A fetched known model (its GGUF and its Hugging Face directory).")
+def quant_error_command(model):
+    """Relative RMS error that 4/8-bit blocks of 32 add to the base's matrices, by their GGUF storage type."""
+    from modmt.benchmarks.quant_error import quantization_errors
+    from modmt.train.models import resolve_model
+
+    hf_dir = resolve_model(model)
+    gguf = hf_dir.parent / "model.gguf"
+    if not gguf.exists():
+        raise ModmtError(f"no GGUF beside {hf_dir}; this measures models fetched with `modmt model fetch`")
+    click.echo("| tensor | GGUF type | int4 symmetric | int4 zero point | int8 symmetric | int8 zero point |\n"
+               "|---|---|---:|---:|---:|---:|")
+    for r in quantization_errors(gguf, hf_dir):
+        click.echo(f"| {r['tensor']} | {r['gguf_type']} | {r['sym4']:.4f} | {r['asym4']:.4f} | {r['sym8']:.4f} | "
+                   f"{r['asym8']:.4f} |")
+
+
+@bench_group.command("exports-summary")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def exports_summary_command(results):
+    """Average `modmt-bench exports` runs of several directions: each variant's chrF++ difference to the
+    first export, with a 95 % paired-bootstrap interval over the segments of all directions."""
+    from modmt.benchmarks.exports import summarize_exports
+
+    click.echo(summarize_exports([p / "exports.json" if p.is_dir() else p for p in results]))
 
 
 @bench_group.command("latency")
@@ -134,11 +168,11 @@ def exports_command(exports, data, split, limit, beam, batch, max_new_tokens, pr
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Corpus: source segments from it.")
 @click.option("--input", "input_path", type=click.Path(path_type=Path), default=None, help="Or a file of segments.")
 @click.option("--split", default="devtest", show_default=True)
-@click.option("--limit", default=16, show_default=True, help="Number of segments.")
-@click.option("--batch", default=8, show_default=True)
-@click.option("--beam", default=5, show_default=True)
-@click.option("--max-new-tokens", default=64, show_default=True)
-@click.option("--threads", type=int, default=None)
+@click.option("--limit", type=POSITIVE_INT, default=16, show_default=True, help="Number of segments.")
+@click.option("--batch", type=POSITIVE_INT, default=8, show_default=True)
+@click.option("--beam", type=POSITIVE_INT, default=5, show_default=True)
+@click.option("--max-new-tokens", type=POSITIVE_INT, default=64, show_default=True)
+@click.option("--threads", type=POSITIVE_INT, default=None)
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/latency"), show_default=True)
 def latency_command(exports, engines, data, input_path, split, limit, batch, beam, max_new_tokens, threads,
@@ -162,6 +196,26 @@ def latency_command(exports, engines, data, input_path, split, limit, batch, bea
     markdown = latency_markdown(rows, batch, beam, len(segments))
     save_latency(rows, out, markdown)
     click.echo(markdown)
+
+
+@bench_group.command("reproduce")
+@click.option("--model", default=None, help="Base model (default: qwen2.5-coder-0.5b-instruct, fetched if needed).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Corpus (default: build the DDTP corpus into --workdir).")
+@click.option("--profile", type=click.Choice(["paper", "cpu", "tiny"]), default="cpu", show_default=True,
+              help="paper: the paper's settings (a GPU); cpu: one working session on 2 cores; tiny: the test kit.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path("results/reproduce"), show_default=True,
+              help="Everything the run makes; a second run with the same options resumes here.")
+@click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--stop-after", type=click.Choice(["corpus", "adapters", "pooled-en", "full", "weights", "quality"]),
+              default=None, help="Stop after this stage (and write the report of what exists).")
+def reproduce_command(model, data, profile, workdir, provider, stop_after):
+    """Table 1 end to end: adapters, full FT, weight learning, chrF++ of every row, report.md (resumable)."""
+    from modmt.benchmarks.reproduce import reproduce
+
+    report = reproduce(model, data, profile, workdir, provider, stop_after=stop_after)
+    click.echo(Path(report).read_text(encoding="utf-8"))
+    click.echo(f"report: {report}")
 
 
 @click.group()

@@ -25,8 +25,21 @@ def compare_exports(exports: list[Path], sources: list[str], references: list[st
         rows.append({"export": str(export), "dtype": manifest["dtype"], "quantization": manifest["quantization"],
                      "kind": manifest.get("kind", "standalone"), "chrf": chrf.corpus_score(hyps, [references]).score,
                      "seconds": seconds, "load_s": translator.load_seconds, "mb": disk_bytes(export) / 1e6,
-                     "examples": hyps[:3]})
+                     "recipe": manifest.get("quantization_recipe"), "hypotheses": hyps})
+    add_differences(rows, references, chrf)
     return rows
+
+
+def add_differences(rows: list[dict], references: list[str], chrf) -> None:
+    """chrF++ of each export minus the first's, with a 95 % paired bootstrap interval over segments."""
+    from modmt.benchmarks.significance import SegmentStats
+
+    stats = SegmentStats(chrf)
+    for i, row in enumerate(rows):
+        stats.add(str(i), "direction", row["hypotheses"], references)
+    for i, row in enumerate(rows):
+        diff = stats.difference(str(i), "0", ["direction"])
+        row["delta"] = {"value": diff.value, "low": diff.low, "high": diff.high}
 
 
 def logit_parity(export: Path, sources: list[str]) -> dict:
@@ -52,3 +65,34 @@ def logit_parity(export: Path, sources: list[str]) -> dict:
                        position_ids=torch.tensor(positions)).logits[:, -1].float().numpy()
     return {"max_abs_diff": float(np.abs(ours - theirs).max()), "max_abs_logit": float(np.abs(theirs).max()),
             "prompts": len(sources)}
+
+
+def summarize_exports(files: list[Path]) -> str:
+    """Markdown: per variant (by position in each run), mean chrF++ and mean difference to the first, over directions."""
+    import json
+
+    from modmt.benchmarks.quality import chrf_scorer
+    from modmt.benchmarks.significance import SegmentStats
+
+    runs = [json.loads(Path(f).read_text()) for f in files]
+    variants = len(runs[0]["rows"])
+    if any(len(r["rows"]) != variants or "references" not in r for r in runs):
+        raise ModmtError("every run needs the same variants in the same order, from this version of `modmt-bench exports`")
+    chrf = chrf_scorer()
+    stats = SegmentStats(chrf)
+    directions = []
+    for run in runs:
+        direction = f"{run['src']}-{run['tgt']}"
+        directions.append(direction)
+        for i, row in enumerate(run["rows"]):
+            stats.add(str(i), direction, row["hypotheses"], run["references"])
+    lines = [f"{len(runs)} directions ({', '.join(directions)}), {runs[0]['segments']} segments each, beam "
+             f"{runs[0]['beam']}; chrF++ {chrf.get_signature()}", "",
+             "| variant | MB (mean) | mean chrF++ | Δ to the first [95 % CI] | seconds (sum) |", "|---|---:|---:|---:|---:|"]
+    for i in range(variants):
+        rows = [run["rows"][i] for run in runs]
+        label = rows[0]["quantization"] if rows[0]["quantization"] != "none" else rows[0]["dtype"]
+        lines.append(f"| {label} | {sum(r['mb'] for r in rows) / len(rows):.0f} | "
+                     f"{stats.mean_interval(str(i), directions).value:.2f} | "
+                     f"{stats.difference(str(i), '0', directions)} | {sum(r['seconds'] for r in rows):.1f} |")
+    return "\n".join(lines) + "\n"

@@ -103,19 +103,25 @@ class OnnxMethods:
     Table-1 run costs one export, not one per row.
     """
 
-    def __init__(self, pool: Pool, work: Path, provider: str):
-        self.pool, self.work, self.provider = pool, work, provider
+    def __init__(self, pool: Pool, work: Path, provider: str, full_dir: Path | None = None):
+        self.pool, self.work, self.provider, self.full_dir = pool, work, provider, full_dir
 
     def translate(self, src, tgt, method: Method, texts, beam, max_new_tokens, batch_size):
         from modmt.export.direction import ExportOptions
-        from modmt.export.shared_base import export_shared_direction
+        from modmt.export.shared_base import export_model_base, export_plain_direction, export_shared_direction
         from modmt.runtime.languages import load_registry
         from modmt.runtime.translator import Translator
 
-        if method.key == "full":
-            raise ModmtError("the full fine-tuning row needs --engine torch (it is not a merged direction)")
         out = self.work / "exports" / f"{src}-{tgt}" / method.key
-        if not (out / "modmt.json").exists():
+        if method.key == "full" and not (out / "modmt.json").exists():
+            # The fine-tuned model is a shared base of its own: exported once, prompted per direction.
+            if self.full_dir is None:
+                raise ModmtError("the full fine-tuning row needs --full-model DIR (a `modmt-train full` output)")
+            full_base = self.work / "exports" / "full-base"
+            if not (full_base / "modmt.json").exists():
+                export_model_base(self.full_dir, full_base)
+            export_plain_direction(full_base, src, tgt, out, load_registry())
+        elif not (out / "modmt.json").exists():
             export_shared_direction(self.pool.root, src, tgt,
                                     ExportOptions(weights=method.weights, setting=method.setting),
                                     self.work / "exports" / "shared-base", out, load_registry(), force=True)
@@ -142,7 +148,7 @@ def run_quality(pool_dir: Path, corpus, split: str, directions: list[tuple[str, 
     table = corpus.multiway(split, sorted({l for d in directions for l in d}))
     n = min(limit or len(next(iter(table.values()))), len(next(iter(table.values()))))
     cache = out / "cache" / f"{split}-n{n}-beam{beam}-{engine}"
-    runner = TorchMethods(pool, full_dir) if engine == "torch" else OnnxMethods(pool, out, provider)
+    runner = TorchMethods(pool, full_dir) if engine == "torch" else OnnxMethods(pool, out, provider, full_dir)
 
     results = {m.key: {} for m in chosen}
     total = len(chosen) * len(directions)

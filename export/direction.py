@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from modmt.export.merge import fold_deltas
+from modmt.export.quantize import RECIPES
 from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
@@ -115,10 +116,8 @@ def write_onnx(model, final: Path, options: ExportOptions, weight_bytes: int, la
         del graph
         if options.dtype == "fp16":
             onnx_graph.to_fp16(step, final / "model.onnx", weight_bytes)
-        elif options.quantize == "int8":
-            onnx_graph.to_int8(step, final / "model.onnx", weight_bytes)
-        elif options.quantize == "int4":
-            onnx_graph.to_int4(step, final / "model.onnx", weight_bytes)
+        elif options.quantize != "none":
+            onnx_graph.to_quantized(step, final / "model.onnx", weight_bytes, RECIPES[options.quantize])
         for name in ("tokenizer.json", "config.json", "generation_config.json"):
             if (raw / name).exists():
                 shutil.copy2(raw / name, final / name)
@@ -151,6 +150,7 @@ def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions,
         del model
         manifest = write_manifest(final, {
             **record, "dtype": options.dtype, "quantization": options.quantize,
+            "quantization_recipe": RECIPES[options.quantize].to_json() if options.quantize != "none" else None,
             "logits": "last" if options.last_logits_only else "all",
             **direction_record(tokenizer, src, tgt, registry, final / "generation_config.json"),
             "export_seconds": round(time.perf_counter() - started, 1), "tools": tool_versions()})

@@ -1,4 +1,4 @@
-"""ONNX graph steps after Optimum's export: last-position logits, fp16, int8 and int4 weights."""
+"""ONNX graph steps after Optimum's export: last-position logits, fp16, and weight-only int8/int4."""
 from pathlib import Path
 
 import onnx
@@ -57,22 +57,9 @@ def to_fp16(src: Path, dst: Path, weight_bytes: int) -> None:
     save(model, dst, weight_bytes // 2)
 
 
-def to_int8(src: Path, dst: Path, weight_bytes: int) -> None:
-    """Dynamic int8 quantization of the MatMul weights (per channel), activations quantized on the fly."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def to_quantized(src: Path, dst: Path, weight_bytes: int, recipe) -> None:
+    """Weight-only quantization by `recipe` (modmt.export.quantize), saved beside its weights."""
+    from modmt.export.quantize import quantize
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"], use_external_data_format=weight_bytes // 4 > EXTERNAL_DATA_ABOVE)
-
-
-def to_int4(src: Path, dst: Path, weight_bytes: int, block_size: int = 32) -> None:
-    """Blockwise int4 weights with ONNX Runtime's MatMulNBits (CPU and CUDA kernels)."""
-    try:
-        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-    except ImportError as e:
-        raise ModmtError(f"int4 quantization needs onnxruntime's MatMulNBits quantizer ({e}); "
-                         "pip install onnx-ir") from None
-    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), block_size=block_size, is_symmetric=True,
-                                     accuracy_level=4)
-    quantizer.process()
-    save(quantizer.model.model, dst, weight_bytes // 8)
+    # int8 keeps about a quarter of the float bytes, int4 about a sixth: external data only when large.
+    save(quantize(onnx.load(str(src)), recipe), dst, weight_bytes * recipe.bits // 32)

@@ -60,17 +60,23 @@ def _index_weights(model, final: Path) -> dict:
 
 
 def export_shared_base(pool: Pool, base_dir: Path, registry: LanguageRegistry, model_dir: Path | None = None) -> dict:
-    import torch
-    from transformers import AutoModelForCausalLM
-
     from modmt.train.models import resolve_model
 
-    started = time.perf_counter()
     meta = pool.read()
     model_dir = resolve_model(model_dir or meta["base_model"])
     fingerprint = model_fingerprint(model_dir)
     if fingerprint != meta["base_fingerprint"]:
         raise ModmtError(f"pool {pool.root} was trained on another base model; pass the pool's base model")
+    return export_model_base(model_dir, base_dir, fingerprint)
+
+
+def export_model_base(model_dir: Path, base_dir: Path, fingerprint: str | None = None) -> dict:
+    """Export any Hugging Face model directory (the pre-trained base, or a fully fine-tuned model) as a shared base."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    started = time.perf_counter()
+    fingerprint = fingerprint or model_fingerprint(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     parameters = sum(p.numel() for p in model.parameters())
     with atomic_directory(base_dir) as final:
@@ -101,8 +107,6 @@ def _store_adapter(pool: Pool, role: str, lang: str, base_dir: Path, fingerprint
 
 def export_shared_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions, base_dir: Path, out: Path,
                             registry: LanguageRegistry, force: bool = False, model_dir: Path | None = None) -> dict:
-    from modmt.train.models import load_tokenizer
-
     options.check()
     if options.dtype != "fp32" or options.quantize != "none" or not options.last_logits_only:
         raise ModmtError("shared-base exports are fp32, unquantized, last-position logits; drop --dtype/--quantize/"
@@ -120,33 +124,48 @@ def export_shared_direction(pool_dir: Path, src: str, tgt: str, options: ExportO
     fingerprint = base["base_fingerprint"]
     if pool.read()["base_fingerprint"] != fingerprint:
         raise ModmtError(f"the shared base {base_dir} was exported from another base model than pool {pool_dir}")
-    if options.weights == "base":  # the pre-trained model itself (a benchmark row): nothing to fold
-        adapters, weights_json, deltas, trainable = None, {"base": True}, {}, 0
-    else:
-        adapters = {"in": _store_adapter(pool, "in", src, base_dir, fingerprint),
-                    "out": _store_adapter(pool, "out", tgt, base_dir, fingerprint)}
-        weights = parse_weights(options.weights, pool.weights_file(src, tgt))
-        weights_json = weights.to_json()
-        # Merge once now, so that a rank mismatch or a bad --targets fails here and not at load time.
-        deltas = merged_deltas(load_adapter(base_dir / adapters["in"]["dir"]),
-                               load_adapter(base_dir / adapters["out"]["dir"]), weights, options.setting,
-                               options.targets)
-        missing = sorted(set(deltas) - set(base["weights_index"]))
-        if missing:
-            raise ModmtError(f"the shared base has no index entry for {missing[0]}; re-export the base")
-        entries = pool.read()["adapters"]
-        trainable = entries[f"in/{src}"]["trainable_parameters"] + entries[f"out/{tgt}"]["trainable_parameters"]
+    if options.weights == "base":  # the base model itself (a benchmark row): nothing to fold
+        return export_plain_direction(base_dir, src, tgt, out, registry, pool.root)
+    adapters = {"in": _store_adapter(pool, "in", src, base_dir, fingerprint),
+                "out": _store_adapter(pool, "out", tgt, base_dir, fingerprint)}
+    weights = parse_weights(options.weights, pool.weights_file(src, tgt))
+    weights_json = weights.to_json()
+    # Merge once now, so that a rank mismatch or a bad --targets fails here and not at load time.
+    deltas = merged_deltas(load_adapter(base_dir / adapters["in"]["dir"]),
+                           load_adapter(base_dir / adapters["out"]["dir"]), weights, options.setting,
+                           options.targets)
+    missing = sorted(set(deltas) - set(base["weights_index"]))
+    if missing:
+        raise ModmtError(f"the shared base has no index entry for {missing[0]}; re-export the base")
+    entries = pool.read()["adapters"]
+    trainable = entries[f"in/{src}"]["trainable_parameters"] + entries[f"out/{tgt}"]["trainable_parameters"]
+    return _write_direction(base_dir, base, src, tgt, out, registry, started, {
+        "pool": str(pool.root.resolve()), "weights": weights_json, "setting": options.setting,
+        "targets": options.targets, "merged_modules": sorted(deltas), "adapters": adapters,
+        "trainable_parameters": trainable, "trainable_ratio": trainable / base["base_parameters"]})
+
+
+def export_plain_direction(base_dir: Path, src: str, tgt: str, out: Path, registry: LanguageRegistry,
+                           pool_root: Path | None = None) -> dict:
+    """A direction that folds nothing: the shared base model itself, prompted for SRC->TGT."""
+    base = read_manifest(base_dir, verify="size")
+    return _write_direction(base_dir, base, src, tgt, out, registry, time.perf_counter(), {
+        "pool": str(pool_root.resolve()) if pool_root else None, "weights": {"base": True}, "setting": 1,
+        "targets": None, "merged_modules": [], "adapters": None, "trainable_parameters": 0, "trainable_ratio": 0.0})
+
+
+def _write_direction(base_dir: Path, base: dict, src: str, tgt: str, out: Path, registry: LanguageRegistry,
+                     started: float, merge_record: dict) -> dict:
+    from modmt.train.models import load_tokenizer
+
     tokenizer = load_tokenizer(Path(base["base_model"]))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(out) as final:
         manifest = write_manifest(final, {
             "kind": DIRECTION_KIND, "base": os.path.relpath(base_dir.resolve(), out.resolve()),
-            "base_manifest_sha256": sha256_file(base_dir / MANIFEST), "base_fingerprint": fingerprint,
-            "base_model": base["base_model"], "pool": str(pool.root.resolve()), "src": src, "tgt": tgt,
-            "weights": weights_json, "setting": options.setting, "targets": options.targets,
-            "merged_modules": sorted(deltas), "adapters": adapters, "trainable_parameters": trainable,
-            "trainable_ratio": trainable / base["base_parameters"], "base_parameters": base["base_parameters"],
-            "dtype": "fp32", "quantization": "none", "logits": "last",
+            "base_manifest_sha256": sha256_file(base_dir / MANIFEST), "base_fingerprint": base["base_fingerprint"],
+            "base_model": base["base_model"], "src": src, "tgt": tgt, **merge_record,
+            "base_parameters": base["base_parameters"], "dtype": "fp32", "quantization": "none", "logits": "last",
             **direction_record(tokenizer, src, tgt, registry, base_dir / "generation_config.json"),
             "export_seconds": round(time.perf_counter() - started, 2), "tools": tool_versions()})
     click.echo(f"exported {src}->{tgt} on shared base {base_dir} to {out} in {manifest['export_seconds']} s", err=True)

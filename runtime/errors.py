@@ -10,14 +10,36 @@ class ModmtError(Exception):
     """A failure the user can fix. Its message is one line that says what to do."""
 
 
+def quiet_libraries() -> None:
+    """Hide what libraries print for their developers (tracer, tokenizer, Trainer, ONNX Runtime warnings).
+
+    What a user sees is our progress, results and warnings; `--verbose` (or --debug) shows it all.
+    Our own warnings go through click/tqdm, never through `warnings` or `logging`, so they stay.
+    """
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ["PYTHONWARNINGS"] = "ignore"  # also in subprocesses (torchrun workers)
+    logging.disable(logging.WARNING)          # library loggers: errors still show
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ["MODMT_QUIET"] = "1"            # ONNX Runtime sessions: errors only (runtime/onnx_decoder.py)
+
+
 def run_cli(command: click.Command, prog_name: str) -> None:
     """Run a click command: user errors become `prog: error: ...` and exit 2, never a traceback.
 
-    `--debug` (anywhere on the command line) or MODMT_DEBUG=1 re-raises with the full traceback.
+    `--debug` (anywhere on the command line) or MODMT_DEBUG=1 re-raises with the full traceback;
+    `--verbose` or MODMT_VERBOSE=1 shows the libraries' own warnings, hidden by default.
     """
     args = sys.argv[1:]
     debug = "--debug" in args or os.environ.get("MODMT_DEBUG") == "1"
-    args = [a for a in args if a != "--debug"]
+    verbose = debug or "--verbose" in args or os.environ.get("MODMT_VERBOSE") == "1"
+    args = [a for a in args if a not in ("--debug", "--verbose")]
+    if not verbose:
+        quiet_libraries()
     try:
         command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -25,8 +47,10 @@ def run_cli(command: click.Command, prog_name: str) -> None:
     except click.Abort:
         click.echo(f"{prog_name}: aborted", err=True)
         sys.exit(130)
-    except click.ClickException as e:  # usage errors: click already words them for the user
-        e.show()
+    except click.ClickException as e:  # usage errors: one line, as click words them, and where to look
+        hint = f" (see `{prog_name} ... --help`)" if isinstance(e, click.UsageError) else ""
+        message = " ".join(e.format_message().split())
+        click.echo(f"{prog_name}: error: {message}{hint}", err=True)
         sys.exit(e.exit_code)
     except ModmtError as e:
         if debug:

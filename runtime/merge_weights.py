@@ -1,5 +1,6 @@
 """Parse --w into merge weights: 'IN:OUT' normalised to sum 1, or 'learned' per-layer weights from the pool."""
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,13 +48,23 @@ def parse_weights(text: str, learned_file: Path | None = None) -> MergeWeights:
         if learned_file is None or not learned_file.exists():
             raise ModmtError(f"no learned weights at {learned_file}; run `modmt-train weights SRC TGT --pool POOL "
                              "--data CORPUS` first")
-        layers = json.loads(learned_file.read_text())["layers"]
-        return MergeWeights(None, tuple((float(w["w_in"]), float(w["w_out"])) for w in layers))
+        try:
+            layers = json.loads(learned_file.read_text(encoding="utf-8"))["layers"]
+            pairs = tuple((float(w["w_in"]), float(w["w_out"])) for w in layers)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModmtError(f"learned weights {learned_file} are malformed ({type(e).__name__}: {e}); learn them "
+                             "again with `modmt-train weights SRC TGT --pool POOL --data CORPUS`") from None
+        if not pairs or any(not (math.isfinite(a) and math.isfinite(b) and a >= 0 and b >= 0) for a, b in pairs):
+            raise ModmtError(f"learned weights {learned_file} hold no layers or a negative or non-finite weight; "
+                             "learn them again with `modmt-train weights`")
+        return MergeWeights(None, pairs)
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*:\s*([0-9]*\.?[0-9]+)\s*", text)
     if not match:
         raise ModmtError(f"--w {text!r} is not IN:OUT with non-negative numbers (e.g. 3:7, 0.3:0.7, 1:0) "
                          "or 'learned'")
     w_in, w_out = float(match.group(1)), float(match.group(2))
+    if not math.isfinite(w_in + w_out):
+        raise ModmtError(f"--w {text!r} is too large a number; give a ratio such as 3:7")
     if w_in + w_out == 0:
         raise ModmtError("--w 0:0 gives both adapters zero weight; give at least one a positive weight")
     total = w_in + w_out

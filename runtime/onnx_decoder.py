@@ -50,6 +50,8 @@ class OnnxDecoder:
                               for name, array in (initializers or {}).items()}
         for name, value in self._initializers.items():
             options.add_initializer(name, value)
+        if os.environ.get("MODMT_QUIET") == "1":
+            options.log_severity_level = 3  # errors only: the CLI hides library warnings unless --verbose
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # One thread per core; inter-op parallelism does not help a sequential decoder graph.
         options.intra_op_num_threads = threads or os.cpu_count() or 1
@@ -72,6 +74,10 @@ class OnnxDecoder:
         self.kv_heads, self.head_dim = first.shape[1], first.shape[3]
         self.cache_dtype = _DTYPES.get(first.type, np.float32)
         self.uses_position_ids = "position_ids" in inputs
+        logits = next((o for o in self.session.get_outputs() if o.name == "logits"), None)
+        if logits is None:
+            raise ModmtError(f"{model_path} has no 'logits' output; re-export it with `modmt-export`")
+        self.vocab_size = logits.shape[-1] if isinstance(logits.shape[-1], int) else None
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: list):
         feed = {"input_ids": ids, "attention_mask": mask}

@@ -52,4 +52,5 @@ class PromptTemplate:
 
     @classmethod
     def from_json(cls, data: dict) -> "PromptTemplate":
-        return cls(tuple(data["prefix_ids"]), tuple(data["suffix_ids"]), int(data["end_of_turn_id"]))
+        return cls(tuple(int(i) for i in data["prefix_ids"]), tuple(int(i) for i in data["suffix_ids"]),
+                   int(data["end_of_turn_id"]))

@@ -24,17 +24,31 @@ class Translator:
         started = time.perf_counter()
         self.export_dir = Path(export_dir)
         self.manifest = read_manifest(self.export_dir, verify)
-        self.src, self.tgt = self.manifest["src"], self.manifest["tgt"]
-        model_dir, initializers = self.export_dir, None
-        if self.manifest.get("kind") == DIRECTION_KIND:  # the base lives elsewhere; fold our deltas at load
-            model_dir, base = resolve_base(self.export_dir, self.manifest, verify)
-            initializers = folded_initializers(model_dir, base, self.manifest)
-        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self.template = PromptTemplate.from_json(self.manifest["prompt"])
-        self.stop_ids = set(self.manifest["stop_token_ids"])
-        self.pad_id = int(self.manifest["pad_token_id"])
+        try:  # a manifest edited by hand or from another version: a clear error, not a KeyError
+            self.src, self.tgt = str(self.manifest["src"]), str(self.manifest["tgt"])
+            model_dir, initializers = self.export_dir, None
+            if self.manifest.get("kind") == DIRECTION_KIND:  # the base lives elsewhere; fold our deltas at load
+                model_dir, base = resolve_base(self.export_dir, self.manifest, verify)
+                initializers = folded_initializers(model_dir, base, self.manifest)
+            self.template = PromptTemplate.from_json(self.manifest["prompt"])
+            self.stop_ids = {int(i) for i in self.manifest["stop_token_ids"]}
+            self.pad_id = int(self.manifest["pad_token_id"])
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise ModmtError(f"{self.export_dir / 'modmt.json'} is malformed ({type(e).__name__}: {e}); re-export "
+                             "the direction with `modmt-export`") from None
+        try:
+            self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        except Exception as e:
+            raise ModmtError(f"cannot load {model_dir / 'tokenizer.json'} ({str(e)[:120]}); re-export the "
+                             "direction with `modmt-export`") from None
         self.max_input_tokens = max_input_tokens
         self.decoder = OnnxDecoder(str(model_dir / "model.onnx"), provider, threads, initializers)
+        ids = [*self.template.prefix_ids, *self.template.suffix_ids, self.template.end_of_turn_id, *self.stop_ids,
+               self.pad_id]
+        vocab = self.decoder.vocab_size or self.tokenizer.get_vocab_size()
+        if any(not 0 <= i < vocab for i in ids):
+            raise ModmtError(f"{self.export_dir / 'modmt.json'} holds token ids outside the model's vocabulary "
+                             f"({vocab}); re-export the direction with `modmt-export`")
         self.load_seconds = time.perf_counter() - started
 
     @property

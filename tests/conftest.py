@@ -48,3 +48,11 @@ def tiny_export(tmp_path_factory, tiny_pool):
     out = tmp_path_factory.mktemp("exports") / "ja-zh"
     export_direction(tiny_pool, "ja", "zh", ExportOptions(weights="3:7"), out, load_registry())
     return out
+
+
+# Property-based tests: a few examples each in CI; `--hypothesis-profile long` for a thorough run.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", max_examples=15, deadline=None)
+_hypothesis_settings.register_profile("long", max_examples=2000, deadline=None)
+_hypothesis_settings.load_profile("ci")

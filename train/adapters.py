@@ -5,6 +5,7 @@ renamed into the pool atomically, then listed in pool.json. A pool that already 
 skips it, so adding a language trains only that language's two adapters.
 """
 import json
+import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -17,7 +18,7 @@ from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import LanguageRegistry
 from modmt.train.corpus import Corpus
-from modmt.train.data import adapter_direction, cap_pairs, data_hash, direction_pairs, encode_pairs
+from modmt.train.data import ENGLISH_RECIPES, adapter_data, adapter_direction, data_hash, direction_pairs, encode_pairs
 from modmt.train.pool import ROLES, Pool
 from modmt.train.trainer import TrainSettings, run_trainer
 
@@ -63,15 +64,19 @@ def load_base(model_dir: Path):
 
 def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Corpus, registry: LanguageRegistry,
                   lora: LoraSettings, settings: TrainSettings, resume: bool, base_parameters: int,
-                  stop_after_step: int | None = None) -> dict:
+                  stop_after_step: int | None = None, english: str = "copy", pooled_langs: list[str] = ()) -> dict:
     """Train one adapter into the pool; returns what pool.json records for it."""
     import transformers
     from peft import get_peft_model
 
-    direction = adapter_direction(role, lang)
     seed = settings.seed + ROLES.index(role)  # en's two adapters see the same en->en data: differ by seed
-    pairs = cap_pairs(direction_pairs(corpus, direction), settings.max_pairs, seed)
-    examples, too_long = encode_pairs(tokenizer, registry, direction, pairs, settings.max_length)
+    groups = adapter_data(corpus, role, lang, english, settings.max_pairs, seed, pooled_langs)
+    examples, too_long, pairs = [], 0, []
+    for direction, group in groups:
+        encoded, skipped = encode_pairs(tokenizer, registry, direction, group, settings.max_length)
+        examples, too_long, pairs = examples + encoded, too_long + skipped, pairs + group
+    if len(groups) > 1:
+        random.Random(seed).shuffle(examples)  # pooled English adapters: every language in every batch
     if too_long:
         click.echo(f"  {role}/{lang}: skipped {too_long} of {len(pairs)} pairs longer than "
                    f"--max-length {settings.max_length}", err=True)
@@ -83,8 +88,10 @@ def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Co
         stats = run_trainer(peft_model, examples, tokenizer.pad_token_id, work,
                             TrainSettings(**{**settings.to_json(), "seed": seed}), resume, stop_after_step)
         trainable = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
-        info = {"role": role, "lang": lang, "direction": str(direction), "pairs": len(pairs),
-                "skipped_too_long": too_long, "data_hash": data_hash(direction, pairs),
+        info = {"role": role, "lang": lang, "direction": ",".join(str(d) for d, _ in groups), "pairs": len(pairs),
+                "skipped_too_long": too_long,
+                "data_hash": data_hash(groups[0][0], pairs) if len(groups) == 1 else
+                "+".join(data_hash(d, g) for d, g in groups),
                 "lora": asdict(lora), "train": {**settings.to_json(), "seed": seed},
                 "trainable_parameters": trainable, "trainable_ratio": trainable / base_parameters, **stats}
         with atomic_directory(pool.adapter_dir(role, lang)) as tmp:
@@ -100,10 +107,16 @@ def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Co
 
 def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, langs: list[str], out: Path,
                lora: LoraSettings, settings: TrainSettings, resume: bool = False, retrain: bool = False,
-               stop_after_step: int | None = None) -> list[dict]:
-    """Train every missing adapter of `langs` into the pool at `out`; returns the new adapters' info."""
+               stop_after_step: int | None = None, english: str = "copy") -> list[dict]:
+    """Train every missing adapter of `langs` into the pool at `out`; returns the new adapters' info.
+
+    english: how English's two adapters are trained, "copy" (the paper: en->en) or "pooled" (x->en
+    and en->x over the pool's other languages); a pool holds one recipe, recorded in pool.json.
+    """
     lora.check()
     settings.check()
+    if english not in ENGLISH_RECIPES:
+        raise ModmtError(f"--english-adapters is one of {', '.join(ENGLISH_RECIPES)}, got {english!r}")
     for code in langs:
         registry.get(code)
         direction_pairs(corpus, adapter_direction("out", code))  # fail early on missing data
@@ -111,19 +124,25 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
     pool = Pool(out)
     if pool.exists():
         pool.create_or_check(fingerprint, str(model_dir), 0)  # another base model: error before loading it
+        recorded = pool.read().get("english_adapters", "copy")
+        if recorded != english:
+            raise ModmtError(f"pool {out} trains English's adapters with the {recorded!r} recipe, not {english!r}; "
+                             f"pass --english-adapters {recorded} or use a new --out")
+    pooled_langs = sorted((set(langs) | set(pool.read().get("languages", []) if pool.exists() else ())) - {"en"})
     todo = [(role, code) for code in langs for role in ROLES if retrain or not pool.has(role, code)]
     if not todo:
         click.echo(f"pool {out}: all adapters of {', '.join(langs)} are already trained", err=True)
         return []
     model, tokenizer = load_base(model_dir)
     base_parameters = count_parameters(model)
-    pool.create_or_check(fingerprint, str(model_dir), base_parameters)
+    pool.create_or_check(fingerprint, str(model_dir), base_parameters, english)
     trained = []
     for role, code in todo:
-        click.echo(f"== LoRA_{role}({code}): {adapter_direction(role, code)} pairs", err=True)
+        source = "pooled x->en / en->x" if code == "en" and english == "pooled" else str(adapter_direction(role, code))
+        click.echo(f"== LoRA_{role}({code}): {source} pairs", err=True)
         started = time.perf_counter()
         info = train_adapter(model, tokenizer, pool, role, code, corpus, registry, lora, settings, resume,
-                             base_parameters, stop_after_step)
+                             base_parameters, stop_after_step, english, pooled_langs)
         loss = f"{info['first_loss']:.3f} -> {info['final_loss']:.3f}" if info["final_loss"] is not None else "n/a"
         click.echo(f"{role}/{code}: {info['pairs']} pairs, {info['steps']} steps, loss {loss}, "
                    f"{info['tokens_per_second']:.0f} tokens/s, {(time.perf_counter() - started) / 60:.1f} min, "

@@ -5,6 +5,7 @@ import click
 
 from modmt.runtime.errors import run_cli
 from modmt.runtime.languages import load_registry
+from modmt.runtime.options import DROPOUT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT
 
 
 @click.group(name="data")
@@ -97,7 +98,7 @@ def list_models_command():
 
 @model_group.command("tiny")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=NON_NEGATIVE_INT, default=0, show_default=True)
 def tiny_model_command(out, seed):
     """Write a random tiny Qwen2 model and tokenizer (for tests and offline smoke runs)."""
     from modmt.train.tiny import build_tiny_model
@@ -131,14 +132,14 @@ def training_options(f):
         click.option("--model", required=True, help="Base model: hub id, local directory, .gguf, or a known name."),
         click.option("--data", "data", required=True, type=click.Path(path_type=Path),
                      help="Corpus: a modmt corpus directory or a FLORES-101/200 folder."),
-        click.option("--epochs", default=2.0, show_default=True, help="Epochs (the paper: 2)."),
-        click.option("--batch-size", default=8, show_default=True),
-        click.option("--max-length", default=256, show_default=True,
+        click.option("--epochs", type=POSITIVE_FLOAT, default=2.0, show_default=True, help="Epochs (the paper: 2)."),
+        click.option("--batch-size", type=POSITIVE_INT, default=8, show_default=True),
+        click.option("--max-length", type=click.IntRange(min=8), default=256, show_default=True,
                      help="Longest prompt+target in tokens; longer pairs are skipped and counted."),
-        click.option("--max-pairs", type=int, default=None,
+        click.option("--max-pairs", type=POSITIVE_INT, default=None,
                      help="Cap on training pairs per adapter (a seeded random subset), for CPU budgets."),
-        click.option("--seed", default=0, show_default=True),
-        click.option("--save-steps", default=100, show_default=True, help="Checkpoint interval (for --resume)."),
+        click.option("--seed", type=NON_NEGATIVE_INT, default=0, show_default=True),
+        click.option("--save-steps", type=POSITIVE_INT, default=100, show_default=True, help="Checkpoint interval (for --resume)."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint."),
     ]
     for option in reversed(options):
@@ -150,15 +151,18 @@ def training_options(f):
 @training_options
 @click.option("--langs", default="en,fr,de,ja,zh", show_default=True, help="Languages to train adapters for.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The adapter pool directory.")
-@click.option("--rank", default=8, show_default=True, help="LoRA rank r.")
-@click.option("--alpha", default=16, show_default=True, help="LoRA alpha (scaling = alpha / r).")
-@click.option("--dropout", default=0.05, show_default=True, help="LoRA dropout.")
+@click.option("--rank", type=POSITIVE_INT, default=8, show_default=True, help="LoRA rank r.")
+@click.option("--alpha", type=POSITIVE_FLOAT, default=16, show_default=True, help="LoRA alpha (scaling = alpha / r).")
+@click.option("--dropout", type=DROPOUT, default=0.05, show_default=True, help="LoRA dropout.")
 @click.option("--targets", default="all-linear", show_default=True,
               help="Modules to adapt: all-linear, or a comma list such as q_proj,v_proj.")
-@click.option("--lr", default=2e-4, show_default=True, help="Learning rate (the paper used 2e-5 for its runs).")
+@click.option("--lr", type=POSITIVE_FLOAT, default=2e-4, show_default=True, help="Learning rate (the paper used 2e-5 for its runs).")
 @click.option("--retrain", is_flag=True, help="Train again adapters the pool already has.")
+@click.option("--english-adapters", type=click.Choice(["copy", "pooled"]), default="copy", show_default=True,
+              help="copy: English's adapters learn en->en (the paper); pooled: LoRA_out(en) learns x->en and "
+                   "LoRA_in(en) en->x, balanced over the other languages (merges into English translate).")
 def adapters_command(model, data, epochs, batch_size, max_length, max_pairs, seed, save_steps, resume,
-                     langs, out, rank, alpha, dropout, targets, lr, retrain):
+                     langs, out, rank, alpha, dropout, targets, lr, retrain, english_adapters):
     """Train LoRA_in(l) on l->en and LoRA_out(l) on en->l for every language l into a pool.
 
     English's two adapters train on en->en copies, as in the paper. Adapters the pool already has
@@ -177,14 +181,15 @@ def adapters_command(model, data, epochs, batch_size, max_length, max_pairs, see
     registry = load_registry()
     codes = [lang.code for lang in registry.parse_list(langs)]
     corpus = open_corpus(data, registry)
-    train_pool(resolve_model(model), corpus, registry, codes, out, lora, settings, resume=resume, retrain=retrain)
+    train_pool(resolve_model(model), corpus, registry, codes, out, lora, settings, resume=resume, retrain=retrain,
+               english=english_adapters)
 
 
 @train_group.command("full")
 @training_options
 @click.option("--langs", default="en,fr,de,ja,zh", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Directory for the fine-tuned model.")
-@click.option("--lr", default=2e-5, show_default=True, help="Learning rate (the paper: 2e-5).")
+@click.option("--lr", type=POSITIVE_FLOAT, default=2e-5, show_default=True, help="Learning rate (the paper: 2e-5).")
 @click.option("--force", is_flag=True, help="Replace a fine-tuned model already in --out.")
 def full_command(model, data, epochs, batch_size, max_length, max_pairs, seed, save_steps, resume,
                  langs, out, lr, force):
@@ -209,13 +214,13 @@ def full_command(model, data, epochs, batch_size, max_length, max_pairs, seed, s
 @click.option("--model", default=None, help="Base model (default: the one recorded in the pool).")
 @click.option("--split", default="dev", show_default=True,
               help="Multi-way split that provides SRC->TGT pairs when neither side is English.")
-@click.option("--epochs", default=2.0, show_default=True)
-@click.option("--batch-size", default=8, show_default=True)
-@click.option("--max-length", default=256, show_default=True)
-@click.option("--max-pairs", type=int, default=None)
-@click.option("--lr", default=0.05, show_default=True,
+@click.option("--epochs", type=POSITIVE_FLOAT, default=2.0, show_default=True)
+@click.option("--batch-size", type=POSITIVE_INT, default=8, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=8), default=256, show_default=True)
+@click.option("--max-pairs", type=POSITIVE_INT, default=None)
+@click.option("--lr", type=POSITIVE_FLOAT, default=0.05, show_default=True,
               help="Learning rate for the per-layer logits (they start at 1.0, i.e. 0.5/0.5).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=NON_NEGATIVE_INT, default=0, show_default=True)
 def weights_command(src, tgt, pool_dir, data, model, split, epochs, batch_size, max_length, max_pairs, lr, seed):
     """Learn per-layer merge weights (w_in, w_out) for SRC->TGT with both adapters frozen (section 3.4)."""
     from modmt.train.corpus import open_corpus

@@ -4,6 +4,7 @@ import json
 import random
 from dataclasses import dataclass
 
+from modmt.runtime.errors import ModmtError
 from modmt.runtime.languages import ENGLISH, LanguageRegistry
 from modmt.train.corpus import Corpus
 from modmt.train.prompts import IGNORE_INDEX, render_prompt, training_example
@@ -21,6 +22,34 @@ class Direction:
 def adapter_direction(role: str, lang: str) -> Direction:
     """LoRA_in(l) learns l->en, LoRA_out(l) learns en->l; English's pair learns en->en."""
     return Direction(lang, ENGLISH) if role == "in" else Direction(ENGLISH, lang)
+
+
+ENGLISH_RECIPES = ("copy", "pooled")
+
+
+def adapter_data(corpus: Corpus, role: str, lang: str, english: str = "copy", max_pairs: int | None = None,
+                 seed: int = 0, pooled_langs: list[str] = ()) -> list[tuple[Direction, list[tuple[str, str]]]]:
+    """The (direction, pairs) groups one adapter trains on, capped at max_pairs in all.
+
+    english="copy" is the paper's recipe: English's adapters learn en->en copies. With "pooled",
+    LoRA_out(en) learns x->en and LoRA_in(en) en->x, pooled over `pooled_langs` (the pool's other
+    languages) and balanced (an equal share of max_pairs each), so that a merge into English translates
+    instead of copying its source.
+    """
+    if english not in ENGLISH_RECIPES:
+        raise ModmtError(f"--english-adapters is one of {', '.join(ENGLISH_RECIPES)}, got {english!r}")
+    if lang != ENGLISH or english == "copy":
+        direction = adapter_direction(role, lang)
+        return [(direction, cap_pairs(direction_pairs(corpus, direction), max_pairs, seed))]
+    others = [code for code in pooled_langs if code != ENGLISH]
+    if not others:
+        raise ModmtError("pooled English adapters need at least one other language in --langs")
+    groups = []
+    for i, code in enumerate(others):
+        share = None if max_pairs is None else max_pairs // len(others) + (i < max_pairs % len(others))
+        direction = Direction(code, ENGLISH) if role == "out" else Direction(ENGLISH, code)
+        groups.append((direction, cap_pairs(direction_pairs(corpus, direction), share, seed)))
+    return groups
 
 
 def direction_pairs(corpus: Corpus, direction: Direction) -> list[tuple[str, str]]:

@@ -38,11 +38,18 @@ class Pool:
             raise ModmtError(f"{self.root} is not an adapter pool (no {POOL_FILE}); "
                              "train one with `modmt-train adapters --out POOL`")
         try:
-            return json.loads(self.meta_path.read_text(encoding="utf-8"))
-        except ValueError as e:
+            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        except ValueError as e:  # also UnicodeDecodeError
             raise ModmtError(f"{self.meta_path} is corrupt ({e}); restore it or retrain the pool") from None
+        if not (isinstance(meta, dict) and isinstance(meta.get("base_fingerprint"), str)
+                and isinstance(meta.get("adapters"), dict)
+                and all(isinstance(v, dict) for v in meta["adapters"].values())):
+            raise ModmtError(f"{self.meta_path} is not a modmt pool file (it needs base_fingerprint and an adapters "
+                             "table); restore it or retrain the pool")
+        return meta
 
-    def create_or_check(self, fingerprint: str, base_model: str, base_parameters: int) -> dict:
+    def create_or_check(self, fingerprint: str, base_model: str, base_parameters: int,
+                        english_adapters: str = "copy") -> dict:
         """Open the pool for training on this base; a pool from another base is an error."""
         if self.exists():
             meta = self.read()
@@ -52,7 +59,7 @@ class Pool:
                                  "or the pool's base model")
             return meta
         meta = {"format": "modmt-pool/1", "base_fingerprint": fingerprint, "base_model": base_model,
-                "base_parameters": base_parameters, "adapters": {}}
+                "base_parameters": base_parameters, "english_adapters": english_adapters, "adapters": {}}
         write_json_atomic(self.meta_path, meta)
         return meta
 

@@ -1,0 +1,278 @@
+"""The report of a `modmt-bench reproduce` run: Table 1, gain ratios with intervals, the paper's findings, plots.
+
+It reads only the run's cached cells (hypotheses and references per direction and method), so it
+can be written at any point of a run: rows still missing are listed as missing, never guessed.
+"""
+import json
+from pathlib import Path
+from statistics import mean
+
+from modmt.benchmarks.significance import SegmentStats
+from modmt.runtime.atomic import write_json_atomic
+from modmt.runtime.languages import ENGLISH
+
+AIM_RATIO, AIM_PARAMS = 0.70, 0.015
+ROW_ORDER = ["base", "full", "in", "out", "s1-1:9", "s1-3:7", "s1-7:3", "s1-9:1", "s2-1:9", "s2-3:7", "s2-7:3",
+             "s2-9:1", "learned"]
+
+
+def load_cells(work: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((work / "quality").glob("*/*/*/*.json"))]
+
+
+def row_key(cell: dict) -> str:
+    return cell["method"] if cell["pool"] == "main" else f"{cell['method']}+pooled-en"
+
+
+def row_label(key: str, labels: dict) -> str:
+    method, _, pooled = key.partition("+")
+    label = labels.get(method, method)
+    return f"{label}, pooled en †" if pooled else label
+
+
+def collect(work: Path, chrf):
+    """Rows {key: {direction: cell}} at the largest sample each (direction, row) has, and the segment stats."""
+    rows, labels = {}, {}
+    for cell in load_cells(work):
+        key, direction = row_key(cell), f"{cell['src']}-{cell['tgt']}"
+        labels[cell["method"]] = cell["label"]
+        current = rows.setdefault(key, {}).get(direction)
+        if current is None or cell["n"] > current["n"]:
+            rows[key][direction] = cell
+    # A pooled-en row has only the directions with English; the others use exactly the main pool's
+    # adapters, so they take the main row's cell (same adapters, same segments).
+    for key in [k for k in rows if k.endswith("+pooled-en")]:
+        main = rows.get(key.split("+")[0], {})
+        for direction, cell in main.items():
+            rows[key].setdefault(direction, cell)
+    stats = SegmentStats(chrf)
+    for key, cells in rows.items():
+        for direction, cell in cells.items():
+            stats.add(key, direction, cell["hypotheses"], cell["references"])
+    return rows, labels, stats
+
+
+def columns_of(langs: list[str]) -> dict[str, callable]:
+    cols = {f"{l}→": (lambda d, l=l: d.split("-")[0] == l) for l in langs}
+    cols.update({f"→{l}": (lambda d, l=l: d.split("-")[1] == l) for l in langs})
+    cols["avg"] = lambda d: True
+    cols["non-en avg"] = lambda d: ENGLISH not in d.split("-")
+    return cols
+
+
+def param_ratio(pool_meta: dict, key: str) -> float | None:
+    method = key.split("+")[0]
+    ratios = {k: v["trainable_ratio"] for k, v in pool_meta.get("adapters", {}).items()}
+    if method == "base":
+        return None
+    if method == "full":
+        return 1.0
+    ins = [v for k, v in ratios.items() if k.startswith("in/")]
+    outs = [v for k, v in ratios.items() if k.startswith("out/")]
+    if not ins or not outs:
+        return None
+    if method == "in":
+        return max(ins)
+    if method == "out":
+        return max(outs)
+    return max(ins) + max(outs)
+
+
+def fmt(value, digits=2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def write_report(work: Path) -> str:
+    from modmt.benchmarks.plots import plot_heatmaps, plot_learned_weights
+    from modmt.benchmarks.quality import chrf_scorer
+
+    settings = json.loads((work / "settings.json").read_text())
+    stages = json.loads((work / "stages.json").read_text()) if (work / "stages.json").exists() else {}
+    langs = settings["langs"]
+    chrf = chrf_scorer()
+    rows, labels, stats = collect(work, chrf)
+    pool_meta = json.loads((work / "pool" / "pool.json").read_text()) if (work / "pool" / "pool.json").exists() else {}
+    all_dirs = [f"{s}-{t}" for s in langs for t in langs if s != t]
+    non_en = [d for d in all_dirs if ENGLISH not in d.split("-")]
+    cols = columns_of(langs)
+    order = [k for k in ROW_ORDER if k in rows] + sorted(k for k in rows if k not in ROW_ORDER)
+    complete = {k for k in order if all(d in rows[k] for d in all_dirs)}
+    profile = settings["profile"]
+    lines = [f"# Table 1 reproduction: profile `{profile['name']}`", "",
+             f"Model `{settings['model'] or 'qwen2.5-coder-0.5b-instruct'}`, data `{settings['data'] or 'DDTP'}`, "
+             f"languages {', '.join(langs)}. {profile['why']}", "",
+             f"chrF++ signature `{chrf.get_signature()}`; decoding beam {profile['beam']}, at most "
+             f"{profile['max_new_tokens']} new tokens; intervals are 95 % paired bootstrap over segments "
+             f"({stats.resamples} resamples, each direction resampled on its own).", ""]
+
+    # Table 1 in the paper's layout, plus the two averages and the sample size.
+    names = list(cols)
+    lines += ["## Table 1", "",
+              "Underlined: a merged cell above both LoRA_in and LoRA_out (point estimates, as the paper marks them). "
+              "† English's adapters trained on pooled x→en / en→x pairs instead of en→en copies; the directions "
+              "without English are the main pool's.", "",
+              "| Method | %Params | segments | " + " | ".join(names) + " |",
+              "|---|---:|---:|" + "---:|" * len(names)]
+    table = {}
+    for key in order:
+        table[key] = {}
+        for name, keep in cols.items():
+            dirs = [d for d in all_dirs if keep(d)]
+            have = [d for d in dirs if d in rows[key]]
+            table[key][name] = mean(rows[key][d]["chrf"] for d in dirs) if have and len(have) == len(dirs) else None
+    for key in order:
+        cells = []
+        for name in names:
+            value = table[key][name]
+            text = fmt(value)
+            method = key.split("+")[0]
+            if method.startswith(("s1-", "s2-", "learned")) and value is not None:
+                singles = [table.get(s, {}).get(name) for s in ("in", "out")]
+                if all(v is not None and value > v for v in singles):
+                    text = f"<u>{text}</u>"
+            cells.append(text)
+        sizes = sorted({c["n"] for c in rows[key].values()})
+        ratio = param_ratio(pool_meta, key)
+        params = "-" if ratio is None else ("100%" if ratio >= 1 else f"{100 * ratio:.2f}%")
+        missing = "" if key in complete else f" (missing {len([d for d in all_dirs if d not in rows[key]])} directions)"
+        lines.append(f"| {row_label(key, labels)}{missing} | {params} | {'/'.join(map(str, sizes))} | "
+                     + " | ".join(cells) + " |")
+    lines.append("")
+
+    # Headline comparisons, paired on the common sample.
+    findings, summary = [], {"rows": {k: table[k] for k in order}}
+    have_base_full = {"base", "full"} <= complete
+    headline = [k for k in order if k in complete and k not in ("base",)]
+    lines += ["## Gain over the base, as a share of full fine-tuning's", "",
+              "gain ratio = (method − base) / (full FT − base), on the mean chrF++ over the directions; "
+              "[95 % interval]. Rows on fewer segments than the base are compared on the directions' common "
+              "segments only where the sample sizes match; rows that do not match are left out here.", ""]
+    if have_base_full:
+        lines += ["| Method | %Params | mean chrF++ (20) | gain ratio, all 20 | mean chrF++ (12 non-en) | "
+                  "gain ratio, 12 non-en |", "|---|---:|---:|---:|---:|---:|"]
+        ratios = {}
+        for key in headline:
+            dirs = stats.common(["base", "full", key], all_dirs)
+            if len(dirs) != len(all_dirs):
+                continue
+            ne = [d for d in dirs if d in non_en]
+            g_all, g_ne = stats.gain_ratio(key, "base", "full", dirs), stats.gain_ratio(key, "base", "full", ne)
+            ratios[key] = (g_all, g_ne)
+            r = param_ratio(pool_meta, key)
+            lines.append(f"| {row_label(key, labels)} | {'-' if r is None else f'{100 * r:.2f}%'} | "
+                         f"{stats.mean_interval(key, dirs)} | {g_all or 'n/a'} | {stats.mean_interval(key, ne)} | "
+                         f"{g_ne or 'n/a'} |")
+        lines.append("")
+        full_gain = stats.difference("full", "base", all_dirs)
+        lines.append(f"Full fine-tuning gains {full_gain} chrF++ over the base on average"
+                     + (" — inside the interval of zero: every gain ratio below is unstable." if not
+                        full_gain.excludes_zero() else "."))
+        lines.append("")
+        summary["gain_ratios"] = {k: {"all": vars(a) if a else None, "non_en": vars(b) if b else None}
+                                  for k, (a, b) in ratios.items()}
+    else:
+        lines += [f"Needs the base and full fine-tuning rows on every direction; missing: "
+                  f"{', '.join(sorted({'base', 'full'} - complete))}.", ""]
+        ratios = {}
+
+    # The paper's findings, each held / not held / tie.
+    lines += ["## The paper's findings, here", ""]
+    if {"in", "out"} <= complete and stats.common(["in", "out"], all_dirs) == all_dirs:
+        d = stats.difference("out", "in", all_dirs)
+        not_en = [x for x in all_dirs if not x.endswith(f"-{ENGLISH}")]
+        d2 = stats.difference("out", "in", not_en)
+        verdict = "held" if d.low > 0 else ("not held" if d.high < 0 else "tie")
+        findings.append(("LoRA_out > LoRA_in on average", verdict,
+                         f"LoRA_out − LoRA_in = {d} chrF++ over all 20 directions; {d2} without →en"))
+    merged = [k for k in headline if k.split("+")[0].startswith(("s1-", "s2-", "learned")) and "+" not in k]
+    if {"in", "out"} <= complete and merged:
+        wins, point_wins, checked = [], 0, 0
+        for key in merged:
+            for name, keep in cols.items():
+                if name in ("avg", "non-en avg"):
+                    continue
+                dirs = stats.common(["in", "out", key], [x for x in all_dirs if keep(x)])
+                if not dirs:
+                    continue
+                checked += 1
+                a, b = stats.difference(key, "in", dirs), stats.difference(key, "out", dirs)
+                point_wins += a.value > 0 and b.value > 0
+                if a.low > 0 and b.low > 0:
+                    wins.append(f"{row_label(key, labels)} {name} (+{a.value:.2f} over LoRA_in, +{b.value:.2f} "
+                                f"over LoRA_out)")
+        verdict = "held" if wins else ("tie" if point_wins else "not held")
+        findings.append(("Some merged weights beat both single adapters", verdict,
+                         f"{point_wins} of {checked} (row, column) cells of the headline merged rows beat both on "
+                         f"the point estimate; {len(wins)} with both intervals above zero"
+                         + (f": {'; '.join(wins[:4])}" if wins else "")))
+    weights_dir = work / "pool" / "weights"
+    if weights_dir.exists() and any(weights_dir.glob("*.json")):
+        w = {p.stem: mean(l["w_out"] for l in json.loads(p.read_text())["layers"]) for p in weights_dir.glob("*.json")}
+        to_en = {k: v for k, v in w.items() if k.endswith(f"-{ENGLISH}")}
+        others = {k: v for k, v in w.items() if not k.endswith(f"-{ENGLISH}")}
+        dominant = sum(v > 0.5 for v in others.values())
+        en_source = sum(v < 0.5 for v in to_en.values())
+        verdict = "held" if others and dominant > len(others) / 2 and (not to_en or en_source > len(to_en) / 2) \
+            else "not held"
+        findings.append(("Target weights dominate in learned weighting, except for →en", verdict,
+                         f"mean w_out > 0.5 in {dominant} of {len(others)} directions not into English "
+                         f"(mean {mean(others.values()):.3f}); w_out < 0.5 in {en_source} of {len(to_en)} →en "
+                         f"directions (mean {mean(to_en.values()) if to_en else float('nan'):.3f}); one run, no "
+                         "interval"))
+        summary["learned_w_out"] = w
+    best = None
+    if ratios:
+        candidates = {k: v[0] for k, v in ratios.items() if k.split("+")[0].startswith(("s1-", "s2-", "learned"))
+                      and v[0] is not None}
+        if candidates:
+            best = max(candidates, key=lambda k: candidates[k].value)
+            g = candidates[best]
+            # Held only when the interval is tight enough to tell "about half" from none and from all of it.
+            if g.low > 0.5:
+                verdict = "exceeded"
+            elif g.high < 0.5:
+                verdict = "not held"
+            elif g.low > 0 and g.high < 1:
+                verdict = "held"
+            else:
+                verdict = "inconclusive (the interval also holds 0 or 1)"
+            findings.append(("Merged adapters reach about 50 % of full fine-tuning's gain", verdict,
+                             f"best merged row {row_label(best, labels)}: gain ratio {g} (all 20 directions)"))
+    for claim, verdict, numbers in findings:
+        lines.append(f"- **{claim}: {verdict}.** {numbers}.")
+    if not findings:
+        lines.append("- (no finding can be checked yet: the rows it needs are missing)")
+    lines.append("")
+    lines += ["## Our aim", ""]
+    if best:
+        g, r = candidates[best], param_ratio(pool_meta, best)
+        reached = g.value >= AIM_RATIO and (r or 0) <= AIM_PARAMS
+        lines.append(f"Merged or learned adapters at ≥ {AIM_RATIO:.0%} of full fine-tuning's gain with ≤ "
+                     f"{AIM_PARAMS:.1%} trainable parameters: **{'reached' if reached else 'not reached'}** — best "
+                     f"{row_label(best, labels)} at {g} of the gain with {100 * (r or 0):.2f}% of the parameters"
+                     + ("" if reached else f" ({AIM_RATIO - g.value:+.2f} short of the aim on the point estimate)")
+                     + ".")
+    else:
+        lines.append("Not measurable yet (needs the base, full fine-tuning and a merged row on every direction).")
+    lines.append("")
+
+    # Stage wall times and plots.
+    lines += ["## Stages", "", "| stage | wall time | attempts |", "|---|---:|---:|"]
+    for name, entry in stages.items():
+        if name == "report":
+            continue
+        wall = f"{entry['seconds'] / 60:.1f} min" if entry.get("done") else "running or interrupted"
+        lines.append(f"| {name} | {wall} | {entry.get('attempts', 1)} |")
+    lines.append("")
+    plots = work / "plots"
+    results_json = work / "results.json"
+    write_json_atomic(results_json, {"languages": langs, "scores": {
+        k: {d: c["chrf"] for d, c in rows[k].items()} for k in order if k in complete}})
+    written = plot_learned_weights(work / "pool", plots) + plot_heatmaps(results_json, plots)
+    if written:
+        lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in written[:3]] + [""]
+    write_json_atomic(work / "report.json", {**summary, "findings": [
+        {"claim": c, "verdict": v, "numbers": n} for c, v, n in findings], "signature": str(chrf.get_signature())})
+    text = "\n".join(lines)
+    (work / "report.md").write_text(text + "\n", encoding="utf-8")
+    return str(work / "report.md")

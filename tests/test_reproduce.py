@@ -1,0 +1,90 @@
+"""`modmt-bench reproduce` end to end on the tiny kit, its resume, the pooled English recipe and the bootstrap."""
+import json
+
+import numpy as np
+import pytest
+
+from modmt.runtime.languages import load_registry
+from modmt.train.corpus import open_corpus
+
+
+def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
+    from modmt.benchmarks import reproduce as rp
+    from modmt.train.tiny import write_tiny_corpus
+
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    work = tmp_path / "work"
+    # A first run stopped after full fine-tuning, as at the end of a working session.
+    rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", stop_after="full")
+    stages = json.loads((work / "stages.json").read_text())
+    assert [k for k, v in stages.items() if v["done"]] == ["corpus", "adapters", "pooled-en", "full", "report"]
+    assert not (work / "quality").exists()
+
+    report = rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu")
+    text = (work / "report.md").read_text()
+    for section in ("## Table 1", "gain ratio", "## The paper's findings, here", "## Our aim", "## Stages"):
+        assert section in text
+    assert "LoRA_out > LoRA_in on average:" in text and "Setting 1 (learned)" in text
+    assert "Full-parameter fine-tuning | 100%" in text and "pooled en †" in text
+    cells = sorted((work / "quality").glob("*/*/*/*.json"))
+    # 20 directions x (base, in, out, full, learned, 8 ratios) + 2 best ratios on more segments, + 4 pooled
+    # rows x 8 directions with English.
+    assert len(cells) == 20 * 13 + 20 * 2 + 4 * 8
+    assert (work / "plots" / "learned_weights.png").exists()
+    assert report.endswith("report.md")
+
+    # Resume: a cell lost (a kill mid-stage) is the only thing recomputed.
+    pooled = json.loads((work / "pool-pooled-en" / "pool.json").read_text())
+    assert pooled["english_adapters"] == "pooled"
+    assert pooled["adapters"]["out/en"]["direction"] == "de-en,fr-en,ja-en,zh-en"
+    assert pooled["adapters"]["in/fr"] == json.loads((work / "pool" / "pool.json").read_text())["adapters"]["in/fr"]
+    lost = cells[7]
+    lost.unlink()
+    stages = json.loads((work / "stages.json").read_text())
+    stages["quality"]["done"] = False
+    (work / "stages.json").write_text(json.dumps(stages))
+    before = {p: p.stat().st_mtime_ns for p in cells if p != lost}
+    rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu")
+    assert lost.exists()
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+
+    with pytest.raises(Exception, match="holds a run with other settings"):
+        rp.reproduce(str(tiny_model_dir), corpus, "cpu", work, provider="cpu")
+
+
+def test_pooled_english_data_is_balanced(tmp_path):
+    from modmt.train.data import adapter_data
+    from modmt.train.tiny import write_tiny_corpus
+
+    corpus = open_corpus(write_tiny_corpus(tmp_path / "c"), load_registry())
+    groups = adapter_data(corpus, "out", "en", "pooled", max_pairs=10, pooled_langs=["fr", "de", "ja", "zh"])
+    assert [str(d) for d, _ in groups] == ["fr-en", "de-en", "ja-en", "zh-en"]
+    assert [len(p) for _, p in groups] == [3, 3, 2, 2]          # 10 pairs, an equal share each
+    fr_en = groups[0][1][0]
+    assert fr_en[1] in [e for e, _ in corpus.pairs("fr")]       # target side is English
+    into = adapter_data(corpus, "in", "en", "pooled", pooled_langs=["fr", "ja"])
+    assert [str(d) for d, _ in into] == ["en-fr", "en-ja"]
+    copies = adapter_data(corpus, "out", "en", "copy", max_pairs=5)
+    assert len(copies) == 1 and all(s == t for s, t in copies[0][1])
+
+
+def test_paired_bootstrap_intervals():
+    from modmt.benchmarks.quality import chrf_scorer
+    from modmt.benchmarks.significance import SegmentStats
+
+    rng = np.random.default_rng(0)
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away"]
+    refs = [" ".join(rng.choice(words, 8)) for _ in range(40)]
+    stats = SegmentStats(chrf_scorer(), resamples=300)
+    stats.add("good", "x-y", refs, refs)                           # perfect
+    stats.add("same", "x-y", refs, refs)
+    stats.add("bad", "x-y", [" ".join(rng.choice(words, 8)) for _ in refs], refs)
+    stats.add("half", "x-y", [r if i % 2 else " ".join(rng.choice(words, 8)) for i, r in enumerate(refs)], refs)
+    tie = stats.difference("good", "same", ["x-y"])
+    assert tie.value == 0 and not tie.excludes_zero()
+    win = stats.difference("good", "bad", ["x-y"])
+    assert win.value > 20 and win.low > 0
+    ratio = stats.gain_ratio("half", "bad", "good", ["x-y"])
+    assert 0.2 < ratio.value < 0.8 and ratio.low < ratio.value < ratio.high
+    assert stats.gain_ratio("good", "bad", "good", ["x-y"]).value == pytest.approx(1.0)
+    assert stats.score("good", "x-y") == pytest.approx(100.0)
