@@ -135,11 +135,12 @@ def train_full_model(model_dir, corpus, registry, langs, out: Path, profile: Pro
     from modmt.train.full import train_full
     from modmt.train.trainer import TrainSettings
 
-    if (out / "modmt-full.json").exists():
-        return json.loads((out / "modmt-full.json").read_text())["steps"]
-    settings = TrainSettings(epochs=profile.full_epochs, learning_rate=profile.full_lr, batch_size=8,
-                             max_pairs=profile.full_pairs, seed=0, save_steps=25)
-    info = train_full(model_dir, corpus, registry, langs, out, settings, resume=True)
+    if (out / "modmt-full.json").exists():  # finished in an earlier run whose stage record was lost
+        info = json.loads((out / "modmt-full.json").read_text())
+    else:
+        settings = TrainSettings(epochs=profile.full_epochs, learning_rate=profile.full_lr, batch_size=8,
+                                 max_pairs=profile.full_pairs, seed=0, save_steps=25)
+        info = train_full(model_dir, corpus, registry, langs, out, settings, resume=True)
     return {"steps": info["steps"], "final_loss": info["final_loss"], "examples": info["examples"]}
 
 
@@ -220,6 +221,9 @@ def run_quality_stage(q: QualityRun, langs, pools: dict, full_dir: Path | None, 
         todo.append(("main", "full", p.headline_segments))
     if learned:
         todo.append(("main", "learned", p.headline_segments))
+    # 1:9 first on the headline sample (the paper's best ratio, and the best of the smoke-scale run),
+    # so that a run cut short still compares both settings with full fine-tuning.
+    todo += [("main", f"s{s}-1:9", p.headline_segments) for s in (1, 2)]
     todo += [("main", f"s{s}-{r}", p.other_segments) for s in (1, 2) for r in RATIOS]
     with click.progressbar(length=len(todo) * len(directions), label="chrF++ (single adapters, full FT, learned, ratios)", file=None) as bar:
         for pool_key, key, n in todo:
@@ -232,7 +236,7 @@ def run_quality_stage(q: QualityRun, langs, pools: dict, full_dir: Path | None, 
         scores = {r: mean_chrf([q.cell("main", pools["main"], methods[f"s{setting}-{r}"], s, t, p.other_segments)
                                 for s, t in directions]) for r in RATIOS}
         best[setting] = max(scores, key=scores.get)
-    headline = [("main", f"s{s}-{best[s]}") for s in (1, 2)]
+    headline = [("main", f"s{s}-{best[s]}") for s in (1, 2) if best[s] != "1:9"]
     en_directions = [d for d in directions if ENGLISH in d]
     pooled = [("pooled", k) for k in ("in", "out", f"s1-{best[1]}", f"s2-{best[2]}")] if "pooled" in pools else []
     total = len(headline) * len(directions) + len(pooled) * len(en_directions)

@@ -159,3 +159,27 @@ def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions,
                f"quantize {options.quantize}) to {out}: {size / 1e6:.1f} MB in {manifest['export_seconds']} s; "
                f"trainable ratio {100 * record['trainable_ratio']:.2f}%")
     return manifest
+
+
+def quantize_export(source: Path, out: Path, recipe, force: bool = False) -> dict:
+    """A quantized copy of an fp32 standalone export, without exporting again (recipe: a QuantRecipe).
+
+    For trying recipes side by side: the weights, prompt and stop tokens are the source's.
+    """
+    from modmt.export import onnx_graph
+    from modmt.runtime.manifest import read_manifest
+
+    manifest = read_manifest(source, verify="size")
+    if manifest.get("kind") or manifest["dtype"] != "fp32" or manifest["quantization"] != "none":
+        raise ModmtError(f"{source} is not an fp32, unquantized standalone export")
+    if out.exists() and not force:
+        raise ModmtError(f"{out} already exists; choose another --out or pass --force to replace it")
+    started = time.perf_counter()
+    keep = {k: v for k, v in manifest.items() if k not in ("format", "files", "export_seconds")}
+    with atomic_directory(out) as final:
+        onnx_graph.to_quantized(source / "model.onnx", final / "model.onnx", 4 * manifest["base_parameters"], recipe)
+        for name in ("tokenizer.json", "config.json", "generation_config.json"):
+            shutil.copy2(source / name, final / name)
+        return write_manifest(final, {**keep, "quantization": f"int{recipe.bits}",
+                                      "quantization_recipe": recipe.to_json(),
+                                      "export_seconds": round(time.perf_counter() - started, 1)})

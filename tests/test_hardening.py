@@ -280,36 +280,39 @@ def test_damaged_pool_file_is_a_clear_error(tiny_pool, data):
             assert "\n" not in str(e)
 
 
+def user_file(top_key: str):
+    """Any JSON value, random bytes, or {top_key: any JSON value}."""
+    return st.one_of(json_values.map(lambda v: json.dumps(v).encode()), st.binary(max_size=60),
+                     st.builds(lambda v: json.dumps({top_key: v}).encode(), json_values))
+
+
+def load_or_clear_error(name: str, content: bytes, load):
+    """load(path) of a file holding `content`: its result, or None after a one-line ModmtError."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(content)
+        try:
+            return load(path)
+        except ModmtError as e:
+            assert "\n" not in str(e)
+
+
 @FAST
-@given(content=st.one_of(json_values.map(lambda v: json.dumps(v).encode()), st.binary(max_size=60),
-                         st.builds(lambda e: json.dumps({"languages": e}).encode(), json_values)))
+@given(content=user_file("languages"))
 def test_any_languages_file_loads_or_is_a_clear_error(content):
     from modmt.runtime.languages import load_registry
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "languages.json"
-        path.write_bytes(content)
-        try:
-            load_registry(path)
-        except ModmtError as e:
-            assert "\n" not in str(e)
+    load_or_clear_error("languages.json", content, load_registry)
 
 
 @FAST
-@given(content=st.one_of(json_values.map(lambda v: json.dumps(v).encode()), st.binary(max_size=60),
-                         st.builds(lambda ls: json.dumps({"layers": ls}).encode(), json_values)))
+@given(content=user_file("layers"))
 def test_any_learned_weights_file_parses_or_is_a_clear_error(content):
     from modmt.runtime.merge_weights import parse_weights
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "ja-zh.json"
-        path.write_bytes(content)
-        try:
-            weights = parse_weights("learned", path)
-        except ModmtError as e:
-            assert "\n" not in str(e)
-        else:
-            assert weights.per_layer and all(a >= 0 and b >= 0 for a, b in weights.per_layer)
+    weights = load_or_clear_error("ja-zh.json", content, lambda path: parse_weights("learned", path))
+    if weights is not None:
+        assert weights.per_layer and all(a >= 0 and b >= 0 for a, b in weights.per_layer)
 
 
 @FAST

@@ -27,9 +27,11 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     assert "LoRA_out > LoRA_in on average:" in text and "Setting 1 (learned)" in text
     assert "Full-parameter fine-tuning | 100%" in text and "pooled en †" in text
     cells = sorted((work / "quality").glob("*/*/*/*.json"))
-    # 20 directions x (base, in, out, full, learned, 8 ratios) + 2 best ratios on more segments, + 4 pooled
-    # rows x 8 directions with English.
-    assert len(cells) == 20 * 13 + 20 * 2 + 4 * 8
+    # 20 directions x (base, in, out, full, learned, 1:9 of both settings) on the headline sample, x the 8
+    # ratios on the smaller one, the best ratio of each setting on the headline sample where it is not
+    # 1:9, and 4 pooled-English rows x the 8 directions with English.
+    best = json.loads((work / "stages.json").read_text())["quality"]["result"]["best_ratio"]
+    assert len(cells) == 20 * 7 + 20 * 8 + 20 * sum(r != "1:9" for r in best.values()) + 4 * 8
     assert (work / "plots" / "learned_weights.png").exists()
     assert report.endswith("report.md")
 
