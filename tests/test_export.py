@@ -150,3 +150,18 @@ def test_bad_export_input(tmp_path, tiny_pool, tiny_export):
     with pytest.raises(ModmtError, match="adapter .* was trained on another base model"):
         export_direction(pool_dir, "ja", "zh", ExportOptions(), tmp_path / "x", registry)
     assert not list(tmp_path.glob(".x.*")), "a failed export left its work folder behind"
+
+
+def test_quantize_export_requantizes_an_fp32_export(tmp_path, tiny_export):
+    from dataclasses import replace
+
+    from modmt.export.direction import quantize_export
+    from modmt.export.quantize import RECIPES
+
+    recipe = replace(RECIPES["int4"], head_bits=4, head_symmetric=False)  # a variant to try side by side
+    manifest = quantize_export(tiny_export, tmp_path / "q", recipe)
+    assert manifest["quantization"] == "int4" and manifest["quantization_recipe"]["head_bits"] == 4
+    assert manifest["prompt"] == Translator(tiny_export, provider="cpu").manifest["prompt"]
+    assert len(Translator(tmp_path / "q", provider="cpu").translate(TEXTS, beam=1, max_new_tokens=3)) == 3
+    with pytest.raises(ModmtError, match="not an fp32, unquantized standalone export"):
+        quantize_export(tmp_path / "q", tmp_path / "again", recipe)
