@@ -24,6 +24,10 @@ from modmt.runtime.merge_weights import parse_weights
 from modmt.train.pool import Pool
 
 
+# What the runtime reads beside model.onnx (and the shared base's model.onnx.data).
+RUNTIME_FILES = ("tokenizer.json", "config.json", "generation_config.json")
+
+
 @dataclass
 class ExportOptions:
     weights: str = "3:7"
@@ -118,7 +122,7 @@ def write_onnx(model, final: Path, options: ExportOptions, weight_bytes: int, la
             onnx_graph.to_fp16(step, final / "model.onnx", weight_bytes)
         elif options.quantize != "none":
             onnx_graph.to_quantized(step, final / "model.onnx", weight_bytes, RECIPES[options.quantize])
-        for name in ("tokenizer.json", "config.json", "generation_config.json"):
+        for name in RUNTIME_FILES:
             if (raw / name).exists():
                 shutil.copy2(raw / name, final / name)
 
@@ -178,7 +182,7 @@ def quantize_export(source: Path, out: Path, recipe, force: bool = False) -> dic
     keep = {k: v for k, v in manifest.items() if k not in ("format", "files", "export_seconds")}
     with atomic_directory(out) as final:
         onnx_graph.to_quantized(source / "model.onnx", final / "model.onnx", 4 * manifest["base_parameters"], recipe)
-        for name in ("tokenizer.json", "config.json", "generation_config.json"):
+        for name in RUNTIME_FILES:
             shutil.copy2(source / name, final / name)
         return write_manifest(final, {**keep, "quantization": f"int{recipe.bits}",
                                       "quantization_recipe": recipe.to_json(),

@@ -20,7 +20,6 @@ output projection and the value projections, Q6_K/Q4_K for the down projections:
 0 keeps float compute. The recipe goes into modmt.json.
 """
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import onnx
 
@@ -143,6 +142,3 @@ def embedding_int8(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
             graph.initializer.remove(initializers[table_name])
     return model
 
-
-def quantize_file(src: Path, dst: Path, recipe: QuantRecipe, save) -> None:
-    save(quantize(onnx.load(str(src)), recipe), dst)
