@@ -170,13 +170,15 @@ def exports_summary_command(results):
 @click.option("--split", default="devtest", show_default=True)
 @click.option("--limit", type=POSITIVE_INT, default=16, show_default=True, help="Number of segments.")
 @click.option("--batch", type=POSITIVE_INT, default=8, show_default=True)
-@click.option("--beam", type=POSITIVE_INT, default=5, show_default=True)
+@click.option("--beam", type=POSITIVE_INT, default=5, show_default=True, help="Beam of the batch-N throughput run.")
+@click.option("--latency-beam", type=POSITIVE_INT, default=1, show_default=True,
+              help="Beam of the batch-1 latency run (1: greedy, what the roofline assumes).")
 @click.option("--max-new-tokens", type=POSITIVE_INT, default=64, show_default=True)
 @click.option("--threads", type=POSITIVE_INT, default=None)
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/latency"), show_default=True)
-def latency_command(exports, engines, data, input_path, split, limit, batch, beam, max_new_tokens, threads,
-                    provider, out):
+def latency_command(exports, engines, data, input_path, split, limit, batch, beam, latency_beam, max_new_tokens,
+                    threads, provider, out):
     """Latency (batch 1), throughput (batch N), load time and peak memory of modmt and its peers, in one run."""
     from modmt.benchmarks.latency import latency_markdown, run_latency, save_latency
     from modmt.runtime.errors import ModmtError
@@ -192,8 +194,8 @@ def latency_command(exports, engines, data, input_path, split, limit, batch, bea
     else:
         raise ModmtError("give the segments: --data CORPUS (its SPLIT in the export's source language) or --input FILE")
     rows = run_latency(list(exports), segments, engines.split(","), batch, beam, max_new_tokens, out / "work",
-                       threads, provider)
-    markdown = latency_markdown(rows, batch, beam, len(segments))
+                       threads, provider, latency_beam)
+    markdown = latency_markdown(rows, batch, beam, len(segments), latency_beam)
     save_latency(rows, out, markdown)
     click.echo(markdown)
 

@@ -1,6 +1,7 @@
 """`modmt-bench latency`: load time, batch-1 latency percentiles, batch-N throughput and peak memory per engine."""
 import gc
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from modmt.benchmarks.engines import (CTranslate2Engine, EngineMissing, ModmtEngine, OptimumEngine,
                                       TransformersEngine, timed)
+from modmt.benchmarks.roofline import read_bandwidth, weight_bytes_per_token
 from modmt.runtime.errors import ModmtError
 
 ENGINES = ("modmt", "transformers", "optimum", "ctranslate2")
@@ -57,20 +59,22 @@ def optimum_dir(hf_dir: Path, work: Path) -> Path:
     return out
 
 
-def measure(engine, segments, batch, beam, max_new_tokens, count_tokens) -> dict:
-    per_sentence = []
+def measure(engine, segments, batch, beam, max_new_tokens, count_tokens, latency_beam) -> dict:
+    """Batch-1 latency and tokens/s at `latency_beam`, then throughput over all segments at batch/beam."""
+    per_sentence, tokens_1 = [], 0
     for text in segments:
-        _, seconds = timed(engine.translate, [text], beam, max_new_tokens, 1)
+        outputs, seconds = timed(engine.translate, [text], latency_beam, max_new_tokens, 1)
         per_sentence.append(seconds)
+        tokens_1 += count_tokens(outputs[0])
     outputs, seconds = timed(engine.translate, segments, beam, max_new_tokens, batch)
     tokens = sum(count_tokens(o) for o in outputs)
     return {"p50_ms": 1000 * float(np.percentile(per_sentence, 50)), "p90_ms": 1000 * float(np.percentile(per_sentence, 90)),
-            "p99_ms": 1000 * float(np.percentile(per_sentence, 99)), "sentences_per_s": len(segments) / seconds,
-            "tokens_per_s": tokens / seconds, "outputs": outputs}
+            "p99_ms": 1000 * float(np.percentile(per_sentence, 99)), "batch1_tokens_per_s": tokens_1 / sum(per_sentence),
+            "sentences_per_s": len(segments) / seconds, "tokens_per_s": tokens / seconds, "outputs": outputs}
 
 
 def run_latency(exports: list[Path], segments: list[str], engines: list[str], batch: int, beam: int,
-                max_new_tokens: int, work: Path, threads: int | None, provider: str) -> list[dict]:
+                max_new_tokens: int, work: Path, threads: int | None, provider: str, latency_beam: int = 1) -> list[dict]:
     unknown = set(engines) - set(ENGINES)
     if unknown:
         raise ModmtError(f"unknown engine(s) {sorted(unknown)}; choose from {', '.join(ENGINES)}")
@@ -110,10 +114,17 @@ def run_latency(exports: list[Path], segments: list[str], engines: list[str], ba
                 click.echo(f"  {name}: skipped ({e})", err=True)
                 continue
             row = {"engine": name, "precision": precision, "load_s": load_s, "export": str(export),
-                   **measure(engine, segments, batch, beam, max_new_tokens, count)}
+                   **measure(engine, segments, batch, beam, max_new_tokens, count, latency_beam)}
             row["peak_rss_mb"] = peak_rss_mb()
+            if name == "modmt":
+                row["weight_mb_per_token"] = weight_bytes_per_token(Path(engine.translator.decoder.model_path)) / 1e6
             rows.append(row)
             del engine
+    bandwidth = read_bandwidth(threads or os.cpu_count() or 1)
+    for row in rows:
+        row["read_gb_per_s"] = bandwidth / 1e9
+        if "weight_mb_per_token" in row:  # the batch-1 ceiling if decoding were bound by reading weights
+            row["roofline_tokens_per_s"] = bandwidth / (row["weight_mb_per_token"] * 1e6)
     fastest_peer = max((r["sentences_per_s"] for r in rows if r["engine"] != "modmt" and "skipped" not in r), default=None)
     for row in rows:
         if "skipped" not in row and fastest_peer:
@@ -121,19 +132,24 @@ def run_latency(exports: list[Path], segments: list[str], engines: list[str], ba
     return rows
 
 
-def latency_markdown(rows: list[dict], batch: int, beam: int, n: int) -> str:
-    lines = [f"| engine | precision | load s | p50 ms | p90 ms | p99 ms (batch 1) | sent/s | tok/s (batch {batch}) "
-             "| peak RSS MB | x fastest peer |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def latency_markdown(rows: list[dict], batch: int, beam: int, n: int, latency_beam: int = 1) -> str:
+    lines = [f"| engine | precision | load s | p50 ms | p90 ms | p99 ms | tok/s | roofline tok/s (batch 1, beam "
+             f"{latency_beam}) | sent/s | tok/s (batch {batch}, beam {beam}) | peak RSS MB | x fastest peer |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['engine']} | {r['precision']} | skipped: {r['skipped']} ||||||||")
+            lines.append(f"| {r['engine']} | {r['precision']} | skipped: {r['skipped']} ||||||||||")
             continue
+        roofline = f"{r['roofline_tokens_per_s']:.1f}" if "roofline_tokens_per_s" in r else "–"
         lines.append(f"| {r['engine']} | {r['precision']} | {r['load_s']:.2f} | {r['p50_ms']:.0f} | {r['p90_ms']:.0f} | "
-                     f"{r['p99_ms']:.0f} | {r['sentences_per_s']:.2f} | {r['tokens_per_s']:.1f} | "
-                     f"{r['peak_rss_mb'] or 0:.0f} | {r.get('vs_fastest_peer', 0):.2f} |")
-    machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores"
-    return (f"beam {beam}, {n} segments, batch 1 for latency and batch {batch} for throughput; machine: {machine}\n\n"
-            + "\n".join(lines) + "\n")
+                     f"{r['p99_ms']:.0f} | {r['batch1_tokens_per_s']:.1f} | {roofline} | {r['sentences_per_s']:.2f} | "
+                     f"{r['tokens_per_s']:.1f} | {r['peak_rss_mb'] or 0:.0f} | {r.get('vs_fastest_peer', 0):.2f} |")
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    bandwidth = next((r["read_gb_per_s"] for r in rows if "read_gb_per_s" in r), None)
+    roofline = (f"; roofline = measured read bandwidth ({bandwidth:.1f} GB/s, numpy sums) / weight bytes read per "
+                "token (every initializer but the gathered embedding)" if bandwidth else "")
+    return (f"{n} segments; batch 1 at beam {latency_beam} for latency, batch {batch} at beam {beam} for throughput; "
+            f"machine: {machine}{roofline}\n\n" + "\n".join(lines) + "\n")
 
 
 def save_latency(rows, out: Path, markdown: str) -> None:

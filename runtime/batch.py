@@ -75,6 +75,15 @@ def completed_lines(path: str) -> int:
     return lines
 
 
+def window_size(batch_size: int) -> int:
+    """Lines translated per call: several decoding batches, so that sorting by length has room to work.
+
+    Batches are formed within a window, so the cluster path (runtime/ray_translate.py) cuts its
+    shards at window boundaries and decodes exactly the batches a single process decodes.
+    """
+    return batch_size * 4
+
+
 def one_line(text: str) -> str:
     """A translation never spans lines: the output stays aligned with the input."""
     return " ".join(text.splitlines())
@@ -97,6 +106,8 @@ def open_batch(input_path: str, output_path: str, errors: str = "strict", resume
                overwrite: bool = False):
     if resume and output_path == "-":
         raise ModmtError("--resume needs --output FILE (it continues that file)")
+    if os.path.isdir(output_path):
+        raise ModmtError(f"--output {output_path} is a folder; pass a file (a folder of outputs needs --ray)")
     exists = output_path != "-" and os.path.exists(output_path) and os.path.getsize(output_path) > 0
     if exists and not resume and not overwrite:
         raise ModmtError(f"{output_path} already exists; pass --resume to continue it or --overwrite to replace it")
@@ -126,7 +137,7 @@ def run_batch(job: BatchJob, translator, beam: int = 5, batch_size: int = 8, max
     out = sys.stdout if job.output_path == "-" else open(job.output_path, "a" if job.resume else "w",
                                                          encoding="utf-8")
     written = 0
-    window = batch_size * 4  # several decoding batches per write: sorting by length works within it
+    window = window_size(batch_size)
     lines = read_lines(job.path, job.label, job.errors, skip=job.done)
     try:
         with tqdm(total=job.total, initial=job.done, unit="sent", desc=f"{translator.src}->{translator.tgt}",

@@ -1,16 +1,18 @@
 """`modmt-translate`: translate lines with an exported direction on ONNX Runtime (no torch)."""
 import click
 
-from modmt.runtime.errors import run_cli
-from modmt.runtime.options import ANY_FLOAT, POSITIVE_INT
+from modmt.runtime.errors import ModmtError, run_cli
+from modmt.runtime.options import ANY_FLOAT, POSITIVE_INT, FiniteFloat
 
 
 @click.command(name="translate")
-@click.argument("export_dir", type=click.Path(file_okay=False))
-@click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False), default="-",
-              show_default=True, help="Input file, one segment per line ('-' for stdin).")
-@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), default="-",
-              show_default=True, help="Output file, one translation per input line ('-' for stdout).")
+@click.argument("export_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("-i", "--input", "input_path", default="-", show_default=True,
+              help="Input file, one segment per line ('-' for stdin). With --ray: a file, a folder or a quoted "
+                   "glob such as 'in/*.txt'.")
+@click.option("-o", "--output", "output_path", default="-", show_default=True,
+              help="Output file, one translation per input line ('-' for stdout). With --ray: the folder that "
+                   "gets one output file per input file, at the same relative path.")
 @click.option("--beam", type=POSITIVE_INT, default=5, show_default=True, help="Beam size (1 = greedy).")
 @click.option("--batch", type=POSITIVE_INT, default=8, show_default=True, help="Sentences decoded together.")
 @click.option("--max-new-tokens", type=POSITIVE_INT, default=256, show_default=True)
@@ -18,24 +20,60 @@ from modmt.runtime.options import ANY_FLOAT, POSITIVE_INT
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
               help="Undecodable UTF-8 input: stop with the line number, or replace bad bytes.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run into the same --output file.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run into the same --output file "
+                                             "(with --ray a rerun always continues the same job).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file (with --ray: start the job again).")
 @click.option("--max-input-tokens", type=POSITIVE_INT, default=512, show_default=True,
               help="Longer source lines are truncated, with a warning naming the line.")
-@click.option("--threads", type=POSITIVE_INT, default=None, help="CPU threads (default: all cores).")
-def translate_command(export_dir, input_path, output_path, beam, batch, max_new_tokens, length_penalty,
-                      provider, errors, resume, overwrite, max_input_tokens, threads):
-    """Translate EXPORT_DIR's direction line by line: exactly one output line per input line."""
+@click.option("--threads", type=POSITIVE_INT, default=None,
+              help="CPU threads (default: all cores; with --ray: per worker, default 1).")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Translate on Ray Data: 'local' starts Ray on this machine, 'auto' joins the running cluster, "
+                   "ray://HOST:10001 a remote one. Several EXPORT_DIRs translate the input into each direction.")
+@click.option("--workers", type=POSITIVE_INT, default=1, show_default=True,
+              help="With --ray: actors, each holding one Translator.")
+@click.option("--gpus-per-worker", type=FiniteFloat(0.0), default=0.0, show_default=True,
+              help="With --ray: GPUs each actor reserves (use with --provider cuda).")
+@click.option("--shard-lines", type=POSITIVE_INT, default=256, show_default=True,
+              help="With --ray: lines per shard (rounded up to whole windows of 4 x --batch), the unit that "
+                   "is retried and resumed.")
+def translate_command(export_dirs, input_path, output_path, beam, batch, max_new_tokens, length_penalty,
+                      provider, errors, resume, overwrite, max_input_tokens, threads, ray_address, workers,
+                      gpus_per_worker, shard_lines):
+    """Translate with EXPORT_DIR's direction line by line: exactly one output line per input line."""
+    if ray_address is not None:
+        return translate_on_ray(export_dirs, input_path, output_path, ray_address, workers, threads or 1,
+                                gpus_per_worker, shard_lines, provider, overwrite, beam, batch, max_new_tokens,
+                                length_penalty, max_input_tokens, errors)
+    if len(export_dirs) > 1:
+        raise ModmtError("several EXPORT_DIRs need --ray (one job, one output folder per direction); without it, "
+                         "run modmt-translate once per direction")
     from modmt.runtime.batch import open_batch, run_batch
     from modmt.runtime.translator import Translator
 
     # Input and output are checked first: a bad line or an existing output fails before the model loads.
     with open_batch(input_path, output_path, errors, resume, overwrite) as job:
-        translator = Translator(export_dir, provider=provider, threads=threads, max_input_tokens=max_input_tokens)
-        click.echo(f"loaded {translator.src}->{translator.tgt} from {export_dir} on {translator.provider} "
+        translator = Translator(export_dirs[0], provider=provider, threads=threads, max_input_tokens=max_input_tokens)
+        click.echo(f"loaded {translator.src}->{translator.tgt} from {export_dirs[0]} on {translator.provider} "
                    f"in {translator.load_seconds:.2f} s", err=True)
         run_batch(job, translator, beam=beam, batch_size=batch, max_new_tokens=max_new_tokens,
                   length_penalty=length_penalty)
+
+
+def translate_on_ray(export_dirs, input_path, output_path, address, workers, threads, gpus_per_worker, shard_lines,
+                     provider, overwrite, beam, batch, max_new_tokens, length_penalty, max_input_tokens, errors):
+    from modmt.runtime.ray_translate import DecodeSettings, translate_files
+
+    if input_path == "-" or output_path == "-":
+        raise ModmtError("--ray reads files and writes a folder: pass -i FILE|FOLDER|'GLOB' and -o FOLDER")
+    settings = DecodeSettings(beam, batch, max_new_tokens, length_penalty, max_input_tokens, errors)
+    summary = translate_files(list(export_dirs), input_path, output_path, address=address, workers=workers,
+                              threads=threads, gpus_per_worker=gpus_per_worker, provider=provider,
+                              shard_lines=shard_lines, overwrite=overwrite, settings=settings,
+                              log=lambda message: click.echo(message, err=True))
+    click.echo(f"translated {summary['translated_lines']} lines ({summary['skipped_shards']} of {summary['shards']} "
+               f"shards were already done) into {summary['outputs']} files under {output_path} with "
+               f"{workers} workers in {summary['seconds']:.1f} s", err=True)
 
 
 def main():

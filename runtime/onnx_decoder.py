@@ -63,6 +63,7 @@ class OnnxDecoder:
         except Exception as e:
             raise ModmtError(f"ONNX Runtime cannot load {model_path} ({str(e).splitlines()[0][:200]}); "
                              "re-export it with `modmt-export`") from None
+        self.model_path = model_path
         self.providers = self.session.get_providers()
         inputs = {i.name: i for i in self.session.get_inputs()}
         self.past_names = sorted((n for n in inputs if n.startswith("past_key_values.")),

@@ -77,10 +77,26 @@ def test_latency_runs_engines_and_skips_missing_ones(tmp_path, tiny_export, monk
     for name in ("modmt", "transformers"):
         r = by_engine[name]
         assert r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] and r["sentences_per_s"] > 0 and r["load_s"] > 0
+    modmt = by_engine["modmt"]
+    assert modmt["batch1_tokens_per_s"] > 0 and modmt["roofline_tokens_per_s"] > 0 and modmt["read_gb_per_s"] > 0
     markdown = latency.latency_markdown(rows, 2, 2, len(segments))
     assert "| ctranslate2 | fp32 | skipped: ctranslate2 is not installed" in markdown
     with pytest.raises(Exception, match="unknown engine"):
         latency.run_latency([tiny_export], segments, ["vllm"], 2, 2, 5, tmp_path / "w", 1, "cpu")
+
+
+def test_roofline_counts_every_weight_but_the_gathered_embedding(tiny_export, tiny_model_dir):
+    from safetensors.numpy import load_file
+
+    from modmt.benchmarks.roofline import weight_bytes_per_token
+
+    weights = load_file(tiny_model_dir / "model.safetensors")
+    assert "lm_head.weight" not in weights  # tied: the table is gathered once and read in full as the head
+    expected = sum(a.nbytes for a in weights.values())  # non-embedding weights + the head (= the table)
+    measured = weight_bytes_per_token(tiny_export / "model.onnx")
+    # Within 1%: a graph that folded a few norm weights into constants differs by bytes, one that
+    # counted the table twice or skipped the head by a third.
+    assert abs(measured - expected) <= 0.01 * expected, (measured, expected)
 
 
 def test_demo_offline_runs_end_to_end_and_caches(tmp_path):

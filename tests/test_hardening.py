@@ -74,10 +74,11 @@ VALID = {
     "--seed": lambda v: v == int(v) and v >= 0,
     "--epochs": lambda v: v > 0, "--lr": lambda v: v > 0, "--alpha": lambda v: v > 0,
     "--dropout": lambda v: 0 <= v < 1, "--length-penalty": lambda v: True,
-    "--max-length": lambda v: v == int(v) and v >= 8,
+    "--max-length": lambda v: v == int(v) and v >= 8, "--gpus-per-worker": lambda v: v >= 0,
 }
 POSITIVE_INTEGER_OPTIONS = {"--batch-size", "--max-pairs", "--save-steps", "--rank", "--beam", "--batch",
-                            "--max-new-tokens", "--max-input-tokens", "--threads", "--limit", "--segments"}
+                            "--max-new-tokens", "--max-input-tokens", "--threads", "--limit", "--segments",
+                            "--workers", "--shard-lines", "--latency-beam"}
 # Required arguments that point nowhere: a valid option value then fails later, on them, not on the option.
 REQUIRED = {
     "translate": ["/nonexistent-export"], "export": ["ja", "zh", "--pool", "/nonexistent-pool"],

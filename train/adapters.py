@@ -18,6 +18,7 @@ from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import LanguageRegistry
 from modmt.train.corpus import Corpus
+from modmt.train.distributed import is_main_process, wait_for_main_process, world_size
 from modmt.train.data import ENGLISH_RECIPES, adapter_data, adapter_direction, data_hash, direction_pairs, encode_pairs
 from modmt.train.pool import ROLES, Pool
 from modmt.train.trainer import TrainSettings, run_trainer
@@ -77,7 +78,7 @@ def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Co
         examples, too_long, pairs = examples + encoded, too_long + skipped, pairs + group
     if len(groups) > 1:
         random.Random(seed).shuffle(examples)  # pooled English adapters: every language in every batch
-    if too_long:
+    if too_long and is_main_process():
         click.echo(f"  {role}/{lang}: skipped {too_long} of {len(pairs)} pairs longer than "
                    f"--max-length {settings.max_length}", err=True)
 
@@ -92,14 +93,16 @@ def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Co
                 "skipped_too_long": too_long,
                 "data_hash": data_hash(groups[0][0], pairs) if len(groups) == 1 else
                 "+".join(data_hash(d, g) for d, g in groups),
-                "lora": asdict(lora), "train": {**settings.to_json(), "seed": seed},
+                "lora": asdict(lora), "train": {**settings.to_json(), "seed": seed, "processes": world_size()},
                 "trainable_parameters": trainable, "trainable_ratio": trainable / base_parameters, **stats}
-        with atomic_directory(pool.adapter_dir(role, lang)) as tmp:
-            peft_model.save_pretrained(tmp)
-            (tmp / "modmt-adapter.json").write_text(json.dumps(
-                {**info, "base_fingerprint": pool.read()["base_fingerprint"]}, indent=2) + "\n")
-        pool.record(role, lang, info)
-        shutil.rmtree(work, ignore_errors=True)
+        if is_main_process():  # under torchrun every process holds the same adapter; one writes it
+            with atomic_directory(pool.adapter_dir(role, lang)) as tmp:
+                peft_model.save_pretrained(tmp)
+                (tmp / "modmt-adapter.json").write_text(json.dumps(
+                    {**info, "base_fingerprint": pool.read()["base_fingerprint"]}, indent=2) + "\n")
+            pool.record(role, lang, info)
+            shutil.rmtree(work, ignore_errors=True)
+        wait_for_main_process()
         return info
     finally:
         peft_model.unload()  # back to the untouched base for the next adapter
@@ -135,16 +138,19 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
         return []
     model, tokenizer = load_base(model_dir)
     base_parameters = count_parameters(model)
-    pool.create_or_check(fingerprint, str(model_dir), base_parameters, english)
+    if is_main_process():
+        pool.create_or_check(fingerprint, str(model_dir), base_parameters, english)
+    wait_for_main_process()
+    echo = click.echo if is_main_process() else (lambda *a, **k: None)
     trained = []
     for role, code in todo:
         source = "pooled x->en / en->x" if code == "en" and english == "pooled" else str(adapter_direction(role, code))
-        click.echo(f"== LoRA_{role}({code}): {source} pairs", err=True)
+        echo(f"== LoRA_{role}({code}): {source} pairs", err=True)
         started = time.perf_counter()
         info = train_adapter(model, tokenizer, pool, role, code, corpus, registry, lora, settings, resume,
                              base_parameters, stop_after_step, english, pooled_langs)
         loss = f"{info['first_loss']:.3f} -> {info['final_loss']:.3f}" if info["final_loss"] is not None else "n/a"
-        click.echo(f"{role}/{code}: {info['pairs']} pairs, {info['steps']} steps, loss {loss}, "
+        echo(f"{role}/{code}: {info['pairs']} pairs, {info['steps']} steps, loss {loss}, "
                    f"{info['tokens_per_second']:.0f} tokens/s, {(time.perf_counter() - started) / 60:.1f} min, "
                    f"{info['trainable_parameters'] / 1e6:.2f}M trainable ({100 * info['trainable_ratio']:.2f}% "
                    "of the base)")

@@ -12,6 +12,7 @@ from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import ENGLISH, LanguageRegistry
 from modmt.train.adapters import count_parameters, load_base
 from modmt.train.corpus import Corpus
+from modmt.train.distributed import is_main_process, wait_for_main_process
 from modmt.train.data import Direction, cap_pairs, data_hash, direction_pairs, encode_pairs
 from modmt.train.trainer import TrainSettings, run_trainer
 
@@ -40,12 +41,15 @@ def train_full(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
     info = {"base_model": str(model_dir), "base_fingerprint": model_fingerprint(model_dir),
             "directions": [str(d) for d in directions], "data_hashes": hashes,
             "trainable_parameters": parameters, "trainable_ratio": 1.0, "train": settings.to_json(), **stats}
-    with atomic_directory(out) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "modmt-full.json").write_text(json.dumps(info, indent=2) + "\n")
-    shutil.rmtree(out.with_name(f".{out.name}.work"), ignore_errors=True)
-    click.echo(f"full fine-tuning: {len(examples)} examples, {stats['steps']} steps, loss "
-               f"{stats['first_loss']:.3f} -> {stats['final_loss']:.3f}, {stats['tokens_per_second']:.0f} tokens/s "
-               f"-> {out}")
+    if is_main_process():  # under torchrun every process holds the same model; one writes it
+        with atomic_directory(out) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "modmt-full.json").write_text(json.dumps(info, indent=2) + "\n")
+        shutil.rmtree(out.with_name(f".{out.name}.work"), ignore_errors=True)
+    wait_for_main_process()
+    if is_main_process():
+        click.echo(f"full fine-tuning: {len(examples)} examples, {stats['steps']} steps, loss "
+                   f"{stats['first_loss']:.3f} -> {stats['final_loss']:.3f}, {stats['tokens_per_second']:.0f} "
+                   f"tokens/s -> {out}")
     return info

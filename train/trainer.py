@@ -8,6 +8,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from modmt.runtime.errors import ModmtError
 from modmt.train.data import PadCollator
+from modmt.train.distributed import is_main_process, per_process_batch, wait_for_main_process
 
 
 @dataclass
@@ -64,18 +65,21 @@ def run_trainer(model, examples: list[dict], pad_id: int, work_dir: Path, settin
     if not examples:
         raise ModmtError("no training examples left (all pairs longer than --max-length?)")
     checkpoints = sorted(work_dir.glob("checkpoint-*"))
-    if checkpoints and not resume:
+    if checkpoints and not resume and is_main_process():
         shutil.rmtree(work_dir)  # stale checkpoints of an earlier, different run
+    wait_for_main_process()
     steps_per_epoch = -(-len(examples) // settings.batch_size)
     total_steps = int(steps_per_epoch * settings.epochs + 0.999)
     args = TrainingArguments(
         output_dir=str(work_dir), num_train_epochs=settings.epochs, learning_rate=settings.learning_rate,
-        per_device_train_batch_size=settings.batch_size, seed=settings.seed, data_seed=settings.seed,
+        per_device_train_batch_size=per_process_batch(settings.batch_size), seed=settings.seed, data_seed=settings.seed,
         save_strategy="steps", save_steps=settings.save_steps, save_total_limit=1,
         logging_strategy="steps", logging_steps=max(1, total_steps // 10), report_to=[],
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
         dataloader_pin_memory=torch.cuda.is_available(),
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        # Without a GPU, torchrun's processes only train data-parallel (gloo) when told they are on the CPU.
+        use_cpu=not torch.cuda.is_available(),
     )
     tokens = sum(len(ex["input_ids"]) for ex in examples)
     callbacks = [_TokensPerSecond(tokens / steps_per_epoch)]

@@ -13,6 +13,7 @@ from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import ENGLISH, LanguageRegistry
 from modmt.train.adapters import load_base
 from modmt.train.corpus import Corpus
+from modmt.train.distributed import is_main_process, wait_for_main_process
 from modmt.train.data import Direction, cap_pairs, data_hash, direction_pairs, encode_pairs
 from modmt.train.pair_forward import attach_layer_weights, decoder_layers, load_pair
 from modmt.runtime.atomic import write_json_atomic
@@ -56,7 +57,9 @@ def learn_weights(model_dir: Path, pool: Pool, corpus: Corpus, registry: Languag
               "layers": [{"w_in": w[0], "w_out": w[1]} for w in weights],
               "logits": model.modmt_pair_logits.detach().float().cpu().tolist(),
               "train": settings.to_json(), **stats}
-    write_json_atomic(pool.weights_file(src, tgt), result)
+    if is_main_process():
+        write_json_atomic(pool.weights_file(src, tgt), result)
+    wait_for_main_process()
     mean_out = sum(w[1] for w in weights) / n_layers
     click.echo(f"{src}->{tgt}: {len(pairs)} pairs, {stats['steps']} steps, "
                f"{(time.perf_counter() - started):.0f} s; mean w_out {mean_out:.3f} over {n_layers} layers "

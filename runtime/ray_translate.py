@@ -1,0 +1,322 @@
+"""Batch translation on a Ray cluster: input files cut into line-range shards, translated by a pool of
+long-lived Ray Data actors (each loads a Translator once), reassembled in input order.
+
+Layout: each input file gets an output file at the same path relative to the inputs' common folder,
+under OUT (under OUT/<src>-<tgt>/ when one job translates into several directions). The output is,
+byte for byte, what `modmt-translate` writes for that file: shards start at window boundaries
+(batch.window_size), so every actor decodes exactly the batches a single process decodes.
+
+Resumable at shard granularity: the driver writes each finished shard atomically to
+OUT/.modmt-ray/parts/, and a file's output appears (atomically) once all its shards are there. A rerun
+of the same command skips what is done. Ray Data restarts an actor that dies and retries its shard;
+a redone shard replaces its part with the same bytes, so no line is lost or written twice.
+
+Input is read by the workers (at the byte offset the driver found), so on a cluster of several
+machines the inputs and the exports must be at the same path on every node (a shared file system);
+outputs are written by the driver only. Ray is an extra (`pip install "modmt[ray]"`), imported here only.
+"""
+import glob
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from modmt.runtime.atomic import write_json_atomic
+from modmt.runtime.batch import HINT, one_line, window_size
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.manifest import MANIFEST, read_manifest
+from modmt.runtime.text_lines import decode_line
+
+STATE = ".modmt-ray"  # under OUT: job.json (what this job is) and parts/ (finished shards)
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    beam: int = 5
+    batch_size: int = 8
+    max_new_tokens: int = 256
+    length_penalty: float = 1.0
+    max_input_tokens: int = 512
+    errors: str = "strict"
+
+
+@dataclass(frozen=True)
+class Shard:
+    export: str       # the direction export that translates it
+    input: str        # the input file
+    output: str       # the output file it is part of
+    part: str         # where the driver writes its translation
+    offset: int       # byte offset of its first line in the input
+    first_line: int   # 0-based
+    lines: int
+
+
+# ---- the plan (driver side, no Ray) ----------------------------------------------------------------
+
+def expand_inputs(inputs, exclude: Path) -> tuple[Path, list[Path]]:
+    """The input files (a file, a folder's files, or a glob, or a list of those) and their common folder."""
+    files = []
+    for item in [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs:
+        path = Path(item)
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files += [p for p in path.rglob("*") if p.is_file()
+                      and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+        else:
+            matches = [Path(m) for m in glob.glob(str(item), recursive=True) if os.path.isfile(m)]
+            if not matches:
+                raise ModmtError(f"no input file matches {item}; pass a file, a folder or a quoted glob such as "
+                                 "'in/*.txt'")
+            files += matches
+    exclude = exclude.resolve()
+    files = sorted({p.resolve() for p in files if not p.resolve().is_relative_to(exclude)})
+    if not files:
+        raise ModmtError(f"no input files in {inputs} (outside the output folder {exclude})")
+    return Path(os.path.commonpath([p.parent for p in files])), files
+
+
+def scan_input(path: Path, shard_lines: int, errors: str) -> tuple[int, list[int]]:
+    """Line count and the byte offset where each shard starts; every line is decoded (a bad one stops here)."""
+    lines, offset, starts = 0, 0, []
+    with open(path, "rb") as f:
+        for lines, raw in enumerate(f, 1):
+            if (lines - 1) % shard_lines == 0:
+                starts.append(offset)
+            decode_line(raw, lines, str(path), HINT, errors)
+            offset += len(raw)
+    return lines, starts
+
+
+def direction_of(export: Path) -> str:
+    manifest = read_manifest(export, verify="size")
+    try:
+        return f"{manifest['src']}-{manifest['tgt']}"
+    except KeyError:
+        raise ModmtError(f"{export / MANIFEST} is malformed (no src/tgt); re-export the direction with "
+                         "`modmt-export`") from None
+
+
+def plan_job(exports: list[Path], inputs, out: Path, shard_lines: int, settings: DecodeSettings):
+    """Every shard of every (direction, input file), and the job record that says what this job is."""
+    window = window_size(settings.batch_size)
+    shard_lines = -(-shard_lines // window) * window  # whole windows: the same batches as one process
+    root, files = expand_inputs(inputs, out)
+    directions = [direction_of(e) for e in exports]
+    if len(set(directions)) != len(directions):
+        raise ModmtError(f"two exports translate the same direction ({', '.join(directions)}); one job "
+                         "writes one output per direction, so run them as separate jobs")
+    scans = {f: scan_input(f, shard_lines, settings.errors) for f in files}
+    shards, outputs = [], {}
+    for export, direction in zip(exports, directions):
+        out_root = out if len(exports) == 1 else out / direction
+        for f, (total, starts) in scans.items():
+            relative = f.relative_to(root)
+            output = out_root / relative
+            outputs[str(output)] = []
+            for i, offset in enumerate(starts):
+                first = i * shard_lines
+                part = out / STATE / "parts" / (direction if len(exports) > 1 else "") / relative / f"{first:012d}"
+                shard = Shard(str(export.resolve()), str(f), str(output), str(part), offset, first,
+                              min(shard_lines, total - first))
+                shards.append(shard)
+                outputs[str(output)].append(shard)
+    job = {"format": "modmt-ray-job/1", "shard_lines": shard_lines, "settings": asdict(settings),
+           "exports": {str(e.resolve()): hashlib.sha256((e / MANIFEST).read_bytes()).hexdigest() for e in exports},
+           "inputs": {str(f): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}}
+    return job, shards, outputs
+
+
+def open_job(out: Path, job: dict, outputs: dict, overwrite: bool) -> None:
+    """Start or continue the job in OUT: the same job resumes; anything else there is never overwritten silently."""
+    record = out / STATE / "job.json"
+    if record.exists():
+        try:
+            same = json.loads(record.read_text(encoding="utf-8")) == job
+        except ValueError:
+            same = False
+        if same:
+            return
+        if not overwrite:
+            raise ModmtError(f"{out} holds another job (other inputs, exports or options: {record}); pass "
+                             "--overwrite to start it again or choose another --output folder")
+        shutil.rmtree(out / STATE)
+    for output in outputs:
+        if os.path.exists(output):
+            if not overwrite:
+                raise ModmtError(f"{output} already exists; pass --overwrite to replace it or choose another "
+                                 "--output folder")
+            os.unlink(output)  # a new job: an old output must not pass for a finished one
+    write_json_atomic(record, job)
+
+
+def assemble(output: str, shards: list[Shard]) -> None:
+    """Join a file's parts, in order, into its output (atomically), then drop the parts."""
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{output}.modmt-tmp"
+    with open(tmp, "wb") as out:
+        for shard in shards:
+            with open(shard.part, "rb") as part:
+                shutil.copyfileobj(part, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, output)
+    for shard in shards:
+        os.unlink(shard.part)
+
+
+def write_part(path: str, text: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(f"{path}.tmp", path)
+
+
+# ---- the workers ------------------------------------------------------------------------------------
+
+class ShardTranslator:
+    """A Ray Data actor: translates shards with one Translator, loaded once (again only when the direction changes).
+
+    Shards come ordered by direction, so in a job with several directions an actor reloads at most
+    once per direction (on the shared-base layout that reload folds the direction's deltas into the base).
+    """
+
+    def __init__(self, settings: dict, provider: str = "auto", threads: int | None = None):
+        self.settings, self.provider, self.threads = DecodeSettings(**settings), provider, threads
+        self.export, self.translator = None, None
+
+    def __call__(self, row: dict) -> dict:
+        from modmt.runtime.translator import Translator
+
+        s, shard = self.settings, Shard(**{k: row[k] for k in Shard.__dataclass_fields__})
+        if shard.export != self.export:
+            self.translator = None  # free the previous direction before loading the next
+            self.translator = Translator(shard.export, self.provider, self.threads, verify="size",
+                                         max_input_tokens=s.max_input_tokens)
+            self.export = shard.export
+        with open(shard.input, "rb") as f:
+            f.seek(shard.offset)
+            lines = [decode_line(f.readline(), shard.first_line + i + 1, shard.input, HINT, s.errors)
+                     for i in range(shard.lines)]
+        truncated, text = [], []
+        window = window_size(s.batch_size)
+        for start in range(0, len(lines), window):
+            def note(index, length, limit, start=start):
+                truncated.append([shard.first_line + start + index + 1, length, limit])
+
+            outputs = self.translator.translate(lines[start:start + window], beam=s.beam,
+                                                max_new_tokens=s.max_new_tokens, length_penalty=s.length_penalty,
+                                                batch_size=s.batch_size, on_truncate=note)
+            text += [one_line(t) + "\n" for t in outputs]
+        return {"part": shard.part, "text": "".join(text), "lines": len(lines), "truncated": json.dumps(truncated),
+                "input": shard.input, "pid": os.getpid()}
+
+
+def connect(address: str | None, workers: int, threads: int):
+    """Join the cluster at `address` ('auto': the one RAY_ADDRESS or `ray start` names), or start one here."""
+    try:
+        import ray
+    except ImportError:
+        raise ModmtError('Ray is not installed; pip install "modmt[ray]"') from None
+    if os.environ.get("MODMT_QUIET"):  # Ray's own INFO lines, unless --verbose
+        import logging
+
+        logging.getLogger("ray").setLevel(logging.ERROR)
+    if not ray.is_initialized():
+        if address in (None, "local"):
+            ray.init(num_cpus=max(os.cpu_count() or 1, workers * threads), include_dashboard=False,
+                     logging_level="error", log_to_driver=False)
+        else:
+            ray.init(address=address, logging_level="error", log_to_driver=False)
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ours counts lines, not blocks
+    context.print_on_execution_start = False
+    if os.environ.get("MODMT_QUIET"):
+        import logging
+
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+    return ray
+
+
+def translate_files(exports, inputs, out, address: str | None = None, workers: int = 1, threads: int = 1,
+                    gpus_per_worker: float = 0.0, provider: str = "auto", shard_lines: int = 256,
+                    overwrite: bool = False, settings: DecodeSettings = DecodeSettings(), log=None) -> dict:
+    """Translate every input file into OUT with each export (a direction); returns what was done.
+
+    exports: one export folder or a list (one output tree per direction); inputs: a file, a folder,
+    a glob or a list of those. address: None or 'local' starts Ray on this machine, 'auto' joins the
+    running cluster, 'ray://host:10001' a remote one.
+    """
+    from tqdm import tqdm
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    if workers < 1 or threads < 1 or shard_lines < 1 or gpus_per_worker < 0:
+        raise ModmtError("--workers, --threads and --shard-lines must be at least 1, --gpus-per-worker at least 0")
+    exports = [Path(e) for e in ([exports] if isinstance(exports, (str, os.PathLike)) else exports)]
+    if not exports:
+        raise ModmtError("no export given")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ModmtError(f"--output {out} is a file; with --ray it is the folder the outputs go to")
+    started = time.perf_counter()
+    job, shards, outputs = plan_job(exports, inputs, out, shard_lines, settings)
+    open_job(out, job, outputs, overwrite)
+    done_files = {o for o in outputs if os.path.exists(o) and all(not os.path.exists(s.part) for s in outputs[o])}
+    todo = [s for s in shards if s.output not in done_files and not os.path.exists(s.part)]
+    skipped = len(shards) - len(todo)
+    total_lines = sum(s.lines for s in shards)
+    log(f"{len(outputs)} output files, {len(shards)} shards of up to {job['shard_lines']} lines, "
+        f"{total_lines} lines" + (f"; {skipped} shards already done, skipped" if skipped else ""))
+    for output, parts in outputs.items():  # files whose every shard is done (or empty files)
+        if output not in done_files and all(os.path.exists(s.part) for s in parts):
+            assemble(output, parts)
+    summary = {"outputs": len(outputs), "shards": len(shards), "skipped_shards": skipped, "lines": total_lines,
+               "translated_lines": sum(s.lines for s in todo), "workers": workers, "pids": []}
+    if not todo:
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        return summary
+
+    ray = connect(address, workers, threads)
+    summary["startup_seconds"] = round(time.perf_counter() - started, 2)
+    items = [asdict(s) for s in todo]
+    dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
+        ShardTranslator,
+        fn_constructor_kwargs={"settings": asdict(settings), "provider": provider, "threads": threads},
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
+        num_cpus=threads, num_gpus=gpus_per_worker or None)
+    remaining = {o: sum(1 for s in parts if not os.path.exists(s.part)) for o, parts in outputs.items()}
+    by_part = {s.part: s for s in todo}
+    pids = set()
+    with tqdm(total=total_lines, initial=total_lines - summary["translated_lines"], unit="line",
+              desc="translate", file=sys.stderr, disable=None) as bar:
+        for row in dataset.iter_rows():
+            shard = by_part[row["part"]]
+            if os.path.exists(shard.part):
+                continue  # a retried shard that already came back
+            for line, length, limit in json.loads(row["truncated"]):
+                tqdm.write(f"modmt-translate: warning: {shard.input}:{line} has {length} tokens; truncated to "
+                           f"{limit}", file=sys.stderr)
+            if row["lines"] != shard.lines or row["text"].count("\n") != shard.lines:
+                raise ModmtError(f"shard {shard.input}:{shard.first_line + 1} came back with "
+                                 f"{row['text'].count(chr(10))} lines for {shard.lines}; rerun the same command")
+            write_part(shard.part, row["text"])
+            pids.add(int(row["pid"]))
+            bar.update(shard.lines)
+            remaining[shard.output] -= 1
+            if remaining[shard.output] == 0:
+                assemble(shard.output, outputs[shard.output])
+    missing = [o for o in outputs if not os.path.exists(o)]
+    if missing:
+        raise ModmtError(f"{len(missing)} outputs were not finished (first: {missing[0]}); rerun the same command "
+                         "to continue")
+    shutil.rmtree(out / STATE / "parts", ignore_errors=True)  # only empty folders left: job.json stays
+    summary.update(seconds=round(time.perf_counter() - started, 2), pids=sorted(pids))
+    return summary
