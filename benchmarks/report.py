@@ -225,9 +225,12 @@ def write_report(work: Path) -> str:
     if ratios:
         candidates = {k: v[0] for k, v in ratios.items() if k.split("+")[0].startswith(("s1-", "s2-", "learned"))
                       and v[0] is not None}
-        if candidates:
-            best = max(candidates, key=lambda k: candidates[k].value)
-            g = candidates[best]
+        # The paper's claim is about its own recipe (English's adapters on en->en): judged on those rows;
+        # the pooled-English rows are reported beside it, and count for our aim.
+        paper_rows = {k: v for k, v in candidates.items() if "+" not in k}
+        if paper_rows:
+            paper_best = max(paper_rows, key=lambda k: paper_rows[k].value)
+            g = paper_rows[paper_best]
             # Held only when the interval is tight enough to tell "about half" from none and from all of it.
             if g.low > 0.5:
                 verdict = "exceeded"
@@ -237,8 +240,17 @@ def write_report(work: Path) -> str:
                 verdict = "held"
             else:
                 verdict = "inconclusive (the interval also holds 0 or 1)"
+            pooled = {k: v for k, v in candidates.items() if "+" in k}
+            extra = ""
+            if pooled:
+                p_best = max(pooled, key=lambda k: pooled[k].value)
+                extra = (f"; with English's adapters on pooled pairs instead, {row_label(p_best, labels)}: "
+                         f"{pooled[p_best]}")
             findings.append(("Merged adapters reach about 50 % of full fine-tuning's gain", verdict,
-                             f"best merged row {row_label(best, labels)}: gain ratio {g} (all 20 directions)"))
+                             f"best merged row of the paper's recipe, {row_label(paper_best, labels)}: gain ratio "
+                             f"{g} (all 20 directions){extra}"))
+        if candidates:
+            best = max(candidates, key=lambda k: candidates[k].value)
     for claim, verdict, numbers in findings:
         lines.append(f"- **{claim}: {verdict}.** {numbers}.")
     if not findings:
@@ -253,6 +265,12 @@ def write_report(work: Path) -> str:
                      f"{row_label(best, labels)} at {g} of the gain with {100 * (r or 0):.2f}% of the parameters"
                      + ("" if reached else f" ({AIM_RATIO - g.value:+.2f} short of the aim on the point estimate)")
                      + ".")
+        full_gain = stats.difference("full", "base", all_dirs)
+        if g.value > 1:
+            lines.append(f"A gain ratio above 1 means the method beat full fine-tuning, whose own gain over the base "
+                         f"is {full_gain} chrF++ at this budget: read it as \"full fine-tuning is weak here\" as "
+                         f"much as \"the adapters are strong\"; {row_label(best, labels)} − full FT = "
+                         f"{stats.difference(best, 'full', all_dirs)}.")
     else:
         lines.append("Not measurable yet (needs the base, full fine-tuning and a merged row on every direction).")
     lines.append("")

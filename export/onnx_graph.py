@@ -1,4 +1,5 @@
-"""ONNX graph steps after Optimum's export: last-position logits, fp16, and weight-only int8/int4."""
+"""ONNX graph steps after Optimum's export: last-position logits, fp16, weight-only int8/int4, side paths."""
+import os
 from pathlib import Path
 
 import onnx
@@ -14,6 +15,7 @@ def save(model: onnx.ModelProto, path: Path, weight_bytes: int, external_data: b
     if external_data or weight_bytes > EXTERNAL_DATA_ABOVE:
         onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=path.name + ".data", size_threshold=1024)
+        os.chmod(path.with_name(path.name + ".data"), 0o644)  # onnx writes it private; exports are shared
     else:
         onnx.save_model(model, str(path))
 
@@ -63,3 +65,44 @@ def to_quantized(src: Path, dst: Path, weight_bytes: int, recipe) -> None:
 
     # int8 keeps about a quarter of the float bytes, int4 about a sixth: external data only when large.
     save(quantize(onnx.load(str(src)), recipe), dst, weight_bytes * recipe.bits // 32)
+
+
+def add_lora_side_paths(model: onnx.ModelProto, index: dict, rank: int) -> tuple[onnx.ModelProto, dict]:
+    """Beside each indexed weight matrix W (a MatMul y = x @ W), add y += (x @ A) @ B with A, B zeros.
+
+    A quantized shared base keeps W quantized and receives each direction's merged delta as the
+    low-rank factors A [K, rank] and B [rank, N] at session creation (runtime/shared_fold.py):
+    the delta stays exact in float, no matrix is quantized twice, and loading a direction costs
+    a few megabytes instead of a re-quantization. Returns the model and {weight name: {a, b, rank}}.
+    """
+    from onnx import numpy_helper
+    import numpy as np
+
+    graph = model.graph
+    consumers = {}
+    for node in graph.node:
+        if node.op_type == "MatMul":
+            consumers.setdefault(node.input[1], []).append(node)
+    paths, new_nodes = {}, []
+    for i, (name, entry) in enumerate(sorted(index.items())):
+        nodes = consumers.get(entry["initializer"], [])
+        if len(nodes) != 1 or not entry["transposed"]:
+            raise ModmtError(f"unexpected ONNX graph: {name} is not the weight of exactly one MatMul")
+        node = nodes[0]
+        k, n = entry["shape"]
+        a, b = f"modmt_lora_a.{i}", f"modmt_lora_b.{i}"
+        graph.initializer.extend([numpy_helper.from_array(np.zeros((k, rank), np.float32), a),
+                                  numpy_helper.from_array(np.zeros((rank, n), np.float32), b)])
+        y = node.output[0]
+        node.output[0] = f"{y}_modmt_base"
+        new_nodes.append((node, [
+            helper.make_node("MatMul", [node.input[0], a], [f"{y}_modmt_xa"], name=f"modmt_lora_xa.{i}"),
+            helper.make_node("MatMul", [f"{y}_modmt_xa", b], [f"{y}_modmt_delta"], name=f"modmt_lora_xab.{i}"),
+            helper.make_node("Add", [f"{y}_modmt_base", f"{y}_modmt_delta"], [y], name=f"modmt_lora_add.{i}"),
+        ]))
+        paths[name] = {"a": a, "b": b, "rank": rank, "shape": [k, n]}
+    for node, added in new_nodes:  # keep the graph topologically sorted: each path right after its MatMul
+        at = list(graph.node).index(node) + 1
+        for offset, extra in enumerate(added):
+            graph.node.insert(at + offset, extra)
+    return model, paths

@@ -68,8 +68,11 @@ def _quantize(model: onnx.ModelProto, bits: int, recipe: QuantRecipe, ops: tuple
     return quantizer.model.model
 
 
-def quantize(model: onnx.ModelProto, recipe: QuantRecipe) -> onnx.ModelProto:
-    """The model with the recipe's matrices (and embedding) in MatMulNBits / GatherBlockQuantized form."""
+def quantize(model: onnx.ModelProto, recipe: QuantRecipe, keep_float: list[str] = ()) -> onnx.ModelProto:
+    """The model with the recipe's matrices (and embedding) in MatMulNBits / GatherBlockQuantized form.
+
+    keep_float: MatMul nodes left in float (a quantized shared base's low-rank side paths).
+    """
     try:
         import onnxruntime.quantization.matmul_nbits_quantizer  # noqa: F401
     except ImportError as e:
@@ -78,9 +81,10 @@ def quantize(model: onnx.ModelProto, recipe: QuantRecipe) -> onnx.ModelProto:
     untie_output_projection(model, head)
     embedding = [n.name for n in model.graph.node if n.op_type == "Gather" and n.input[0].endswith("embed_tokens.weight")]
     body_ops = ("MatMul", "Gather") if recipe.embedding_bits == recipe.bits == 4 else ("MatMul",)
-    model = _quantize(model, recipe.bits, recipe, body_ops, recipe.symmetric, exclude=[head])
+    model = _quantize(model, recipe.bits, recipe, body_ops, recipe.symmetric, exclude=[head, *keep_float])
     if recipe.head_bits is not None:  # the decoder's MatMuls are MatMulNBits by now: only the head is left
-        model = _quantize(model, recipe.head_bits, recipe, ("MatMul",), recipe.head_symmetric, include=[head])
+        model = _quantize(model, recipe.head_bits, recipe, ("MatMul",), recipe.head_symmetric, include=[head],
+                          exclude=list(keep_float))
     if recipe.embedding_bits == 8:  # ONNX Runtime's Gather quantizer knows 4 bits only
         model = embedding_int8(model, embedding)
     elif recipe.embedding_bits is not None and recipe.embedding_bits != recipe.bits:

@@ -19,10 +19,10 @@ from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint, sha256_file
 from modmt.runtime.languages import LanguageRegistry
-from modmt.runtime.lora_merge import load_adapter, merged_deltas
+from modmt.runtime.lora_merge import load_adapter, merged_factors
 from modmt.runtime.manifest import MANIFEST, read_manifest, write_manifest
 from modmt.runtime.merge_weights import parse_weights
-from modmt.runtime.shared_fold import BASE_KIND, DIRECTION_KIND
+from modmt.runtime.shared_fold import BASE_KIND, DIRECTION_KIND, check_side_rank
 from modmt.train.pool import Pool
 
 WEIGHTS_FILE = "model.onnx.data"
@@ -59,7 +59,8 @@ def _index_weights(model, final: Path) -> dict:
     return index
 
 
-def export_shared_base(pool: Pool, base_dir: Path, registry: LanguageRegistry, model_dir: Path | None = None) -> dict:
+def export_shared_base(pool: Pool, base_dir: Path, registry: LanguageRegistry, model_dir: Path | None = None,
+                       quantize: str = "none") -> dict:
     from modmt.train.models import resolve_model
 
     meta = pool.read()
@@ -67,13 +68,26 @@ def export_shared_base(pool: Pool, base_dir: Path, registry: LanguageRegistry, m
     fingerprint = model_fingerprint(model_dir)
     if fingerprint != meta["base_fingerprint"]:
         raise ModmtError(f"pool {pool.root} was trained on another base model; pass the pool's base model")
-    return export_model_base(model_dir, base_dir, fingerprint)
+    ranks = [info["lora"]["rank"] for info in meta["adapters"].values() if "lora" in info] or [8]
+    # Setting 1 stacks both adapters: room for two of the pool's largest rank (more can be re-exported).
+    return export_model_base(model_dir, base_dir, fingerprint, quantize, side_rank=2 * max(ranks))
 
 
-def export_model_base(model_dir: Path, base_dir: Path, fingerprint: str | None = None) -> dict:
-    """Export any Hugging Face model directory (the pre-trained base, or a fully fine-tuned model) as a shared base."""
+def export_model_base(model_dir: Path, base_dir: Path, fingerprint: str | None = None, quantize: str = "none",
+                      side_rank: int = 16) -> dict:
+    """Export any Hugging Face model directory (the pre-trained base, or a fully fine-tuned model) as a shared base.
+
+    quantize="none": fp32, each direction's deltas folded into the indexed matrices at load.
+    quantize="int8"/"int4": the matrices quantized by that recipe, each with a float low-rank side
+    path of rank `side_rank` (zeros here) that receives a direction's merged factors at load.
+    """
+    import onnx
     import torch
     from transformers import AutoModelForCausalLM
+
+    from modmt.export import onnx_graph
+    from modmt.export.quantize import RECIPES
+    from modmt.export.quantize import quantize as quantize_graph
 
     started = time.perf_counter()
     fingerprint = fingerprint or model_fingerprint(model_dir)
@@ -82,12 +96,24 @@ def export_model_base(model_dir: Path, base_dir: Path, fingerprint: str | None =
     with atomic_directory(base_dir) as final:
         write_onnx(model, final, ExportOptions(), 4 * parameters, "the shared base", external_data=True)
         index = _index_weights(model, final)
+        record = {"weights_file": WEIGHTS_FILE, "weights_index": index, "quantization": "none"}
+        if quantize != "none":
+            recipe = RECIPES[quantize]
+            graph, paths = onnx_graph.add_lora_side_paths(onnx.load(str(final / "model.onnx")), index, side_rank)
+            keep = [n.name for n in graph.graph.node if n.name.startswith("modmt_lora_x")]
+            graph = quantize_graph(graph, recipe, keep_float=keep)
+            (final / "model.onnx").unlink()
+            (final / WEIGHTS_FILE).unlink()
+            onnx_graph.save(graph, final / "model.onnx", parameters * recipe.bits // 8, external_data=True)
+            del graph
+            record = {"weights_file": WEIGHTS_FILE, "side_paths": paths, "quantization": quantize,
+                      "quantization_recipe": recipe.to_json()}
         manifest = write_manifest(final, {
             "kind": BASE_KIND, "base_fingerprint": fingerprint, "base_model": str(model_dir),
-            "base_parameters": parameters, "dtype": "fp32", "quantization": "none", "logits": "last",
-            "weights_file": WEIGHTS_FILE, "weights_index": index,
+            "base_parameters": parameters, "dtype": "fp32", **record, "logits": "last",
             "export_seconds": round(time.perf_counter() - started, 1), "tools": tool_versions()})
-    click.echo(f"exported the shared base to {base_dir} in {manifest['export_seconds']} s", err=True)
+    click.echo(f"exported the shared base ({quantize if quantize != 'none' else 'fp32'}) to {base_dir} in "
+               f"{manifest['export_seconds']} s", err=True)
     return manifest
 
 
@@ -108,19 +134,23 @@ def _store_adapter(pool: Pool, role: str, lang: str, base_dir: Path, fingerprint
 def export_shared_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions, base_dir: Path, out: Path,
                             registry: LanguageRegistry, force: bool = False, model_dir: Path | None = None) -> dict:
     options.check()
-    if options.dtype != "fp32" or options.quantize != "none" or not options.last_logits_only:
-        raise ModmtError("shared-base exports are fp32, unquantized, last-position logits; drop --dtype/--quantize/"
-                         "--all-logits or export a standalone direction")
+    if options.dtype != "fp32" or not options.last_logits_only:
+        raise ModmtError("shared-base exports are fp32 (or --quantize int8|int4), last-position logits; drop "
+                         "--dtype/--all-logits or export a standalone direction")
     registry.get(src), registry.get(tgt)
     if out.exists() and not force:
         raise ModmtError(f"{out} already exists; choose another --out or pass --force to replace it")
     started = time.perf_counter()
     pool = Pool(pool_dir)
     if not (base_dir / MANIFEST).exists():
-        export_shared_base(pool, base_dir, registry, model_dir)
+        export_shared_base(pool, base_dir, registry, model_dir, options.quantize)
     base = read_manifest(base_dir, verify="size")
     if base.get("kind") != BASE_KIND:
         raise ModmtError(f"{base_dir} is not a shared-base export (it has a {MANIFEST} of another kind)")
+    if base.get("quantization", "none") != options.quantize:
+        raise ModmtError(f"the shared base {base_dir} is quantized {base.get('quantization', 'none')!r}, not "
+                         f"{options.quantize!r}: pass --quantize {base.get('quantization', 'none')} or use another "
+                         "--shared-base folder")
     fingerprint = base["base_fingerprint"]
     if pool.read()["base_fingerprint"] != fingerprint:
         raise ModmtError(f"the shared base {base_dir} was exported from another base model than pool {pool_dir}")
@@ -131,17 +161,19 @@ def export_shared_direction(pool_dir: Path, src: str, tgt: str, options: ExportO
     weights = parse_weights(options.weights, pool.weights_file(src, tgt))
     weights_json = weights.to_json()
     # Merge once now, so that a rank mismatch or a bad --targets fails here and not at load time.
-    deltas = merged_deltas(load_adapter(base_dir / adapters["in"]["dir"]),
-                           load_adapter(base_dir / adapters["out"]["dir"]), weights, options.setting,
-                           options.targets)
-    missing = sorted(set(deltas) - set(base["weights_index"]))
+    factors = merged_factors(load_adapter(base_dir / adapters["in"]["dir"]),
+                             load_adapter(base_dir / adapters["out"]["dir"]), weights, options.setting,
+                             options.targets)
+    targets_of_base = base.get("side_paths") or base["weights_index"]
+    missing = sorted(set(factors) - set(targets_of_base))
     if missing:
         raise ModmtError(f"the shared base has no index entry for {missing[0]}; re-export the base")
+    check_side_rank(base, factors, base_dir)
     entries = pool.read()["adapters"]
     trainable = entries[f"in/{src}"]["trainable_parameters"] + entries[f"out/{tgt}"]["trainable_parameters"]
     return _write_direction(base_dir, base, src, tgt, out, registry, started, {
         "pool": str(pool.root.resolve()), "weights": weights_json, "setting": options.setting,
-        "targets": options.targets, "merged_modules": sorted(deltas), "adapters": adapters,
+        "targets": options.targets, "merged_modules": sorted(factors), "adapters": adapters,
         "trainable_parameters": trainable, "trainable_ratio": trainable / base["base_parameters"]})
 
 
@@ -165,7 +197,7 @@ def _write_direction(base_dir: Path, base: dict, src: str, tgt: str, out: Path, 
             "kind": DIRECTION_KIND, "base": os.path.relpath(base_dir.resolve(), out.resolve()),
             "base_manifest_sha256": sha256_file(base_dir / MANIFEST), "base_fingerprint": base["base_fingerprint"],
             "base_model": base["base_model"], "src": src, "tgt": tgt, **merge_record,
-            "base_parameters": base["base_parameters"], "dtype": "fp32", "quantization": "none", "logits": "last",
+            "base_parameters": base["base_parameters"], "dtype": "fp32", "quantization": base.get("quantization", "none"), "logits": "last",
             **direction_record(tokenizer, src, tgt, registry, base_dir / "generation_config.json"),
             "export_seconds": round(time.perf_counter() - started, 2), "tools": tool_versions()})
     click.echo(f"exported {src}->{tgt} on shared base {base_dir} to {out} in {manifest['export_seconds']} s", err=True)

@@ -59,9 +59,14 @@ def layer_index(module: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def merged_deltas(lora_in: Adapter, lora_out: Adapter, weights: MergeWeights, setting: int,
-                  targets: list[str] | None = None) -> dict[str, np.ndarray]:
-    """{base weight name: dW} for every module either adapter covers (restricted to `targets` names)."""
+def merged_factors(lora_in: Adapter, lora_out: Adapter, weights: MergeWeights, setting: int,
+                   targets: list[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{base weight name: (B, A)} with dW = B @ A, for every module either adapter covers.
+
+    Both settings are low-rank products: Setting 1 stacks the two adapters (rank r_in + r_out),
+    Setting 2 sums their factors (rank r). A quantized shared base applies them as a side path
+    next to its quantized matrices instead of folding dW in (runtime/shared_fold.py).
+    """
     if setting not in (1, 2):
         raise ModmtError(f"--setting must be 1 or 2, got {setting}")
     if setting == 2 and lora_in.rank != lora_out.rank:
@@ -74,17 +79,23 @@ def merged_deltas(lora_in: Adapter, lora_out: Adapter, weights: MergeWeights, se
             raise ModmtError(f"--targets {','.join(unknown)}: the adapters do not adapt such modules; they adapt "
                              f"{', '.join(sorted({m.rsplit('.', 1)[1] for m in modules}))}")
         modules = [m for m in modules if m.rsplit(".", 1)[1] in targets]
-    deltas = {}
+    factors = {}
     for module in modules:
         w_in, w_out = weights.for_layer(layer_index(module))
         parts = [(w, adapter.scaling, adapter.factors[module]) for w, adapter in
                  ((w_in, lora_in), (w_out, lora_out)) if module in adapter.factors]
         if setting == 1 or len(parts) == 1:
             # With one adapter present the two settings agree: w * s * B @ A.
-            delta = sum(np.float32(w * s) * (f["B"] @ f["A"]) for w, s, f in parts)
+            b = np.concatenate([np.float32(w * s) * f["B"] for w, s, f in parts], axis=1)
+            a = np.concatenate([f["A"] for _, _, f in parts], axis=0)
         else:
             a = sum(np.float32(math.sqrt(w * s)) * f["A"] for w, s, f in parts)
             b = sum(np.float32(math.sqrt(w * s)) * f["B"] for w, s, f in parts)
-            delta = b @ a
-        deltas[f"{module}.weight"] = np.asarray(delta, dtype=np.float32)
-    return deltas
+        factors[f"{module}.weight"] = (np.asarray(b, dtype=np.float32), np.asarray(a, dtype=np.float32))
+    return factors
+
+
+def merged_deltas(lora_in: Adapter, lora_out: Adapter, weights: MergeWeights, setting: int,
+                  targets: list[str] | None = None) -> dict[str, np.ndarray]:
+    """{base weight name: dW} for every module either adapter covers (restricted to `targets` names)."""
+    return {name: b @ a for name, (b, a) in merged_factors(lora_in, lora_out, weights, setting, targets).items()}

@@ -15,6 +15,7 @@ Input is read by the workers (at the byte offset the driver found), so on a clus
 machines the inputs and the exports must be at the same path on every node (a shared file system);
 outputs are written by the driver only. Ray is an extra (`pip install "modmt[ray]"`), imported here only.
 """
+import contextlib
 import glob
 import hashlib
 import json
@@ -197,7 +198,8 @@ class ShardTranslator:
         s, shard = self.settings, Shard(**{k: row[k] for k in Shard.__dataclass_fields__})
         if shard.export != self.export:
             self.translator = None  # free the previous direction before loading the next
-            self.translator = Translator(shard.export, self.provider, self.threads, verify="size",
+            # Verified in full on the worker: on a cluster it is the node's own copy of the export that counts.
+            self.translator = Translator(shard.export, self.provider, self.threads,
                                          max_input_tokens=s.max_input_tokens)
             self.export = shard.export
         with open(shard.input, "rb") as f:
@@ -216,6 +218,25 @@ class ShardTranslator:
             text += [one_line(t) + "\n" for t in outputs]
         return {"part": shard.part, "text": "".join(text), "lines": len(lines), "truncated": json.dumps(truncated),
                 "input": shard.input, "pid": os.getpid()}
+
+
+@contextlib.contextmanager
+def worker_errors():
+    """A user error raised on a worker (a corrupt export on that node, a bad line) comes back as one line."""
+    try:
+        yield
+    except ModmtError:
+        raise
+    except Exception as e:
+        cause = e
+        while cause is not None and not isinstance(cause, ModmtError):
+            cause = cause.__cause__
+        text = str(cause) if cause is not None else next(
+            (line.split("ModmtError: ", 1)[1] for line in str(e).splitlines() if "ModmtError: " in line), None)
+        if text is None:
+            raise
+        raise ModmtError(f"a worker stopped: {text} (finished shards are kept: rerun the same command "
+                         "once it is fixed)") from None
 
 
 def connect(address: str | None, workers: int, threads: int):
@@ -286,6 +307,8 @@ def translate_files(exports, inputs, out, address: str | None = None, workers: i
 
     ray = connect(address, workers, threads)
     summary["startup_seconds"] = round(time.perf_counter() - started, 2)
+    log(f"Ray ready after {summary['startup_seconds']:.1f} s (input checked, cluster joined or started); "
+        f"{workers} workers load the model next")
     items = [asdict(s) for s in todo]
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
         ShardTranslator,
@@ -296,7 +319,7 @@ def translate_files(exports, inputs, out, address: str | None = None, workers: i
     by_part = {s.part: s for s in todo}
     pids = set()
     with tqdm(total=total_lines, initial=total_lines - summary["translated_lines"], unit="line",
-              desc="translate", file=sys.stderr, disable=None) as bar:
+              desc="translate", file=sys.stderr, disable=None) as bar, worker_errors():
         for row in dataset.iter_rows():
             shard = by_part[row["part"]]
             if os.path.exists(shard.part):

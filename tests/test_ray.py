@@ -165,3 +165,17 @@ def test_cli_errors_are_one_line(tmp_path, exports):
     assert isinstance(result.exception, ModmtError) and "no input file matches" in str(result.exception)
     result = runner.invoke(translate_command, [str(exports[0]), "--ray", "local", "-o", str(tmp_path / "out")])
     assert isinstance(result.exception, ModmtError) and "--ray reads files" in str(result.exception)
+
+
+def test_a_worker_side_error_is_one_line_and_keeps_nothing_half_done(tmp_path, cluster, exports):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(exports[0], broken)
+    data = bytearray((broken / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 1  # same size: the driver's quick check passes, the worker's sha256 does not
+    (broken / "model.onnx").write_bytes(bytes(data))
+    inputs = write_inputs(tmp_path)
+    with pytest.raises(ModmtError, match=r"a worker stopped: export .*broken is corrupt: model.onnx does not match"):
+        translate_files([broken], inputs, tmp_path / "out", shard_lines=8, settings=SETTINGS)
+    assert not [p for p in (tmp_path / "out").rglob("*.txt") if STATE not in p.parts and p.stat().st_size]

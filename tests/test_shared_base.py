@@ -80,7 +80,50 @@ def test_changed_base_or_adapter_is_refused(tmp_path, shared):
         Translator(copy / "fr-de", provider="cpu")
 
 
-def test_shared_base_refuses_quantized_or_fp16(tmp_path, tiny_pool, shared):
-    with pytest.raises(ModmtError, match="shared-base exports are fp32, unquantized"):
+def test_shared_base_refuses_fp16_and_a_base_of_another_precision(tmp_path, tiny_pool, shared):
+    with pytest.raises(ModmtError, match="shared-base exports are fp32 \\(or --quantize int8\\|int4\\)"):
+        export_shared_direction(tiny_pool, "ja", "zh", ExportOptions(dtype="fp16"), shared / "base",
+                                tmp_path / "x", load_registry())
+    with pytest.raises(ModmtError, match="is quantized 'none', not 'int8': pass --quantize none"):
         export_shared_direction(tiny_pool, "ja", "zh", ExportOptions(quantize="int8"), shared / "base",
                                 tmp_path / "x", load_registry())
+
+
+def test_quantized_shared_base_applies_each_direction_on_a_float_side_path(tmp_path, tiny_pool):
+    import onnx
+
+    registry = load_registry()
+    base = tmp_path / "base-int8"
+    for (src, tgt), options in ((("ja", "zh"), ExportOptions(weights="3:7", quantize="int8")),
+                                (("en", "ja"), ExportOptions(weights="1:9", setting=2, quantize="int8")),
+                                (("ja", "zh"), ExportOptions(weights="base", quantize="int8"))):
+        name = f"{src}-{tgt}" + ("-base" if options.weights == "base" else "")
+        manifest = export_shared_direction(tiny_pool, src, tgt, options, base, tmp_path / name, registry)
+        assert manifest["quantization"] == "int8"
+    graph = onnx.load(str(base / "model.onnx"))
+    index = json.loads((base / "modmt.json").read_text())["side_paths"]
+    ops = [n.op_type for n in graph.graph.node]
+    side = [n for n in graph.graph.node if n.name.startswith("modmt_lora_x")]
+    assert len(side) == 2 * len(index) and all(n.op_type == "MatMul" for n in side)  # side paths stay float
+    weights = {i.name for i in graph.graph.initializer}
+    float_weight_matmuls = {n.name for n in graph.graph.node if n.op_type == "MatMul" and n.input[1] in weights}
+    assert float_weight_matmuls == {n.name for n in side}  # every other weight matrix is quantized
+    assert ops.count("MatMulNBits") == len(index) + 1  # + the output projection
+    for (src, tgt), options in ((("ja", "zh"), ExportOptions(weights="3:7")),
+                                (("en", "ja"), ExportOptions(weights="1:9", setting=2))):
+        export_direction(tiny_pool, src, tgt, options, tmp_path / f"fp32-{src}-{tgt}", registry)
+        export_direction(tiny_pool, src, tgt, ExportOptions(weights=options.weights, setting=options.setting,
+                                                            quantize="int8"), tmp_path / f"int8-{src}-{tgt}", registry)
+        want, _ = prefill(tmp_path / f"fp32-{src}-{tgt}")
+        scale = np.abs(want).max()
+        shared_error = np.abs(prefill(tmp_path / f"{src}-{tgt}")[0] - want).max() / scale
+        standalone_error = np.abs(prefill(tmp_path / f"int8-{src}-{tgt}")[0] - want).max() / scale
+        # Same tolerance as a standalone int8 export (tests/test_export.py), and of the same order as it.
+        assert 0 < shared_error < 0.2 and shared_error < 3 * standalone_error, (shared_error, standalone_error)
+    # Without its side path (the base row), ja->zh is far from the merged model: the path carries the delta.
+    want, _ = prefill(tmp_path / "fp32-ja-zh")
+    base_error = np.abs(prefill(tmp_path / "ja-zh-base")[0] - want).max() / np.abs(want).max()
+    shared_error = np.abs(prefill(tmp_path / "ja-zh")[0] - want).max() / np.abs(want).max()
+    assert base_error > 3 * shared_error, (base_error, shared_error)
+    # Directions are manifests only: n x n directions cost the quantized base once.
+    assert [p.name for p in (tmp_path / "ja-zh").iterdir()] == ["modmt.json"]
