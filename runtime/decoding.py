@@ -1,7 +1,8 @@
 """Greedy and beam search over a KV-cached decoder, in numpy, with transformers' `generate` semantics.
 
 The decoder is anything with `prefill(ids, mask) -> (logits, cache)`, `step(tokens, mask, cache)
--> (logits, cache)` and `select(cache, rows) -> cache`. Each source is prefilled once and its
+-> (logits, cache)` and `select(cache, rows) -> cache`, and optionally a `search_head` that does
+the per-step log-softmax and top-k where the model runs (runtime/search_head.py). Each source is prefilled once and its
 cache expanded to the beams; sentences leave the batch as soon as their search is over. Scores,
 length penalty and the early-stopping heuristic follow transformers 4.5x `_beam_search`, so on the
 same model the outputs are the same tokens.
@@ -59,6 +60,30 @@ def greedy(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int, m
     return [[t for t in out if t not in stop_ids] for out in outputs]
 
 
+def best_candidates(decoder, logits: np.ndarray, running: np.ndarray, keep_k: int):
+    """The keep_k best continuations of each sentence over its k beams × the vocabulary, best first.
+
+    Returns (scores, beam, token), each [sentences, keep_k]; equal scores rank by beam, then token.
+    A decoder with a `search_head` computes log-softmax and per-beam top-keep_k where its model runs
+    (runtime/search_head.py; exact, since each sentence's best keep_k are among each beam's); the
+    numpy fallback does the same over the whole vocabulary.
+    """
+    a, k = running.shape
+    head = getattr(decoder, "search_head", None)
+    if head is not None:
+        logprobs, ids = head.top(logits, keep_k)                     # [a * k, keep_k] each
+        flat = (logprobs.reshape(a, k, keep_k) + running[:, :, None]).reshape(a, k * keep_k)
+        order = np.argsort(-flat, axis=1, kind="stable")[:, :keep_k]  # stable: beam order, then TopK's
+        return (np.take_along_axis(flat, order, 1), order // keep_k,
+                np.take_along_axis(ids.reshape(a, k * keep_k), order, 1))
+    scores = log_softmax(logits).reshape(a, k, -1) + running[:, :, None]
+    vocab = scores.shape[-1]
+    flat = scores.reshape(a, k * vocab)
+    top = np.sort(np.argpartition(-flat, keep_k - 1, axis=1)[:, :keep_k], axis=1)  # index order for ties
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(flat, top, 1), axis=1, kind="stable"), 1)
+    return np.take_along_axis(flat, top, 1), top // vocab, top % vocab
+
+
 def beam_search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int,
                 settings: SearchSettings) -> list[list[int]]:
     k, lp, limit = settings.beam, settings.length_penalty, settings.max_new_tokens
@@ -78,14 +103,7 @@ def beam_search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: i
     active = np.arange(n)                           # items still searching, in cache order
 
     for step in range(limit):
-        a = len(active)
-        scores = log_softmax(logits).reshape(a, k, -1) + running[active][:, :, None]
-        vocab = scores.shape[-1]
-        flat = scores.reshape(a, k * vocab)
-        top = np.argpartition(-flat, keep_k - 1, axis=1)[:, :keep_k]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(flat, top, 1), axis=1, kind="stable"), 1)
-        top_scores = np.take_along_axis(flat, top, 1)
-        beam_of, token_of = top // vocab, top % vocab
+        top_scores, beam_of, token_of = best_candidates(decoder, logits, running[active], keep_k)
         generated = step + 1
         hits_stop = np.isin(token_of, list(stop_ids)) | (generated >= limit)
 

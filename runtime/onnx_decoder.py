@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from modmt.runtime.errors import ModmtError
+from modmt.runtime.search_head import SearchHead
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 _warned_cpu = False
@@ -56,6 +57,8 @@ class OnnxDecoder:
         # One thread per core; inter-op parallelism does not help a sequential decoder graph.
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
+        if os.environ.get("MODMT_ORT_SPIN", "1") == "0":
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(model_path, options, providers=choose_providers(provider))
         except ModmtError:
@@ -79,6 +82,9 @@ class OnnxDecoder:
         if logits is None:
             raise ModmtError(f"{model_path} has no 'logits' output; re-export it with `modmt-export`")
         self.vocab_size = logits.shape[-1] if isinstance(logits.shape[-1], int) else None
+        # Beam search's per-step log-softmax and top-k, on the same execution provider (None: numpy).
+        self.search_head = None if os.environ.get("MODMT_NUMPY_SEARCH") == "1" else SearchHead(
+            self.providers, 1, _DTYPES.get(logits.type, np.float32))
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: list):
         feed = {"input_ids": ids, "attention_mask": mask}

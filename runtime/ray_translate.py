@@ -254,7 +254,11 @@ def connect(address: str | None, workers: int, threads: int):
             ray.init(num_cpus=max(os.cpu_count() or 1, workers * threads), include_dashboard=False,
                      logging_level="error", log_to_driver=False)
         else:
-            ray.init(address=address, logging_level="error", log_to_driver=False)
+            try:
+                ray.init(address=address, logging_level="error", log_to_driver=False)
+            except Exception as e:  # no cluster there: say so in one line
+                raise ModmtError(f"cannot join the Ray cluster at {address} ({str(e).splitlines()[0][:160]}); "
+                                 "start one with `ray start --head`, or use --ray local") from None
     import ray.data
 
     context = ray.data.DataContext.get_current()
