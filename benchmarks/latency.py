@@ -91,7 +91,7 @@ def run_latency(exports: list[Path], segments: list[str], engines: list[str], ba
         for name in engines:
             if name == "modmt":
                 continue
-            precision = "int8" if name == "ctranslate2" and reference.precision == "int8" else "fp32"
+            precision = "int8" if name == "ctranslate2" and reference.precision.startswith("int8") else "fp32"
             if (name, precision) in peers_done:
                 continue
             peers_done.add((name, precision))

@@ -20,8 +20,9 @@ from modmt.runtime.languages import load_registry
               help="Merge only these modules (e.g. q_proj,v_proj); default: all the adapters cover.")
 @click.option("--dtype", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="fp16 is for the CUDA execution provider.")
-@click.option("--quantize", type=click.Choice(["none", "int8", "int4"]), default="none", show_default=True,
-              help="int8 (dynamic, per channel) or int4 (MatMulNBits) weights for CPUs and edge devices.")
+@click.option("--quantize", type=click.Choice(["none", "int8", "int8-b128", "int4"]), default="none",
+              show_default=True, help="Weight-only recipes for CPUs and edge devices (export/quantize.py): int8 "
+                                      "(blocks of 32), int8-b128 (faster, blocks of 128), int4.")
 @click.option("--all-logits", is_flag=True, help="Keep logits for every position (default: last only).")
 @click.option("--shared-base", type=click.Path(path_type=Path), default=None,
               help="Store the base once in this folder (exported on first use); the direction keeps only a "

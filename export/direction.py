@@ -38,8 +38,8 @@ class ExportOptions:
     last_logits_only: bool = True
 
     def check(self) -> None:
-        if self.dtype not in ("fp32", "fp16") or self.quantize not in ("none", "int8", "int4"):
-            raise ModmtError("--dtype is fp32 or fp16; --quantize is none, int8 or int4")
+        if self.dtype not in ("fp32", "fp16") or self.quantize not in ("none", *RECIPES):
+            raise ModmtError(f"--dtype is fp32 or fp16; --quantize is none, {', '.join(RECIPES)}")
         if self.dtype == "fp16" and self.quantize != "none":
             raise ModmtError("quantized exports keep fp32 activations; use --dtype fp32 with --quantize")
 

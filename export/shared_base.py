@@ -135,7 +135,7 @@ def export_shared_direction(pool_dir: Path, src: str, tgt: str, options: ExportO
                             registry: LanguageRegistry, force: bool = False, model_dir: Path | None = None) -> dict:
     options.check()
     if options.dtype != "fp32" or not options.last_logits_only:
-        raise ModmtError("shared-base exports are fp32 (or --quantize int8|int4), last-position logits; drop "
+        raise ModmtError("shared-base exports are fp32 (or --quantize with a recipe), last-position logits; drop "
                          "--dtype/--all-logits or export a standalone direction")
     registry.get(src), registry.get(tgt)
     if out.exists() and not force:

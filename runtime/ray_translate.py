@@ -220,6 +220,45 @@ class ShardTranslator:
                 "input": shard.input, "pid": os.getpid()}
 
 
+class BatchTranslator:
+    """A Ray Data actor for `translate_dataset`: one Translator, loaded once, translating a column batch by batch."""
+
+    def __init__(self, export: str, settings: dict, column: str, output_column: str, provider: str = "auto",
+                 threads: int | None = None):
+        from modmt.runtime.translator import Translator
+
+        self.settings, self.column, self.output_column = DecodeSettings(**settings), column, output_column
+        self.translator = Translator(export, provider, threads, max_input_tokens=self.settings.max_input_tokens)
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        s = self.settings
+        lines = ["" if text is None else str(text) for text in batch[self.column]]
+        outputs = self.translator.translate(lines, beam=s.beam, max_new_tokens=s.max_new_tokens,
+                                            length_penalty=s.length_penalty, batch_size=s.batch_size)
+        return {**batch, self.output_column: np.array([one_line(t) for t in outputs], dtype=object)}
+
+
+def translate_dataset(dataset, export, column: str = "text", output_column: str = "translation", workers: int = 1,
+                      threads: int = 1, gpus_per_worker: float = 0.0, provider: str = "auto",
+                      settings: DecodeSettings = DecodeSettings()):
+    """A lazy Ray Dataset with `output_column` added: the translation of `column`, one per row.
+
+    For data already in Ray (a document store read with ray.data.read_*): the same actors as
+    `translate_files`, each holding one Translator. Resuming is the dataset's writer's business;
+    rows are batched by Ray Data, so outputs equal `modmt-translate`'s only where the batches do.
+    """
+    import ray.data
+
+    direction_of(Path(export))  # a missing or malformed export fails here, not on every worker
+    return dataset.map_batches(
+        BatchTranslator, batch_size=window_size(settings.batch_size), batch_format="numpy",
+        fn_constructor_kwargs={"export": str(Path(export).resolve()), "settings": asdict(settings), "column": column,
+                               "output_column": output_column, "provider": provider, "threads": threads},
+        compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads, num_gpus=gpus_per_worker or None)
+
+
 @contextlib.contextmanager
 def worker_errors():
     """A user error raised on a worker (a corrupt export on that node, a bad line) comes back as one line."""

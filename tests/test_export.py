@@ -74,13 +74,17 @@ def test_quantized_variants_load_and_stay_close(tmp_path, tiny_pool, tiny_export
     # Tolerances relative to the largest logit of this random tiny model (hidden size 64, where one
     # block of 32 is half a row): sanity bounds, and int8 must beat int4. Real-model quality: docs/results.md.
     errors = {}
-    for quantize, bits, tolerance in (("int8", 8, 0.2), ("int4", 4, 1.0)):
+    for quantize, bits, tolerance in (("int8", 8, 0.2), ("int8-b128", 8, 0.2), ("int4", 4, 1.0)):
         out = tmp_path / quantize
         manifest = export_direction(tiny_pool, "ja", "zh", ExportOptions(weights="3:7", quantize=quantize), out,
                                     load_registry())
         assert manifest["quantization"] == quantize
         recipe = manifest["quantization_recipe"]
-        assert recipe["bits"] == bits and recipe["head_bits"] == 8 and recipe["block_size"] == 32
+        assert recipe["bits"] == bits and recipe["head_bits"] == 8
+        assert recipe["block_size"] == (128 if quantize == "int8-b128" else 32)
+        blocks = {next(a.i for a in n.attribute if a.name == "block_size") for n in
+                  onnx.load(str(out / "model.onnx")).graph.node if n.op_type == "MatMulNBits"}
+        assert blocks == {recipe["block_size"]}, "the graph uses the recipe's block size"
         graph = onnx.load(str(out / "model.onnx"))
         nbits = {n.name: next(a.i for a in n.attribute if a.name == "bits") for n in graph.graph.node
                  if n.op_type == "MatMulNBits"}

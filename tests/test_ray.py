@@ -181,3 +181,19 @@ def test_a_worker_side_error_is_one_line_and_keeps_nothing_half_done(tmp_path, c
     with pytest.raises(ModmtError, match=r"a worker stopped: export .*broken is corrupt: model.onnx does not match"):
         translate_files([broken], inputs, tmp_path / "out", shard_lines=8, settings=SETTINGS)
     assert not [p for p in (tmp_path / "out").rglob("*.txt") if STATE not in p.parts and p.stat().st_size]
+
+
+def test_a_ray_dataset_gets_a_translation_column(tmp_path, cluster, exports):
+    from modmt.runtime.ray_translate import translate_dataset
+
+    inputs = write_inputs(tmp_path)
+    lines = (inputs / "sub" / "b.txt").read_text(encoding="utf-8").splitlines()
+    want = (tmp_path / "want.txt")
+    translate_file(Translator(exports[0], provider="cpu", max_input_tokens=SETTINGS.max_input_tokens),
+                   str(inputs / "sub" / "b.txt"), str(want), beam=SETTINGS.beam, batch_size=SETTINGS.batch_size,
+                   max_new_tokens=SETTINGS.max_new_tokens)
+    # One block: Ray Data then forms the same windows as modmt-translate, so the outputs are equal.
+    dataset = ray.data.from_items([{"text": line, "id": i} for i, line in enumerate(lines)], override_num_blocks=1)
+    rows = translate_dataset(dataset, exports[0], settings=SETTINGS).take_all()
+    assert [r["id"] for r in rows] == list(range(len(lines)))
+    assert "".join(r["translation"] + "\n" for r in rows) == want.read_text(encoding="utf-8")

@@ -81,7 +81,7 @@ def test_changed_base_or_adapter_is_refused(tmp_path, shared):
 
 
 def test_shared_base_refuses_fp16_and_a_base_of_another_precision(tmp_path, tiny_pool, shared):
-    with pytest.raises(ModmtError, match="shared-base exports are fp32 \\(or --quantize int8\\|int4\\)"):
+    with pytest.raises(ModmtError, match="shared-base exports are fp32 \\(or --quantize with a recipe\\)"):
         export_shared_direction(tiny_pool, "ja", "zh", ExportOptions(dtype="fp16"), shared / "base",
                                 tmp_path / "x", load_registry())
     with pytest.raises(ModmtError, match="is quantized 'none', not 'int8': pass --quantize none"):
