@@ -197,7 +197,8 @@ def _write_direction(base_dir: Path, base: dict, src: str, tgt: str, out: Path, 
             "kind": DIRECTION_KIND, "base": os.path.relpath(base_dir.resolve(), out.resolve()),
             "base_manifest_sha256": sha256_file(base_dir / MANIFEST), "base_fingerprint": base["base_fingerprint"],
             "base_model": base["base_model"], "src": src, "tgt": tgt, **merge_record,
-            "base_parameters": base["base_parameters"], "dtype": "fp32", "quantization": base.get("quantization", "none"), "logits": "last",
+            "base_parameters": base["base_parameters"], "dtype": "fp32",
+            "quantization": base.get("quantization", "none"), "logits": "last",
             **direction_record(tokenizer, src, tgt, registry, base_dir / "generation_config.json"),
             "export_seconds": round(time.perf_counter() - started, 2), "tools": tool_versions()})
     click.echo(f"exported {src}->{tgt} on shared base {base_dir} to {out} in {manifest['export_seconds']} s", err=True)

@@ -89,6 +89,26 @@ def one_line(text: str) -> str:
     return " ".join(text.splitlines())
 
 
+def translated_windows(translator, lines, beam: int, batch_size: int, max_new_tokens: int, length_penalty: float,
+                       on_truncate=None):
+    """Translate `lines` (any iterable) a window at a time; yields (text, number of lines) per window.
+
+    `text` holds one output line per input line. on_truncate(index, length, limit) gets the
+    truncated line's index in `lines`. The windows, and so the decoding batches, depend only on
+    the position in `lines`: the file path and the cluster path (whose shards start at window
+    boundaries) share this loop, so they decode the same batches.
+    """
+    lines, done = iter(lines), 0
+    while chunk := list(itertools.islice(lines, window_size(batch_size))):
+        def note(index, length, limit, base=done):
+            on_truncate(base + index, length, limit)
+
+        outputs = translator.translate(chunk, beam=beam, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
+                                       batch_size=batch_size, on_truncate=note if on_truncate else None)
+        yield "".join(one_line(t) + "\n" for t in outputs), len(chunk)
+        done += len(chunk)
+
+
 @dataclass
 class BatchJob:
     """An input checked line by line and an output checked for --resume/--overwrite, before any model loads."""
@@ -128,31 +148,25 @@ def run_batch(job: BatchJob, translator, beam: int = 5, batch_size: int = 8, max
 
     if beam < 1 or batch_size < 1 or max_new_tokens < 1:
         raise ModmtError("--beam, --batch and --max-new-tokens must be at least 1")
-    start = job.done
-
     def warn(index, length, limit):
-        tqdm.write(f"modmt-translate: warning: input line {start + index + 1} has {length} tokens; "
+        tqdm.write(f"modmt-translate: warning: input line {job.done + index + 1} has {length} tokens; "
                    f"truncated to {limit}", file=sys.stderr)
 
     out = sys.stdout if job.output_path == "-" else open(job.output_path, "a" if job.resume else "w",
                                                          encoding="utf-8")
     written = 0
-    window = window_size(batch_size)
     lines = read_lines(job.path, job.label, job.errors, skip=job.done)
     try:
         with tqdm(total=job.total, initial=job.done, unit="sent", desc=f"{translator.src}->{translator.tgt}",
                   file=sys.stderr, disable=None) as bar:
-            while chunk := list(itertools.islice(lines, window)):
-                outputs = translator.translate(chunk, beam=beam, max_new_tokens=max_new_tokens,
-                                               length_penalty=length_penalty, batch_size=batch_size,
-                                               on_truncate=warn)
-                out.write("".join(one_line(t) + "\n" for t in outputs))
+            for text, count in translated_windows(translator, lines, beam, batch_size, max_new_tokens,
+                                                  length_penalty, warn):
+                out.write(text)
                 out.flush()
                 if out is not sys.stdout:
                     os.fsync(out.fileno())
-                written += len(chunk)
-                start += len(chunk)
-                bar.update(len(chunk))
+                written += count
+                bar.update(count)
     finally:
         lines.close()
         if out is not sys.stdout:

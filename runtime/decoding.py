@@ -2,8 +2,8 @@
 
 The decoder is anything with `prefill(ids, mask) -> (logits, cache)`, `step(tokens, mask, cache)
 -> (logits, cache)` and `select(cache, rows) -> cache`, and optionally a `search_head` that does
-the per-step log-softmax and top-k where the model runs (runtime/search_head.py). Each source is prefilled once and its
-cache expanded to the beams; sentences leave the batch as soon as their search is over. Scores,
+the per-step log-softmax and top-k where the model runs (runtime/search_head.py). Each source is
+prefilled once and its cache expanded to the beams; sentences leave the batch as soon as their search is over. Scores,
 length penalty and the early-stopping heuristic follow transformers 4.5x `_beam_search`, so on the
 same model the outputs are the same tokens.
 """

@@ -26,8 +26,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from modmt.runtime.atomic import write_json_atomic
-from modmt.runtime.batch import HINT, one_line, window_size
+from modmt.runtime.atomic import write_json_atomic, write_text_atomic
+from modmt.runtime.batch import HINT, one_line, translated_windows, window_size
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.manifest import MANIFEST, read_manifest
 from modmt.runtime.text_lines import decode_line
@@ -170,15 +170,6 @@ def assemble(output: str, shards: list[Shard]) -> None:
         os.unlink(shard.part)
 
 
-def write_part(path: str, text: str) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f"{path}.tmp", path)
-
-
 # ---- the workers ------------------------------------------------------------------------------------
 
 class ShardTranslator:
@@ -206,17 +197,14 @@ class ShardTranslator:
             f.seek(shard.offset)
             lines = [decode_line(f.readline(), shard.first_line + i + 1, shard.input, HINT, s.errors)
                      for i in range(shard.lines)]
-        truncated, text = [], []
-        window = window_size(s.batch_size)
-        for start in range(0, len(lines), window):
-            def note(index, length, limit, start=start):
-                truncated.append([shard.first_line + start + index + 1, length, limit])
+        truncated = []
 
-            outputs = self.translator.translate(lines[start:start + window], beam=s.beam,
-                                                max_new_tokens=s.max_new_tokens, length_penalty=s.length_penalty,
-                                                batch_size=s.batch_size, on_truncate=note)
-            text += [one_line(t) + "\n" for t in outputs]
-        return {"part": shard.part, "text": "".join(text), "lines": len(lines), "truncated": json.dumps(truncated),
+        def note(index, length, limit):
+            truncated.append([shard.first_line + index + 1, length, limit])
+
+        text = "".join(text for text, _ in translated_windows(self.translator, lines, s.beam, s.batch_size,
+                                                              s.max_new_tokens, s.length_penalty, note))
+        return {"part": shard.part, "text": text, "lines": len(lines), "truncated": json.dumps(truncated),
                 "input": shard.input, "pid": os.getpid()}
 
 
@@ -373,7 +361,7 @@ def translate_files(exports, inputs, out, address: str | None = None, workers: i
             if row["lines"] != shard.lines or row["text"].count("\n") != shard.lines:
                 raise ModmtError(f"shard {shard.input}:{shard.first_line + 1} came back with "
                                  f"{row['text'].count(chr(10))} lines for {shard.lines}; rerun the same command")
-            write_part(shard.part, row["text"])
+            write_text_atomic(Path(shard.part), row["text"])
             pids.add(int(row["pid"]))
             bar.update(shard.lines)
             remaining[shard.output] -= 1

@@ -44,9 +44,10 @@ def check_side_rank(base: dict, factors: dict, base_dir: Path) -> None:
     if not paths:
         return
     for name, (b, a) in factors.items():
-        if a.shape[0] > paths[name]["rank"]:
+        path = paths.get(name)  # a matrix without a side path is reported where it is looked up
+        if path is not None and a.shape[0] > path["rank"]:
             raise ModmtError(f"this direction's merged rank ({a.shape[0]} for {name}) is above the side-path rank "
-                             f"{paths[name]['rank']} of the quantized shared base {base_dir}; use --setting 2 or "
+                             f"{path['rank']} of the quantized shared base {base_dir}; use --setting 2 or "
                              "export a new shared base from a pool of lower-rank adapters")
 
 

@@ -151,8 +151,8 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
                              base_parameters, stop_after_step, english, pooled_langs)
         loss = f"{info['first_loss']:.3f} -> {info['final_loss']:.3f}" if info["final_loss"] is not None else "n/a"
         echo(f"{role}/{code}: {info['pairs']} pairs, {info['steps']} steps, loss {loss}, "
-                   f"{info['tokens_per_second']:.0f} tokens/s, {(time.perf_counter() - started) / 60:.1f} min, "
-                   f"{info['trainable_parameters'] / 1e6:.2f}M trainable ({100 * info['trainable_ratio']:.2f}% "
-                   "of the base)")
+             f"{info['tokens_per_second']:.0f} tokens/s, {(time.perf_counter() - started) / 60:.1f} min, "
+             f"{info['trainable_parameters'] / 1e6:.2f}M trainable ({100 * info['trainable_ratio']:.2f}% "
+             "of the base)")
         trained.append(info)
     return trained
