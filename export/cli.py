@@ -20,9 +20,12 @@ from modmt.runtime.languages import load_registry
               help="Merge only these modules (e.g. q_proj,v_proj); default: all the adapters cover.")
 @click.option("--dtype", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="fp16 is for the CUDA execution provider.")
-@click.option("--quantize", type=click.Choice(["none", "int8", "int8-b128", "int4"]), default="none",
-              show_default=True, help="Weight-only recipes for CPUs and edge devices (export/quantize.py): int8 "
-                                      "(blocks of 32), int8-b128 (faster, blocks of 128), int4.")
+@click.option("--quantize", type=click.Choice(["none", "int8", "int8-b128", "w8a8", "int4"]), default="none",
+              show_default=True, help="Recipes for CPUs and edge devices (export/quantize.py): int8 (weight-only, "
+                                      "blocks of 32), int8-b128 (blocks of 128), w8a8 (int8 x int8 GEMMs: fastest "
+                                      "at batch; needs --calibration), int4.")
+@click.option("--calibration", type=click.Path(path_type=Path), default=None,
+              help="Corpus directory whose training split calibrates --quantize w8a8 (e.g. corpora/ddtp).")
 @click.option("--all-logits", is_flag=True, help="Keep logits for every position (default: last only).")
 @click.option("--shared-base", type=click.Path(path_type=Path), default=None,
               help="Store the base once in this folder (exported on first use); the direction keeps only a "
@@ -30,8 +33,8 @@ from modmt.runtime.languages import load_registry
 @click.option("--model", default=None, help="Base model (default: the one recorded in the pool).")
 @click.option("--out", type=click.Path(path_type=Path), help="Export directory (default exports/SRC-TGT).")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
-def export_command(src, tgt, pool, weights, setting, targets, dtype, quantize, all_logits, shared_base, model, out,
-                   force):
+def export_command(src, tgt, pool, weights, setting, targets, dtype, quantize, calibration, all_logits, shared_base,
+                   model, out, force):
     """Merge LoRA_in(SRC) and LoRA_out(TGT) with weights w_in:w_out and export SRC->TGT to ONNX."""
     from modmt.export.direction import ExportOptions, export_direction
     from modmt.runtime.merge_weights import parse_weights
@@ -40,7 +43,7 @@ def export_command(src, tgt, pool, weights, setting, targets, dtype, quantize, a
         parse_weights(weights)  # a malformed --w fails before minutes of model loading
     options = ExportOptions(weights=weights, setting=int(setting), dtype=dtype, quantize=quantize,
                             targets=[t.strip() for t in targets.split(",")] if targets else None,
-                            last_logits_only=not all_logits)
+                            last_logits_only=not all_logits, calibration=calibration)
     registry = load_registry()
     registry.get(src), registry.get(tgt)
     out = out or Path("exports") / f"{src}-{tgt}"

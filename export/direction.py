@@ -34,14 +34,25 @@ class ExportOptions:
     setting: int = 1
     targets: list[str] | None = None   # module names to merge (default: all the adapters cover)
     dtype: str = "fp32"                # fp32 | fp16
-    quantize: str = "none"             # none | int8 | int4
+    quantize: str = "none"             # none | a recipe of export/quantize.py
     last_logits_only: bool = True
+    calibration: Path | None = None    # corpus directory, for recipes that calibrate (w8a8)
 
     def check(self) -> None:
         if self.dtype not in ("fp32", "fp16") or self.quantize not in ("none", *RECIPES):
             raise ModmtError(f"--dtype is fp32 or fp16; --quantize is none, {', '.join(RECIPES)}")
         if self.dtype == "fp16" and self.quantize != "none":
             raise ModmtError("quantized exports keep fp32 activations; use --dtype fp32 with --quantize")
+        calibrates = self.quantize != "none" and RECIPES[self.quantize].smooth_down_proj
+        if self.calibration is not None and not calibrates:
+            raise ModmtError(f"--calibration is read only by recipes that calibrate (w8a8), not --quantize "
+                             f"{self.quantize}; drop it")
+        if calibrates and self.calibration is None:
+            raise ModmtError(f"--quantize {self.quantize} calibrates on training text: pass --calibration CORPUS "
+                             "(a corpus directory such as the one `modmt data ddtp` builds)")
+        if calibrates and not Path(self.calibration).is_dir():
+            raise ModmtError(f"--calibration {self.calibration} is not a directory; point it at a corpus "
+                             "(`modmt data ddtp --out DIR` builds one)")
 
 
 def tool_versions() -> dict:
@@ -100,7 +111,7 @@ def merged_model(pool: Pool, src: str, tgt: str, options: ExportOptions, model_d
 
 
 def write_onnx(model, final: Path, options: ExportOptions, weight_bytes: int, label: str,
-               external_data: bool = False) -> None:
+               external_data: bool = False, calibration: list | None = None, pad_id: int = 0) -> None:
     """Optimum export of `model` into `final`, then the graph steps: last-position logits, dtype, quantization."""
     import onnx
     from optimum.exporters.onnx import onnx_export_from_model
@@ -121,7 +132,8 @@ def write_onnx(model, final: Path, options: ExportOptions, weight_bytes: int, la
         if options.dtype == "fp16":
             onnx_graph.to_fp16(step, final / "model.onnx", weight_bytes)
         elif options.quantize != "none":
-            onnx_graph.to_quantized(step, final / "model.onnx", weight_bytes, RECIPES[options.quantize])
+            onnx_graph.to_quantized(step, final / "model.onnx", weight_bytes, RECIPES[options.quantize],
+                                    calibration, pad_id)
         for name in RUNTIME_FILES:
             if (raw / name).exists():
                 shutil.copy2(raw / name, final / name)
@@ -140,6 +152,7 @@ def direction_record(tokenizer, src, tgt, registry: LanguageRegistry, generation
 def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions, out: Path,
                      registry: LanguageRegistry, force: bool = False, model_dir: Path | None = None) -> dict:
     from modmt.train.models import load_tokenizer
+    from modmt.train.prompts import render_prompt
 
     options.check()
     registry.get(src), registry.get(tgt)
@@ -148,13 +161,18 @@ def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions,
     started = time.perf_counter()
     model, base_dir, record = merged_model(Pool(pool_dir), src, tgt, options, model_dir)
     tokenizer = load_tokenizer(base_dir)
+    recipe = RECIPES.get(options.quantize)
+    sequences = None if recipe is None else calibration_text(
+        options.calibration, recipe, src, tgt, tokenizer.backend_tokenizer,
+        render_prompt(tokenizer, registry.get(src), registry.get(tgt)))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(out) as final:
-        write_onnx(model, final, options, 4 * record["base_parameters"], f"{src}->{tgt}")
+        write_onnx(model, final, options, 4 * record["base_parameters"], f"{src}->{tgt}", calibration=sequences,
+                   pad_id=tokenizer.pad_token_id or 0)
         del model
         manifest = write_manifest(final, {
             **record, "dtype": options.dtype, "quantization": options.quantize,
-            "quantization_recipe": RECIPES[options.quantize].to_json() if options.quantize != "none" else None,
+            "quantization_recipe": recipe_record(recipe, options.calibration, sequences) if recipe else None,
             "logits": "last" if options.last_logits_only else "all",
             **direction_record(tokenizer, src, tgt, registry, final / "generation_config.json"),
             "export_seconds": round(time.perf_counter() - started, 1), "tools": tool_versions()})
@@ -165,13 +183,36 @@ def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions,
     return manifest
 
 
-def quantize_export(source: Path, out: Path, recipe, force: bool = False) -> dict:
+def recipe_record(recipe, corpus_dir, sequences) -> dict:
+    record = recipe.to_json()
+    if sequences is not None:
+        record["calibration"] = {"corpus": str(corpus_dir), "split": "train", "sequences": len(sequences)}
+    return record
+
+
+def calibration_text(corpus_dir: Path | None, recipe, src: str, tgt: str, tokenizer, template) -> list | None:
+    """Training sequences for a recipe that calibrates (None for one that does not); tokenizer: `tokenizers`."""
+    if not recipe.smooth_down_proj:
+        return None
+    if corpus_dir is None:
+        raise ModmtError("this --quantize recipe calibrates on training text: pass --calibration CORPUS "
+                         "(a corpus directory such as the one `modmt data ddtp` builds)")
+    from modmt.export.smoothquant import calibration_sequences
+
+    return calibration_sequences(Path(corpus_dir), src, tgt, tokenizer, template)
+
+
+def quantize_export(source: Path, out: Path, recipe, force: bool = False, calibration: Path | None = None) -> dict:
     """A quantized copy of an fp32 standalone export, without exporting again (recipe: a QuantRecipe).
 
     For trying recipes side by side: the weights, prompt and stop tokens are the source's.
+    calibration: a corpus directory, for recipes that calibrate on its training split.
     """
+    from tokenizers import Tokenizer
+
     from modmt.export import onnx_graph
     from modmt.runtime.manifest import read_manifest
+    from modmt.runtime.prompt import PromptTemplate
 
     manifest = read_manifest(source, verify="size")
     if manifest.get("kind") or manifest["dtype"] != "fp32" or manifest["quantization"] != "none":
@@ -180,10 +221,16 @@ def quantize_export(source: Path, out: Path, recipe, force: bool = False) -> dic
         raise ModmtError(f"{out} already exists; choose another --out or pass --force to replace it")
     started = time.perf_counter()
     keep = {k: v for k, v in manifest.items() if k not in ("format", "files", "export_seconds")}
+    sequences = calibration_text(calibration, recipe, manifest["src"], manifest["tgt"],
+                                 Tokenizer.from_file(str(source / "tokenizer.json")),
+                                 PromptTemplate.from_json(manifest["prompt"]))
     with atomic_directory(out) as final:
-        onnx_graph.to_quantized(source / "model.onnx", final / "model.onnx", 4 * manifest["base_parameters"], recipe)
+        onnx_graph.to_quantized(source / "model.onnx", final / "model.onnx", 4 * manifest["base_parameters"], recipe,
+                                sequences, manifest["pad_token_id"])
         for name in RUNTIME_FILES:
             shutil.copy2(source / name, final / name)
-        return write_manifest(final, {**keep, "quantization": f"int{recipe.bits}",
-                                      "quantization_recipe": recipe.to_json(),
+        # The recipe's --quantize name where it is one of them, so benchmarks can tell variants apart.
+        name = next((n for n, r in RECIPES.items() if r == recipe), f"int{recipe.bits}")
+        return write_manifest(final, {**keep, "quantization": name,
+                                      "quantization_recipe": recipe_record(recipe, calibration, sequences),
                                       "export_seconds": round(time.perf_counter() - started, 1)})

@@ -59,12 +59,25 @@ def to_fp16(src: Path, dst: Path, weight_bytes: int) -> None:
     save(model, dst, weight_bytes // 2)
 
 
-def to_quantized(src: Path, dst: Path, weight_bytes: int, recipe) -> None:
-    """Weight-only quantization by `recipe` (modmt.export.quantize), saved beside its weights."""
+def to_quantized(src: Path, dst: Path, weight_bytes: int, recipe, calibration: list | None = None,
+                 pad_id: int = 0) -> None:
+    """Quantization by `recipe` (modmt.export.quantize), saved beside its weights.
+
+    calibration: token-id sequences of training text, for recipes that smooth (export/smoothquant.py).
+    """
     from modmt.export.quantize import quantize
 
+    maxima = None
+    if recipe.smooth_down_proj:
+        if not calibration:
+            raise ModmtError("this recipe calibrates on training text: pass --calibration CORPUS (a corpus "
+                             "directory such as the one `modmt data ddtp` builds)")
+        from modmt.export.smoothquant import activation_max, down_projections
+
+        inputs = [n.input[0] for n in down_projections(onnx.load(str(src), load_external_data=False))]
+        maxima = activation_max(src, inputs, calibration, pad_id)
     # int8 keeps about a quarter of the float bytes, int4 about a sixth: external data only when large.
-    save(quantize(onnx.load(str(src)), recipe), dst, weight_bytes * recipe.bits // 32)
+    save(quantize(onnx.load(str(src)), recipe, activation_max=maxima), dst, weight_bytes * recipe.bits // 32)
 
 
 def add_lora_side_paths(model: onnx.ModelProto, index: dict, rank: int) -> tuple[onnx.ModelProto, dict]:

@@ -133,6 +133,9 @@ def _store_adapter(pool: Pool, role: str, lang: str, base_dir: Path, fingerprint
 
 def export_shared_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions, base_dir: Path, out: Path,
                             registry: LanguageRegistry, force: bool = False, model_dir: Path | None = None) -> dict:
+    if options.quantize == "w8a8" or options.calibration is not None:
+        raise ModmtError("--shared-base stores one base for every direction, so it cannot be calibrated per "
+                         "direction: use --quantize int8, int8-b128 or int4 with --shared-base")
     options.check()
     if options.dtype != "fp32" or not options.last_logits_only:
         raise ModmtError("shared-base exports are fp32 (or --quantize with a recipe), last-position logits; drop "

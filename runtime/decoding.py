@@ -1,8 +1,10 @@
 """Greedy and beam search over a KV-cached decoder, in numpy, with transformers' `generate` semantics.
 
 The decoder is anything with `prefill(ids, mask) -> (logits, cache)`, `step(tokens, mask, cache)
--> (logits, cache)` and `select(cache, rows) -> cache`, and optionally a `search_head` that does
-the per-step log-softmax and top-k where the model runs (runtime/search_head.py). Each source is
+-> (logits, cache)` and `select(tensors, rows) -> tensors` (those rows of each), and optionally a
+`search_head` that does the per-step log-softmax and top-k where the model runs
+(runtime/search_head.py) and a `host(logits)` that brings logits kept on a device to numpy
+(runtime/resident_decoder.py); without them, logits are numpy [rows, vocab]. Each source is
 prefilled once and its cache expanded to the beams; sentences leave the batch as soon as their search is over. Scores,
 length penalty and the early-stopping heuristic follow transformers 4.5x `_beam_search`, so on the
 same model the outputs are the same tokens.
@@ -40,11 +42,12 @@ class SearchSettings:
 
 def greedy(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int, max_new_tokens: int) -> list[list[int]]:
     ids, mask = left_pad(prompts, pad_id)
+    host = getattr(decoder, "host", np.asarray)
     logits, cache = decoder.prefill(ids, mask)
     outputs = [[] for _ in prompts]
     active = np.arange(len(prompts))
     for step in range(max_new_tokens):
-        tokens = logits.argmax(axis=-1)
+        tokens = host(logits).argmax(axis=-1)
         keep = []
         for row, (item, token) in enumerate(zip(active, tokens)):
             outputs[item].append(int(token))
@@ -92,7 +95,7 @@ def beam_search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: i
     ids, mask = left_pad(prompts, pad_id)
     logits, cache = decoder.prefill(ids, mask)      # each source once ...
     rows = np.repeat(np.arange(n), k)               # ... then its cache is shared by its k beams
-    cache, mask, logits = decoder.select(cache, rows), mask[rows], logits[rows]
+    cache, mask, (logits,) = decoder.select(cache, rows), mask[rows], decoder.select([logits], rows)
 
     running = np.zeros((n, k), dtype=np.float32)
     running[:, 1:] = NEG                            # at first only beam 0 is real

@@ -1,7 +1,8 @@
 """The beam-search head: log-softmax and per-row top-k of a logits batch, run by ONNX Runtime.
 
 A second, tiny session (runtime/search_fp32.onnx or search_fp16.onnx, built by
-modmt.export.search_graph) on the decoder's execution provider. Beam search needs, per step, the
+modmt.export.search_graph) on the decoder's execution provider; it takes the last position of
+[rows, positions, vocab] logits. Beam search needs, per step, the
 best 2k continuations of each sentence over k beams × the vocabulary; the best of those over all k
 beams are among the best 2k of each beam (adding a beam's running score does not reorder its
 tokens), so per-row top-2k is exact, and only [rows, 2k] scores and ids reach the search loop.
@@ -30,8 +31,22 @@ class SearchHead:
         self.session = ort.InferenceSession(str(HERE / name), options, providers=providers)
         self.logits_dtype = logits_dtype
 
-    def top(self, logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Log-probabilities [rows, k] (fp32, best first; ties by token id) and their token ids [rows, k]."""
-        values, ids = self.session.run(["logprobs", "ids"], {
-            "logits": np.ascontiguousarray(logits, dtype=self.logits_dtype), "k": np.array([k], dtype=np.int64)})
-        return values, ids
+    def top(self, logits, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Log-probabilities [rows, k] (fp32, best first; ties by token id) and their token ids [rows, k].
+
+        logits: numpy [rows, vocab], or the decoder's [rows, positions, vocab] output as an OrtValue
+        on its device (runtime/onnx_decoder.py, IO binding): then only the [rows, k] results cross
+        to the host.
+        """
+        k = np.array([k], dtype=np.int64)
+        if isinstance(logits, np.ndarray):
+            logits = np.ascontiguousarray(logits, dtype=self.logits_dtype)
+            return tuple(self.session.run(["logprobs", "ids"], {"logits": logits[:, None, :], "k": k}))
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input("logits", logits)
+        binding.bind_cpu_input("k", k)
+        binding.bind_output("logprobs", "cpu")
+        binding.bind_output("ids", "cpu")
+        self.session.run_with_iobinding(binding)
+        values, ids = binding.get_outputs()
+        return values.numpy(), ids.numpy()

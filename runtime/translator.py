@@ -1,4 +1,5 @@
 """`Translator`: load a direction export and translate lists of sentences (numpy + tokenizers + ONNX Runtime)."""
+import os
 import time
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from modmt.runtime.errors import ModmtError
 from modmt.runtime.manifest import read_manifest
 from modmt.runtime.onnx_decoder import OnnxDecoder
 from modmt.runtime.prompt import PromptTemplate, clean_text
+from modmt.runtime.resident_decoder import ResidentDecoder
 from modmt.runtime.shared_fold import DIRECTION_KIND, folded_initializers, resolve_base
 
 
@@ -49,7 +51,19 @@ class Translator:
         if any(not 0 <= i < vocab for i in ids):
             raise ModmtError(f"{self.export_dir / 'modmt.json'} holds token ids outside the model's vocabulary "
                              f"({vocab}); re-export the direction with `modmt-export`")
+        self._resident = None
         self.load_seconds = time.perf_counter() - started
+
+    @property
+    def search_decoder(self):
+        """What the search drives: the same decoder with its cache kept on the device (IO binding,
+        runtime/resident_decoder.py) when the search head runs beside it; MODMT_IO_BINDING=0 turns
+        that off (for side-by-side benchmarks)."""
+        if self.decoder.search_head is None or os.environ.get("MODMT_IO_BINDING") == "0":
+            return self.decoder
+        if self._resident is None:
+            self._resident = ResidentDecoder(self.decoder)
+        return self._resident
 
     @property
     def provider(self) -> str:
@@ -79,9 +93,9 @@ class Translator:
             chunk = order[start:start + batch_size]
             batch = [prompts[i] for i in chunk]
             if beam == 1:
-                outputs = greedy(self.decoder, batch, self.stop_ids, self.pad_id, max_new_tokens)
+                outputs = greedy(self.search_decoder, batch, self.stop_ids, self.pad_id, max_new_tokens)
             else:
-                outputs = beam_search(self.decoder, batch, self.stop_ids, self.pad_id, settings)
+                outputs = beam_search(self.search_decoder, batch, self.stop_ids, self.pad_id, settings)
             for i, ids in zip(chunk, outputs):
                 results[i] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return results

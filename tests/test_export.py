@@ -169,3 +169,68 @@ def test_quantize_export_requantizes_an_fp32_export(tmp_path, tiny_export):
     assert len(Translator(tmp_path / "q", provider="cpu").translate(TEXTS, beam=1, max_new_tokens=3)) == 3
     with pytest.raises(ModmtError, match="not an fp32, unquantized standalone export"):
         quantize_export(tmp_path / "q", tmp_path / "again", recipe)
+
+
+def test_w8a8_runs_int8_gemms_calibrated_on_training_text(tmp_path, tiny_pool, tiny_export):
+    import onnx
+
+    reference = Translator(tiny_export, provider="cpu")
+    ids, mask = left_pad([reference.encode(t)[0] for t in TEXTS], reference.pad_id)
+    want = reference.decoder.prefill(ids, mask)[0]
+    fp32_graph = onnx.load(str(tiny_export / "model.onnx"))
+    weights = {i.name for i in fp32_graph.graph.initializer}
+    linear = sum(n.op_type == "MatMul" and (n.input[1] in weights or "logits" in n.output)
+                 for n in fp32_graph.graph.node)
+    corpus = tiny_pool.parent / "corpus"
+    with pytest.raises(ModmtError, match="pass --calibration CORPUS"):
+        export_direction(tiny_pool, "ja", "zh", ExportOptions(quantize="w8a8"), tmp_path / "x", load_registry())
+    with pytest.raises(ModmtError, match="--calibration is read only by recipes that calibrate"):
+        ExportOptions(quantize="int8", calibration=corpus).check()
+    manifest = export_direction(tiny_pool, "ja", "zh", ExportOptions(weights="3:7", quantize="w8a8", calibration=corpus),
+                                tmp_path / "w8a8", load_registry())
+    recipe = manifest["quantization_recipe"]
+    assert recipe["smooth_down_proj"] and recipe["smooth_alpha"] == 0.8 and "down_proj" in recipe["dynamic"]
+    assert recipe["calibration"]["split"] == "train" and recipe["calibration"]["sequences"] > 0
+    graph = onnx.load(str(tmp_path / "w8a8" / "model.onnx"))
+    ops = [n.op_type for n in graph.graph.node]
+    assert ops.count("DynamicQuantizeMatMul") == linear and "MatMulNBits" not in ops, "every matrix is int8 x int8"
+    assert not [i.name for i in graph.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2
+                and i.dims[0] * i.dims[1] >= 64 * 64], "no float weight matrix is left"
+    translator = Translator(tmp_path / "w8a8", provider="cpu")
+    error = np.abs(translator.decoder.prefill(ids, mask)[0] - want).max() / np.abs(want).max()
+    assert 0 < error < 0.2, error
+    assert len(translator.translate(TEXTS, beam=2, max_new_tokens=4)) == 3
+
+
+def test_smoothing_keeps_the_float_model_and_calibration_skips_padding(tmp_path, tiny_export):
+    """The SmoothQuant fold is exact in float; maxima over a padded batch equal those of its sequences alone."""
+    import onnx
+
+    from modmt.export.onnx_graph import save
+    from modmt.export.smoothquant import activation_max, down_projections, smooth_down_projections
+
+    model = onnx.load(str(tiny_export / "model.onnx"))
+    tensors = [n.input[0] for n in down_projections(model)]
+    reference = Translator(tiny_export, provider="cpu")
+    sequences = [reference.encode(t)[0] for t in TEXTS]
+    together = activation_max(tiny_export / "model.onnx", tensors, sequences, reference.pad_id, batch_size=3)
+    alone = [activation_max(tiny_export / "model.onnx", tensors, [s], reference.pad_id) for s in sequences]
+    for name in tensors:
+        np.testing.assert_allclose(together[name], np.max([a[name] for a in alone], axis=0), rtol=1e-5)
+    before = {i.name: onnx.numpy_helper.to_array(i).copy() for i in model.graph.initializer}
+    rng = np.random.default_rng(0)
+    smooth_down_projections(model, {n: together[n] * rng.uniform(0.1, 10, together[n].shape) for n in tensors}, 0.8)
+    changed = [i.name for i in model.graph.initializer
+               if not np.array_equal(onnx.numpy_helper.to_array(i), before[i.name])]
+    assert len(changed) == 2 * len(tensors), "each layer's up and down projections are rescaled"
+    (tmp_path / "s").mkdir()
+    save(model, tmp_path / "s" / "model.onnx", 0)
+    import onnxruntime as ort
+
+    ids, mask = left_pad(sequences, reference.pad_id)
+    session = ort.InferenceSession(str(tmp_path / "s" / "model.onnx"), providers=["CPUExecutionProvider"])
+    feed = {"input_ids": ids, "attention_mask": mask, "position_ids": np.where(mask == 0, 1, np.cumsum(mask, 1) - 1)}
+    feed.update({n: np.zeros((len(TEXTS), reference.decoder.kv_heads, 0, reference.decoder.head_dim), np.float32)
+                 for n in reference.decoder.past_names})
+    np.testing.assert_allclose(session.run(["logits"], feed)[0][:, -1], reference.decoder.prefill(ids, mask)[0],
+                               rtol=1e-4, atol=1e-4)

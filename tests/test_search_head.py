@@ -1,4 +1,5 @@
-"""The beam-search head (log-softmax + top-k on ONNX Runtime): shipped as built, and exact against numpy."""
+"""The beam-search head and the device-resident steps (IO binding, row gather on ONNX Runtime):
+shipped as built, and exact against numpy."""
 import numpy as np
 import pytest
 
@@ -10,11 +11,12 @@ TEXTS = ["猫はソファで寝ています。", "犬は雪の中を走ります
 
 
 def test_shipped_graphs_are_what_the_builder_makes():
-    from modmt.export.search_graph import VARIANTS, build
+    from modmt.export.search_graph import ROWS_VARIANTS, VARIANTS, build, build_rows
 
-    for name, logits_type in VARIANTS.items():
-        assert (HERE / name).read_bytes() == build(logits_type).SerializeToString(), \
-            f"runtime/{name} is stale: run python -m modmt.export.search_graph"
+    for variants, builder in ((VARIANTS, build), (ROWS_VARIANTS, build_rows)):
+        for name, element_type in variants.items():
+            assert (HERE / name).read_bytes() == builder(element_type).SerializeToString(), \
+                f"runtime/{name} is stale: run python -m modmt.export.search_graph"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
@@ -50,3 +52,51 @@ def test_translations_are_token_identical_with_and_without_the_head(tiny_export,
     without.decoder.search_head = None
     kwargs = dict(beam=beam, max_new_tokens=20, length_penalty=length_penalty, batch_size=3)
     assert with_head.translate(TEXTS, **kwargs) == without.translate(TEXTS, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_device_rows_equal_numpy_indexing(dtype):
+    import onnxruntime as ort
+
+    from modmt.runtime.device_rows import DeviceRows
+
+    rows = DeviceRows(["CPUExecutionProvider"], "cpu")
+    rng = np.random.default_rng(2)
+    for shape in ((6, 2, 5, 4), (6, 1, 9), (6, 2, 0, 4)):  # a cache tensor, logits, an empty prefill cache
+        x = rng.standard_normal(shape).astype(dtype)
+        pick = np.array([5, 0, 0, 3])
+        got = rows.select([ort.OrtValue.ortvalue_from_numpy(x)], pick)[0]
+        assert got.numpy().dtype == dtype and (got.numpy() == x[pick]).all()
+
+
+@pytest.mark.parametrize("beam, length_penalty, batch", [(1, 1.0, 2), (2, 1.0, 3), (5, 1.0, 3), (4, 0.5, 2), (3, 2.0, 5)])
+def test_translations_are_token_identical_with_the_cache_on_the_device(tiny_export, monkeypatch, beam,
+                                                                        length_penalty, batch):
+    from modmt.runtime.resident_decoder import ResidentDecoder
+
+    resident = Translator(tiny_export, provider="cpu")
+    assert isinstance(resident.search_decoder, ResidentDecoder), "IO binding is the default with the head"
+    kwargs = dict(beam=beam, max_new_tokens=20, length_penalty=length_penalty, batch_size=batch)
+    got = resident.translate(TEXTS, **kwargs)
+    monkeypatch.setenv("MODMT_IO_BINDING", "0")
+    numpy_steps = Translator(tiny_export, provider="cpu")
+    assert numpy_steps.search_decoder is numpy_steps.decoder
+    assert got == numpy_steps.translate(TEXTS, **kwargs)
+
+
+def test_resident_steps_keep_the_cache_as_device_values(tiny_export):
+    import onnxruntime as ort
+
+    translator = Translator(tiny_export, provider="cpu")
+    steps = translator.search_decoder
+    prompts = [translator.encode(t)[0] for t in TEXTS[:3]]
+    from modmt.runtime.decoding import left_pad
+
+    ids, mask = left_pad(prompts, translator.pad_id)
+    logits, cache = steps.prefill(ids, mask)
+    want_logits, want_cache = translator.decoder.prefill(ids, mask)
+    assert all(isinstance(v, ort.OrtValue) for v in [logits, *cache])
+    np.testing.assert_array_equal(steps.host(logits), want_logits)
+    rows = np.array([2, 2, 0])
+    for got, want in zip(steps.select(cache, rows), translator.decoder.select(want_cache, rows)):
+        np.testing.assert_array_equal(got.numpy(), want)

@@ -1,0 +1,61 @@
+"""An OnnxDecoder's steps with the KV cache and the logits kept on its execution provider's device.
+
+OnnxDecoder.run feeds numpy arrays and gets numpy arrays back: on a GPU every step would carry the
+whole cache to the device and back (about 100 MB at batch 8, beam 5, 100 tokens) and a logits row
+of 151,936 floats per beam to the host. Here the step is run with IO binding: the step's inputs
+that change (ids, mask, positions) are small host arrays, the cache goes in and comes out as
+OrtValues on the device, the cache of one step is the input of the next, the beam reorder is a
+Gather on the device (runtime/device_rows.py), and the search head (runtime/search_head.py) reads
+the logits where they are, so only [rows, 2k] scores and ids reach the host. On the CPU the
+"device" is host memory and this saves the copies ONNX Runtime's Python `run` makes of its outputs.
+
+Same interface as OnnxDecoder (prefill, step, select, search_head), plus `host(logits)` for greedy
+search; the search code does not know which one it drives.
+"""
+import numpy as np
+
+from modmt.runtime.device_rows import DeviceRows
+
+
+class ResidentDecoder:
+    def __init__(self, decoder):
+        import onnxruntime as ort
+
+        self.decoder = decoder
+        self.search_head = decoder.search_head
+        self.device = "cuda" if decoder.providers[0] == "CUDAExecutionProvider" else "cpu"
+        self.rows = DeviceRows(decoder.providers, self.device)
+        self._ort = ort
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: list):
+        binding = self.decoder.session.io_binding()
+        binding.bind_cpu_input("input_ids", np.ascontiguousarray(ids, dtype=np.int64))
+        binding.bind_cpu_input("attention_mask", np.ascontiguousarray(mask, dtype=np.int64))
+        if self.decoder.uses_position_ids:
+            binding.bind_cpu_input("position_ids", np.ascontiguousarray(positions, dtype=np.int64))
+        for name, value in zip(self.decoder.past_names, cache):
+            binding.bind_ortvalue_input(name, value)
+        for name in ["logits", *self.decoder.present_names]:
+            binding.bind_output(name, self.device)
+        self.decoder.session.run_with_iobinding(binding)
+        outputs = binding.get_outputs()
+        return outputs[0], list(outputs[1:])  # logits [rows, positions, vocab], on the device
+
+    def prefill(self, ids: np.ndarray, mask: np.ndarray):
+        positions = np.where(mask == 0, 1, np.cumsum(mask, axis=1) - 1)
+        empty = np.zeros((ids.shape[0], self.decoder.kv_heads, 0, self.decoder.head_dim),
+                         dtype=self.decoder.cache_dtype)
+        cache = [self._ort.OrtValue.ortvalue_from_numpy(empty, self.device, 0) for _ in self.decoder.past_names]
+        return self._run(ids, mask, positions, cache)
+
+    def step(self, tokens: np.ndarray, mask: np.ndarray, cache: list):
+        positions = (mask.sum(axis=1, keepdims=True) - 1).astype(np.int64)
+        return self._run(tokens.reshape(-1, 1), mask, positions, cache)
+
+    def select(self, values: list, rows: np.ndarray) -> list:
+        return self.rows.select(values, rows)
+
+    @staticmethod
+    def host(logits) -> np.ndarray:
+        """The last position's logits [rows, vocab] in host memory (greedy search's argmax)."""
+        return logits.numpy()[:, -1, :]
