@@ -71,6 +71,9 @@ def test_runtime_imports_without_torch_or_transformers():
     (["ja", "zh", "--w", "0:0"], "--w 0:0 gives both adapters zero weight"),
     (["ja", "xx"], "unknown language code 'xx'"),
     (["ja", "zh"], "is not an adapter pool (no pool.json); train one with `modmt-train adapters"),
+    (["ja", "zh", "--quantize", "w8a8"], "--quantize w8a8 calibrates on training text: pass --calibration CORPUS"),
+    (["ja", "zh", "--quantize", "w8a8", "--calibration", "no-such-dir"], "--calibration no-such-dir is not a directory"),
+    (["ja", "zh", "--quantize", "int8", "--calibration", "."], "--calibration is read only by recipes that calibrate"),
 ])
 def test_export_errors_are_one_line(tmp_path, args, message):
     result = run("modmt-export", *args, "--pool", str(tmp_path / "no-pool"))

@@ -87,6 +87,9 @@ def test_shared_base_refuses_fp16_and_a_base_of_another_precision(tmp_path, tiny
     with pytest.raises(ModmtError, match="is quantized 'none', not 'int8': pass --quantize none"):
         export_shared_direction(tiny_pool, "ja", "zh", ExportOptions(quantize="int8"), shared / "base",
                                 tmp_path / "x", load_registry())
+    with pytest.raises(ModmtError, match="cannot be calibrated per direction"):  # w8a8 smooths per direction
+        export_shared_direction(tiny_pool, "ja", "zh", ExportOptions(quantize="w8a8", calibration=tmp_path),
+                                shared / "base", tmp_path / "x", load_registry())
 
 
 def test_quantized_shared_base_applies_each_direction_on_a_float_side_path(tmp_path, tiny_pool):
