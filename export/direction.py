@@ -43,7 +43,7 @@ class ExportOptions:
             raise ModmtError(f"--dtype is fp32 or fp16; --quantize is none, {', '.join(RECIPES)}")
         if self.dtype == "fp16" and self.quantize != "none":
             raise ModmtError("quantized exports keep fp32 activations; use --dtype fp32 with --quantize")
-        calibrates = self.quantize != "none" and RECIPES[self.quantize].smooth_down_proj
+        calibrates = self.quantize != "none" and bool(RECIPES[self.quantize].smooth)
         if self.calibration is not None and not calibrates:
             raise ModmtError(f"--calibration is read only by recipes that calibrate (w8a8), not --quantize "
                              f"{self.quantize}; drop it")
@@ -192,7 +192,7 @@ def recipe_record(recipe, corpus_dir, sequences) -> dict:
 
 def calibration_text(corpus_dir: Path | None, recipe, src: str, tgt: str, tokenizer, template) -> list | None:
     """Training sequences for a recipe that calibrates (None for one that does not); tokenizer: `tokenizers`."""
-    if not recipe.smooth_down_proj:
+    if not recipe.smooth:
         return None
     if corpus_dir is None:
         raise ModmtError("this --quantize recipe calibrates on training text: pass --calibration CORPUS "

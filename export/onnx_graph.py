@@ -68,14 +68,15 @@ def to_quantized(src: Path, dst: Path, weight_bytes: int, recipe, calibration: l
     from modmt.export.quantize import quantize
 
     maxima = None
-    if recipe.smooth_down_proj:
+    if recipe.smooth:
         if not calibration:
             raise ModmtError("this recipe calibrates on training text: pass --calibration CORPUS (a corpus "
                              "directory such as the one `modmt data ddtp` builds)")
-        from modmt.export.smoothquant import activation_max, down_projections
+        from modmt.export.smoothquant import activation_max, smoothing_groups
 
-        inputs = [n.input[0] for n in down_projections(onnx.load(str(src), load_external_data=False))]
-        maxima = activation_max(src, inputs, calibration, pad_id)
+        # A tied output projection is untied (a weight of its own) only later: measure what it reads now.
+        groups = smoothing_groups(onnx.load(str(src), load_external_data=False), recipe.smooth, weights_only=False)
+        maxima = activation_max(src, [g.tensor for g in groups], calibration, pad_id)
     # int8 keeps about a quarter of the float bytes, int4 about a sixth: external data only when large.
     save(quantize(onnx.load(str(src)), recipe, activation_max=maxima), dst, weight_bytes * recipe.bits // 32)
 

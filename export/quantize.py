@@ -18,9 +18,8 @@ Q5_0 with Q8_0 for the output projection and the value projections, Q6_K/Q4_K fo
         int4 put the output projection at 4 bits, symmetric, and degenerated into repetitions.
   w8a8  every matrix as DynamicQuantizeMatMul: int8 weights per output column, activations to
         uint8 per tensor at run time, an int8 x int8 GEMM that at the 40 rows of a beam step runs
-        1.7-2.6x faster than MatMulNBits' 8-bit kernel. The down projections are smoothed first
-        on the direction's training text (export/smoothquant.py); without that one direction lost
-        4 points. The embedding table as in int8.
+        1.7-2.6x faster than MatMulNBits' 8-bit kernel. The matrices' inputs are smoothed first
+        on the direction's training text (export/smoothquant.py). The embedding table as in int8.
 
 `accuracy_level` 4 lets the MatMulNBits kernels compute with int8 activations inside a block
 (AVX512-VNNI); 0 keeps float compute. The recipe goes into modmt.json.
@@ -44,17 +43,18 @@ class QuantRecipe:
     # Matrix kinds (q_proj, ..., down_proj, lm_head) computed as int8 x int8 instead: weights per
     # output channel, activations quantized per tensor at run time (DynamicQuantizeMatMul).
     dynamic: tuple[str, ...] = ()
-    # Down projections smoothed before quantization (export/smoothquant.py): needs calibration text.
-    smooth_down_proj: bool = False
+    # Inputs smoothed before quantization (export/smoothquant.py; needs calibration text): "down_proj"
+    # (the MLP's act(gate) * up) and "norm" (RMSNorm outputs: q/k/v, gate/up, output projection).
+    smooth: tuple[str, ...] = ()
     smooth_alpha: float = 0.5
 
     def to_json(self) -> dict:
         every = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"}
         method = "DynamicQuantizeMatMul (int8 x int8)" if every <= set(self.dynamic) else \
             "MatMulNBits weight-only (RTN)" + (" + DynamicQuantizeMatMul" if self.dynamic else "")
-        if self.smooth_down_proj:
-            method += ", SmoothQuant on the down projections"
-        return {"method": method, **asdict(self), "dynamic": list(self.dynamic)}
+        if self.smooth:
+            method += f", SmoothQuant ({', '.join(self.smooth)})"
+        return {"method": method, **asdict(self), "dynamic": list(self.dynamic), "smooth": list(self.smooth)}
 
 
 RECIPES = {
@@ -65,9 +65,11 @@ RECIPES = {
     "int8-b128": QuantRecipe(bits=8, head_bits=8, embedding_bits=8, symmetric=True, block_size=128),
     "int4": QuantRecipe(bits=4, head_bits=8, embedding_bits=4, symmetric=False),
     # int8 weights and int8 activations (W8A8): every decoder matrix and the output projection as
-    # int8 x int8 GEMMs, the down projections smoothed on training text first (SmoothQuant, alpha 0.8:
-    # at 0.5 one direction lost 2 chrF++ points). 1.6x CTranslate2 int8's sentences/s at batch 8, beam 5.
-    "w8a8": QuantRecipe(bits=8, head_bits=8, embedding_bits=8, symmetric=True, smooth_down_proj=True,
+    # int8 x int8 GEMMs, their inputs smoothed on training text first (SmoothQuant, alpha 0.8): the
+    # RMSNorm outputs into q/k/v, gate/up and the output projection, and the MLP product into the
+    # down projection. Over four directions x 333 segments: +0.17 [-0.25, +0.60] chrF++ to fp32
+    # (down projections only: -0.14; none: -1.40). 1.3-1.6x CTranslate2 int8 at batch 8, beam 5.
+    "w8a8": QuantRecipe(bits=8, head_bits=8, embedding_bits=8, symmetric=True, smooth=("down_proj", "norm"),
                         smooth_alpha=0.8, dynamic=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                                    "down_proj", "lm_head")),
 }
@@ -100,8 +102,8 @@ def quantize(model: onnx.ModelProto, recipe: QuantRecipe, keep_float: list[str] 
     """The model with the recipe's matrices (and embedding) in MatMulNBits / GatherBlockQuantized form.
 
     keep_float: MatMul nodes left in float (a quantized shared base's low-rank side paths).
-    activation_max: {tensor name: max |x| per channel} of the down projections' inputs, for a
-    recipe that smooths them (export/smoothquant.py).
+    activation_max: {tensor name: max |x| per channel} of the inputs a smoothing recipe smooths
+    (export/smoothquant.py).
     """
     try:
         import onnxruntime.quantization.matmul_nbits_quantizer  # noqa: F401
@@ -109,12 +111,12 @@ def quantize(model: onnx.ModelProto, recipe: QuantRecipe, keep_float: list[str] 
         raise ModmtError(f"quantization needs onnxruntime's MatMulNBits quantizer ({e}); pip install onnx-ir") from None
     head = output_projection(model)
     untie_output_projection(model, head)
-    if recipe.smooth_down_proj:
+    if recipe.smooth:
         if activation_max is None:
             raise ModmtError("this recipe calibrates on training text: pass --calibration CORPUS")
-        from modmt.export.smoothquant import smooth_down_projections
+        from modmt.export.smoothquant import smooth, smoothing_groups
 
-        smooth_down_projections(model, activation_max, recipe.smooth_alpha)
+        smooth(model, smoothing_groups(model, recipe.smooth), activation_max, recipe.smooth_alpha)
     if recipe.dynamic:
         dynamic = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in keep_float
                    and matrix_kind(n.name) in recipe.dynamic]

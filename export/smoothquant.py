@@ -1,15 +1,16 @@
-"""SmoothQuant for the down projections: activation maxima on training text, and the weight rescaling they drive.
+"""SmoothQuant: activation maxima of an fp32 export on training text, and the weight rescaling they drive.
 
 int8 x int8 matrices (export/quantize.py, DynamicQuantizeMatMul) quantize their input per tensor
-at run time, so one outlier channel sets the step for all others. The MLP's down projection reads
-the product of the gate and up branches, whose few large channels cost 4 chrF++ points in one
-direction unsmoothed (docs/results.md). SmoothQuant (Xiao et al., 2023) moves that range into
-the weights: channel j of the input is divided by s_j and row j of the weight multiplied by it,
-with s_j = max|x_j|^alpha / max|w_j|^(1 - alpha); the division folds into the up projection's
-column j, so the float model is unchanged. The maxima come from here: prompts of the direction's
-source language followed by target-language text, from the corpus's training split (never devtest),
-run through the fp32 graph on ONNX Runtime with the chosen tensors as extra outputs.
+at run time, so one outlier channel sets the step for all others. SmoothQuant (Xiao et al., 2023)
+moves that range into the weights: channel j of the input is divided by s_j and row j of each
+weight that reads it multiplied by s_j, with s_j = max|x_j|^alpha / max|w_j|^(1 - alpha). The
+division folds into whatever makes the input, so the float model is unchanged: an RMSNorm's gain
+(the inputs of q/k/v, gate/up and the output projection) or the up projection's column j (the
+down projection reads act(gate) * up). The maxima come from here: prompts of the direction's
+source language followed by target-language text, from the corpus's training split (never
+devtest), run through the fp32 graph on ONNX Runtime with the smoothed tensors as extra outputs.
 """
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -76,33 +77,99 @@ def activation_max(model_path: Path, tensors: list[str], sequences: list[list[in
     return maxima
 
 
-def down_projections(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    return [n for n in model.graph.node if n.op_type == "MatMul" and matrix_kind(n.name) == "down_proj"]
+@dataclass
+class SmoothGroup:
+    """One activation tensor and what reads it: smoothing divides its channel j by s_j in `absorber`
+    (an initializer, along `axis`) and multiplies row j of every consumer's weight by s_j."""
+    tensor: str
+    absorber: str
+    axis: int
+    node: str                          # the node that reads `absorber` to make `tensor`
+    consumers: list[tuple[str, str]]   # (MatMul node, its weight)
 
 
-def smooth_down_projections(model: onnx.ModelProto, activation_max: dict, alpha: float) -> None:
-    """SmoothQuant on each MLP: input channel j of the down projection divided by s_j, folded into
-    the up projection's column j (the input is act(gate) * up), and the down projection's row j
-    multiplied by s_j. The float model computes the same function; the int8 one loses less.
+def smoothing_groups(model: onnx.ModelProto, kinds: tuple[str, ...], weights_only: bool = True) -> list[SmoothGroup]:
+    """kinds: "down_proj" (the MLP's act(gate) * up, absorbed by the up projection's columns) and
+    "norm" (an RMSNorm's output read by q/k/v, gate/up or the output projection, absorbed by its gain).
+
+    weights_only=False also keeps groups whose consumer weights are computed (a tied output projection
+    before it is untied): what calibration must measure, not what can be rescaled yet.
     """
+    graph = model.graph
+    initializers = {init.name for init in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    readers = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    groups = []
+    if "down_proj" in kinds:
+        for down in (n for n in graph.node if n.op_type == "MatMul" and matrix_kind(n.name) == "down_proj"):
+            product = producers.get(down.input[0])
+            ups = [producers.get(i) for i in (product.input if product is not None and product.op_type == "Mul" else [])]
+            ups = [u for u in ups if u is not None and matrix_kind(u.name) == "up_proj" and u.input[1] in initializers]
+            if len(ups) != 1 or down.input[1] not in initializers:
+                raise ModmtError(f"unexpected ONNX graph: {down.name} does not read act(gate) * up_proj; "
+                                 "use a recipe without smoothing")
+            groups.append(SmoothGroup(down.input[0], ups[0].input[1], 1, ups[0].name, [(down.name, down.input[1])]))
+    if "norm" in kinds:
+        def constant(name):  # an initializer, or the Identity of one (how the exporter shares equal weights)
+            producer = producers.get(name)
+            if producer is not None and producer.op_type == "Identity" and producer.input[0] in initializers:
+                return producer.input[0]
+            return name if name in initializers else None
+
+        for node in graph.node:  # Optimum's RMSNorm ends in /model/.../<x>norm/Mul_1: x_normalised * gain
+            gains = [constant(i) for i in node.input if constant(i) is not None]
+            if node.op_type != "Mul" or len(gains) != 1 or not node.name.split("/")[-2].endswith("norm"):
+                continue
+            matmuls = []
+            for reader in readers.get(node.output[0], []):  # the output projection reads it through a Slice
+                for r in [reader] if reader.op_type != "Slice" else readers.get(reader.output[0], []):
+                    if r.op_type == "MatMul" and matrix_kind(r.name) is not None:
+                        matmuls.append(r)
+            if matmuls and (not weights_only or all(m.input[1] in initializers for m in matmuls)):
+                groups.append(SmoothGroup(node.output[0], gains[0], 0, node.name, [(m.name, m.input[1]) for m in matmuls]))
+    return groups
+
+
+def smooth(model: onnx.ModelProto, groups: list[SmoothGroup], activation_max: dict, alpha: float) -> None:
+    """SmoothQuant: s_j = max|x_j|^alpha / max|w_j|^(1 - alpha) over the group's consumers; the float
+    model computes the same function, the int8 one loses less."""
     from onnx import numpy_helper
 
-    graph = model.graph
-    initializers = {init.name: init for init in graph.initializer}
-    producers = {out: node for node in graph.node for out in node.output}
-    for down in down_projections(model):
-        product = producers.get(down.input[0])
-        ups = [producers.get(i) for i in (product.input if product is not None and product.op_type == "Mul" else [])]
-        ups = [u for u in ups if u is not None and matrix_kind(u.name) == "up_proj" and u.input[1] in initializers]
-        if len(ups) != 1 or down.input[1] not in initializers or down.input[0] not in activation_max:
-            raise ModmtError(f"unexpected ONNX graph: {down.name} does not read act(gate) * up_proj; "
-                             "use a recipe without smoothing")
-        w_down = numpy_helper.to_array(initializers[down.input[1]])      # [K, N]: row j reads channel j
-        w_up = numpy_helper.to_array(initializers[ups[0].input[1]])      # [H, K]: column j writes it
-        x_max = np.maximum(np.asarray(activation_max[down.input[0]], dtype=np.float64), 1e-5)
-        w_max = np.maximum(np.abs(w_down).max(axis=1).astype(np.float64), 1e-5)
+    initializers = {init.name: init for init in model.graph.initializer}
+    nodes = {node.name: node for node in model.graph.node}
+
+    def replace(name, array):
+        initializers[name].CopyFrom(numpy_helper.from_array(array, name))
+
+    def private(name, reader):
+        """An initializer only `reader` reads: the exporter shares equal weights (all-ones gains, say),
+        directly or through Identity nodes, and rescaling a shared one would change its other readers."""
+        node = nodes[reader]
+        if name in node.input and sum(name in n.input for n in model.graph.node) == 1:
+            return name
+        slot = next(i for i, x in enumerate(node.input) if x == name or
+                    any(n.op_type == "Identity" and n.input[0] == name and x in n.output for n in model.graph.node))
+        copy = f"{name}_smoothed_{len(initializers)}"
+        model.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(initializers[name]), copy))
+        initializers[copy] = model.graph.initializer[-1]
+        node.input[slot] = copy
+        return copy
+
+    for group in groups:
+        if group.tensor not in activation_max:
+            raise ModmtError(f"no calibration maxima for {group.tensor}; re-run the export")
+        weights = {name: numpy_helper.to_array(initializers[name])
+                   for name in (private(weight, node) for node, weight in group.consumers)}
+        x_max = np.maximum(np.asarray(activation_max[group.tensor], dtype=np.float64), 1e-5)
+        w_max = np.maximum(np.max([np.abs(w).max(axis=1) for w in weights.values()], axis=0).astype(np.float64), 1e-5)
         scale = np.clip(x_max ** alpha / w_max ** (1 - alpha), 1e-3, 1e3)
-        initializers[down.input[1]].CopyFrom(
-            numpy_helper.from_array((w_down * scale[:, None]).astype(w_down.dtype), down.input[1]))
-        initializers[ups[0].input[1]].CopyFrom(
-            numpy_helper.from_array((w_up / scale[None, :]).astype(w_up.dtype), ups[0].input[1]))
+        for name, w in weights.items():                  # [K, N]: row j reads channel j
+            replace(name, (w * scale[:, None]).astype(w.dtype))
+        name = private(group.absorber, group.node)
+        absorber = numpy_helper.to_array(initializers[name])
+        shape = [1] * absorber.ndim
+        shape[group.axis] = -1
+        replace(name, (absorber / scale.reshape(shape)).astype(absorber.dtype))

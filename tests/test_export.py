@@ -189,7 +189,7 @@ def test_w8a8_runs_int8_gemms_calibrated_on_training_text(tmp_path, tiny_pool, t
     manifest = export_direction(tiny_pool, "ja", "zh", ExportOptions(weights="3:7", quantize="w8a8", calibration=corpus),
                                 tmp_path / "w8a8", load_registry())
     recipe = manifest["quantization_recipe"]
-    assert recipe["smooth_down_proj"] and recipe["smooth_alpha"] == 0.8 and "down_proj" in recipe["dynamic"]
+    assert recipe["smooth"] == ["down_proj", "norm"] and recipe["smooth_alpha"] == 0.8 and "down_proj" in recipe["dynamic"]
     assert recipe["calibration"]["split"] == "train" and recipe["calibration"]["sequences"] > 0
     graph = onnx.load(str(tmp_path / "w8a8" / "model.onnx"))
     ops = [n.op_type for n in graph.graph.node]
@@ -205,28 +205,38 @@ def test_w8a8_runs_int8_gemms_calibrated_on_training_text(tmp_path, tiny_pool, t
 def test_smoothing_keeps_the_float_model_and_calibration_skips_padding(tmp_path, tiny_export):
     """The SmoothQuant fold is exact in float; maxima over a padded batch equal those of its sequences alone."""
     import onnx
+    import onnxruntime as ort
 
     from modmt.export.onnx_graph import save
-    from modmt.export.smoothquant import activation_max, down_projections, smooth_down_projections
+    from modmt.export.quantize import output_projection, untie_output_projection
+    from modmt.export.smoothquant import activation_max, smooth, smoothing_groups
 
     model = onnx.load(str(tiny_export / "model.onnx"))
-    tensors = [n.input[0] for n in down_projections(model)]
+    layers = sum(n.op_type == "MatMul" and "down_proj" in n.name for n in model.graph.node)
+    tensors = [g.tensor for g in smoothing_groups(model, ("down_proj", "norm"), weights_only=False)]
+    assert len(tensors) == 3 * layers + 1, "each layer's two norms and MLP product, and the final norm"
     reference = Translator(tiny_export, provider="cpu")
     sequences = [reference.encode(t)[0] for t in TEXTS]
     together = activation_max(tiny_export / "model.onnx", tensors, sequences, reference.pad_id, batch_size=3)
     alone = [activation_max(tiny_export / "model.onnx", tensors, [s], reference.pad_id) for s in sequences]
     for name in tensors:
         np.testing.assert_allclose(together[name], np.max([a[name] for a in alone], axis=0), rtol=1e-5)
+    untie_output_projection(model, output_projection(model))
+    groups = smoothing_groups(model, ("down_proj", "norm"))
+    assert len(groups) == len(tensors), "once untied, the output projection can be rescaled too"
     before = {i.name: onnx.numpy_helper.to_array(i).copy() for i in model.graph.initializer}
     rng = np.random.default_rng(0)
-    smooth_down_projections(model, {n: together[n] * rng.uniform(0.1, 10, together[n].shape) for n in tensors}, 0.8)
-    changed = [i.name for i in model.graph.initializer
-               if not np.array_equal(onnx.numpy_helper.to_array(i), before[i.name])]
-    assert len(changed) == 2 * len(tensors), "each layer's up and down projections are rescaled"
+    smooth(model, groups, {n: together[n] * rng.uniform(0.1, 10, together[n].shape) for n in tensors}, 0.8)
+    changed = {i.name for i in model.graph.initializer
+               if i.name not in before or not np.array_equal(onnx.numpy_helper.to_array(i), before[i.name])}
+    graph_weights = {n.name: n.input[1] for n in model.graph.node if n.op_type == "MatMul"}
+    rescaled = {graph_weights[node] for g in groups for node, _ in g.consumers}
+    assert rescaled <= changed and len(rescaled) == 6 * layers + 1, "every matrix but the attention output"
+    # ... and each group's absorber (weights shared by the exporter got private copies first); the up
+    # projections absorb the down projections' scales and are themselves rescaled for the norm's
+    assert len(changed - rescaled) == len(groups) - layers
     (tmp_path / "s").mkdir()
     save(model, tmp_path / "s" / "model.onnx", 0)
-    import onnxruntime as ort
-
     ids, mask = left_pad(sequences, reference.pad_id)
     session = ort.InferenceSession(str(tmp_path / "s" / "model.onnx"), providers=["CPUExecutionProvider"])
     feed = {"input_ids": ids, "attention_mask": mask, "position_ids": np.where(mask == 0, 1, np.cumsum(mask, 1) - 1)}
