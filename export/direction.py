@@ -112,11 +112,13 @@ def merged_model(pool: Pool, src: str, tgt: str, options: ExportOptions, model_d
 
 def write_onnx(model, final: Path, options: ExportOptions, weight_bytes: int, label: str,
                external_data: bool = False, calibration: list | None = None, pad_id: int = 0) -> None:
-    """Optimum export of `model` into `final`, then the graph steps: last-position logits, dtype, quantization."""
+    """Optimum export of `model` into `final`, then the graph steps: last-position logits, attention
+    without repeated KV heads, dtype, quantization."""
     import onnx
     from optimum.exporters.onnx import onnx_export_from_model
 
     from modmt.export import onnx_graph
+    from modmt.export.grouped_attention import grouped_attention
 
     with tempfile.TemporaryDirectory(prefix=".optimum.", dir=final.parent) as work:
         work = Path(work)
@@ -126,6 +128,9 @@ def write_onnx(model, final: Path, options: ExportOptions, weight_bytes: int, la
         graph = onnx.load(str(raw / "model.onnx"))  # with its weights: re-saved in one place below
         if options.last_logits_only:
             graph = onnx_graph.last_position_logits(graph)
+        config = json.loads((raw / "config.json").read_text())
+        graph = grouped_attention(graph, config["num_attention_heads"],
+                                  config.get("num_key_value_heads") or config["num_attention_heads"])
         step = final / "model.onnx" if options.dtype == "fp32" and options.quantize == "none" else work / "fp32.onnx"
         onnx_graph.save(graph, step, weight_bytes, external_data)
         del graph

@@ -68,7 +68,7 @@ RECIPES = {
     # int8 x int8 GEMMs, their inputs smoothed on training text first (SmoothQuant, alpha 0.8): the
     # RMSNorm outputs into q/k/v, gate/up and the output projection, and the MLP product into the
     # down projection. Over four directions x 333 segments: +0.17 [-0.25, +0.60] chrF++ to fp32
-    # (down projections only: -0.14; none: -1.40). 1.3-1.6x CTranslate2 int8 at batch 8, beam 5.
+    # (down projections only: -0.14; none: -1.40). 1.3-2.0x CTranslate2 int8 at batch 8, beam 5.
     "w8a8": QuantRecipe(bits=8, head_bits=8, embedding_bits=8, symmetric=True, smooth=("down_proj", "norm"),
                         smooth_alpha=0.8, dynamic=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                                    "down_proj", "lm_head")),

@@ -48,6 +48,13 @@ def test_fp32_export_matches_pytorch_and_records_the_manifest(tiny_export, tiny_
     for ours, theirs in onnx_and_torch_logits(tiny_export, tiny_pool, ExportOptions(weights="3:7")):
         assert ours.shape == theirs.shape
         np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    # ... with the attention rewritten to read the 2 KV heads directly (export/grouped_attention.py)
+    import onnx
+
+    graph = onnx.load(str(tiny_export / "model.onnx")).graph
+    layers = sum(o.name.startswith("present.") and o.name.endswith(".key") for o in graph.output)
+    assert sum(n.name.endswith("/MatMulQK") for n in graph.node) == layers
+    assert not [n.name for n in graph.node if n.op_type == "Expand" and "self_attn" in n.name], "no repeated cache"
 
 
 @pytest.mark.parametrize("src, tgt, w, setting", [("en", "ja", "1:9", 2), ("zh", "en", "9:1", 1)])

@@ -1,5 +1,5 @@
 """Batch 8, beam 5: modmt exports against CTranslate2 int8 on the same merged weights, alternating in
-one process (three rounds, median sentences/s), so that the machine's drifts between runs (seen as
+one process (ROUNDS rounds, default 3; median sentences/s), so that the machine's drifts between runs (seen as
 20-30 % on this VM) hit every engine alike.
 
     .venv/bin/python docs/scripts/w8a8-vs-ctranslate2-alternating.py WORK EXPORT [EXPORT...]
@@ -7,6 +7,7 @@ one process (three rounds, median sentences/s), so that the machine's drifts bet
 WORK: the `--out DIR/work` of an earlier `modmt-bench latency ... --engines modmt,ctranslate2` run on
 the first export (it holds the merged weights and the CTranslate2 conversion).
 """
+import os
 import statistics
 import sys
 import time
@@ -26,12 +27,13 @@ segments = open_corpus("corpora/ddtp", load_registry()).segments("devtest", refe
 for engine in engines.values():  # warm-up
     engine.translate(segments[:8], 5, 16, 8)
 times = {name: [] for name in engines}
-for _ in range(3):
+rounds = int(os.environ.get("ROUNDS", "3"))
+for _ in range(rounds):
     for name, engine in engines.items():
         started = time.perf_counter()
         engine.translate(segments, 5, 64, 8)
         times[name].append(len(segments) / (time.perf_counter() - started))
-print(f"{len(segments)} devtest segments, batch 8, beam 5, at most 64 new tokens; sentences/s, 3 alternating rounds")
+print(f"{len(segments)} devtest segments, batch 8, beam 5, at most 64 new tokens; sentences/s, {rounds} alternating rounds")
 peer = statistics.median(times["ctranslate2 int8"])
 for name, values in times.items():
     median = statistics.median(values)
