@@ -12,6 +12,8 @@ A graph without this pattern (no GQA, another exporter) is returned unchanged.
 import onnx
 from onnx import TensorProto, helper
 
+from modmt.runtime.errors import ModmtError
+
 
 def _only(nodes: list, op_type: str):
     found = [n for n in nodes if n.op_type == op_type]
@@ -72,7 +74,8 @@ def grouped_attention(model: onnx.ModelProto, heads: int, kv_heads: int) -> onnx
         for reader in readers.get(repeated_key, []):
             if reader is not transpose:
                 if reader.op_type != "Shape":
-                    raise ValueError(f"unexpected reader of the repeated keys: {reader.name}")
+                    raise ModmtError(f"unexpected ONNX graph: {reader.name} reads the repeated keys; "
+                                     "report it with the model's name")
                 reader.input[0] = key
         for replaced, nodes in ((scores, keys_side), (mix, values_side)):  # in place: the order stays topological
             index = list(graph.node).index(replaced)
