@@ -6,6 +6,7 @@ import numpy as np
 
 from modmt.runtime.decoding import left_pad
 from modmt.runtime.errors import ModmtError
+from modmt.runtime.onnx_decoder import prefill_positions
 from modmt.runtime.translator import Translator
 
 
@@ -59,7 +60,7 @@ def logit_parity(export: Path, sources: list[str]) -> dict:
                                manifest["base_model"])
     ids, mask = left_pad([translator.encode(s)[0] for s in sources], translator.pad_id)
     ours = translator.decoder.prefill(ids, mask)[0]
-    positions = np.where(mask == 0, 1, np.cumsum(mask, axis=1) - 1)
+    positions = prefill_positions(mask)
     with torch.no_grad():
         theirs = model(torch.tensor(ids), attention_mask=torch.tensor(mask),
                        position_ids=torch.tensor(positions)).logits[:, -1].float().numpy()

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from modmt.export.merge import fold_deltas
-from modmt.export.quantize import RECIPES
+from modmt.export.quantize import CALIBRATION_NEEDED, RECIPES
 from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
@@ -200,8 +200,7 @@ def calibration_text(corpus_dir: Path | None, recipe, src: str, tgt: str, tokeni
     if not recipe.smooth:
         return None
     if corpus_dir is None:
-        raise ModmtError("this --quantize recipe calibrates on training text: pass --calibration CORPUS "
-                         "(a corpus directory such as the one `modmt data ddtp` builds)")
+        raise ModmtError(CALIBRATION_NEEDED)
     from modmt.export.smoothquant import calibration_sequences
 
     return calibration_sequences(Path(corpus_dir), src, tgt, tokenizer, template)

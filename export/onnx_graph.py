@@ -65,13 +65,12 @@ def to_quantized(src: Path, dst: Path, weight_bytes: int, recipe, calibration: l
 
     calibration: token-id sequences of training text, for recipes that smooth (export/smoothquant.py).
     """
-    from modmt.export.quantize import quantize
+    from modmt.export.quantize import CALIBRATION_NEEDED, quantize
 
     maxima = None
     if recipe.smooth:
         if not calibration:
-            raise ModmtError("this recipe calibrates on training text: pass --calibration CORPUS (a corpus "
-                             "directory such as the one `modmt data ddtp` builds)")
+            raise ModmtError(CALIBRATION_NEEDED)
         from modmt.export.smoothquant import activation_max, smoothing_groups
 
         # A tied output projection is untied (a weight of its own) only later: measure what it reads now.

@@ -31,6 +31,12 @@ import onnx
 from modmt.runtime.errors import ModmtError
 
 
+# Every weight matrix of a decoder layer, and the output projection (matrix_kind's names).
+MATRIX_KINDS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
+CALIBRATION_NEEDED = ("this --quantize recipe calibrates on training text: pass --calibration CORPUS (a corpus "
+                      "directory such as the one `modmt data ddtp` builds)")
+
+
 @dataclass(frozen=True)
 class QuantRecipe:
     bits: int                   # decoder matrices
@@ -49,8 +55,7 @@ class QuantRecipe:
     smooth_alpha: float = 0.5
 
     def to_json(self) -> dict:
-        every = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"}
-        method = "DynamicQuantizeMatMul (int8 x int8)" if every <= set(self.dynamic) else \
+        method = "DynamicQuantizeMatMul (int8 x int8)" if set(MATRIX_KINDS) <= set(self.dynamic) else \
             "MatMulNBits weight-only (RTN)" + (" + DynamicQuantizeMatMul" if self.dynamic else "")
         if self.smooth:
             method += f", SmoothQuant ({', '.join(self.smooth)})"
@@ -70,8 +75,7 @@ RECIPES = {
     # down projection. Over four directions x 333 segments: +0.17 [-0.25, +0.60] chrF++ to fp32
     # (down projections only: -0.14; none: -1.40). 1.3-2.0x CTranslate2 int8 at batch 8, beam 5.
     "w8a8": QuantRecipe(bits=8, head_bits=8, embedding_bits=8, symmetric=True, smooth=("down_proj", "norm"),
-                        smooth_alpha=0.8, dynamic=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                                   "down_proj", "lm_head")),
+                        smooth_alpha=0.8, dynamic=MATRIX_KINDS),
 }
 
 
@@ -113,7 +117,7 @@ def quantize(model: onnx.ModelProto, recipe: QuantRecipe, keep_float: list[str] 
     untie_output_projection(model, head)
     if recipe.smooth:
         if activation_max is None:
-            raise ModmtError("this recipe calibrates on training text: pass --calibration CORPUS")
+            raise ModmtError(CALIBRATION_NEEDED)
         from modmt.export.smoothquant import smooth, smoothing_groups
 
         smooth(model, smoothing_groups(model, recipe.smooth), activation_max, recipe.smooth_alpha)
@@ -158,12 +162,14 @@ def dynamic_int8(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
     for node in [n for n in graph.node if n.name in names]:
-        weight = numpy_helper.to_array(initializers[node.input[1]]).astype(np.float32)   # [K, N]
-        scale = np.maximum(np.abs(weight).max(axis=0), 1e-12) / 127.0
-        quantized = np.clip(np.rint(weight / scale), -127, 127).astype(np.int8)
         q_name, s_name = f"{node.input[1]}_int8", f"{node.input[1]}_column_scale"
-        graph.initializer.extend([numpy_helper.from_array(quantized, q_name),
-                                  numpy_helper.from_array(scale.astype(np.float32), s_name)])
+        if q_name not in initializers:  # a weight two MatMuls share is quantized once
+            weight = numpy_helper.to_array(initializers[node.input[1]]).astype(np.float32)   # [K, N]
+            scale = np.maximum(np.abs(weight).max(axis=0), 1e-12) / 127.0
+            quantized = np.clip(np.rint(weight / scale), -127, 127).astype(np.int8)
+            graph.initializer.extend([numpy_helper.from_array(quantized, q_name),
+                                      numpy_helper.from_array(scale.astype(np.float32), s_name)])
+            initializers[q_name] = graph.initializer[-2]
         index = list(graph.node).index(node)
         graph.node.remove(node)
         graph.node.insert(index, helper.make_node("DynamicQuantizeMatMul", [node.input[0], q_name, s_name],

@@ -19,6 +19,7 @@ import onnx
 from modmt.export.quantize import matrix_kind
 from modmt.runtime.decoding import left_pad
 from modmt.runtime.errors import ModmtError
+from modmt.runtime.onnx_decoder import prefill_positions
 
 SEQUENCES = 128     # SmoothQuant's maxima settle within a few dozen sequences; twice that for margin
 MAX_TOKENS = 256
@@ -67,7 +68,7 @@ def activation_max(model_path: Path, tensors: list[str], sequences: list[list[in
         ids, mask = left_pad(ordered[start:start + batch_size], pad_id)
         feed = {"input_ids": ids, "attention_mask": mask}
         if "position_ids" in inputs:
-            feed["position_ids"] = np.where(mask == 0, 1, np.cumsum(mask, axis=1) - 1)
+            feed["position_ids"] = prefill_positions(mask)
         for name in past:
             heads, dim = inputs[name].shape[1], inputs[name].shape[3]
             feed[name] = np.zeros((ids.shape[0], heads, 0, dim), dtype=np.float32)
@@ -106,7 +107,8 @@ def smoothing_groups(model: onnx.ModelProto, kinds: tuple[str, ...], weights_onl
     if "down_proj" in kinds:
         for down in (n for n in graph.node if n.op_type == "MatMul" and matrix_kind(n.name) == "down_proj"):
             product = producers.get(down.input[0])
-            ups = [producers.get(i) for i in (product.input if product is not None and product.op_type == "Mul" else [])]
+            factors = product.input if product is not None and product.op_type == "Mul" else []
+            ups = [producers.get(i) for i in factors]
             ups = [u for u in ups if u is not None and matrix_kind(u.name) == "up_proj" and u.input[1] in initializers]
             if len(ups) != 1 or down.input[1] not in initializers:
                 raise ModmtError(f"unexpected ONNX graph: {down.name} does not read act(gate) * up_proj; "
@@ -129,7 +131,8 @@ def smoothing_groups(model: onnx.ModelProto, kinds: tuple[str, ...], weights_onl
                     if r.op_type == "MatMul" and matrix_kind(r.name) is not None:
                         matmuls.append(r)
             if matmuls and (not weights_only or all(m.input[1] in initializers for m in matmuls)):
-                groups.append(SmoothGroup(node.output[0], gains[0], 0, node.name, [(m.name, m.input[1]) for m in matmuls]))
+                consumers = [(m.name, m.input[1]) for m in matmuls]
+                groups.append(SmoothGroup(node.output[0], gains[0], 0, node.name, consumers))
     return groups
 
 

@@ -8,8 +8,7 @@ the same provider, so the cache never crosses to the host.
 """
 import numpy as np
 
-from modmt.runtime.search_head import HERE
-
+from modmt.runtime.search_head import helper_session
 
 GRAPHS = {"tensor(float)": "rows_fp32.onnx", "tensor(float16)": "rows_fp16.onnx"}
 
@@ -20,16 +19,8 @@ class DeviceRows:
         self.sessions = {}  # one per element type: the cache's, and the logits' if they differ
 
     def _session(self, element_type: str):
-        import onnxruntime as ort
-
-        if element_type not in self.sessions:
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            options.intra_op_num_threads = 1  # a copy: one thread that sleeps, as the search head's
-            options.inter_op_num_threads = 1
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self.sessions[element_type] = ort.InferenceSession(str(HERE / GRAPHS[element_type]), options,
-                                                               providers=self.providers)
+        if element_type not in self.sessions:  # a copy: one thread that sleeps, as the search head's
+            self.sessions[element_type] = helper_session(GRAPHS[element_type], self.providers)
         return self.sessions[element_type]
 
     def select(self, values: list, rows: np.ndarray) -> list:

@@ -15,6 +15,16 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 _warned_cpu = False
 
 
+def prefill_positions(mask: np.ndarray) -> np.ndarray:
+    """Positions count real tokens only, so left padding does not shift them (as transformers does)."""
+    return np.where(mask == 0, 1, np.cumsum(mask, axis=1) - 1)
+
+
+def step_positions(mask: np.ndarray) -> np.ndarray:
+    """The position of the one new token of each row: its real tokens so far, minus one."""
+    return (mask.sum(axis=1, keepdims=True) - 1).astype(np.int64)
+
+
 def choose_providers(provider: str) -> list:
     try:
         import onnxruntime as ort
@@ -94,16 +104,15 @@ class OnnxDecoder:
         outputs = self.session.run(["logits", *self.present_names], feed)
         return outputs[0][:, -1, :], outputs[1:]
 
+    def empty_cache(self, rows: int) -> list:
+        """The past of a prefill: every cache tensor with no positions yet."""
+        return [np.zeros((rows, self.kv_heads, 0, self.head_dim), dtype=self.cache_dtype) for _ in self.past_names]
+
     def prefill(self, ids: np.ndarray, mask: np.ndarray):
-        # Positions count real tokens only, so left padding does not shift them (as transformers does).
-        positions = np.where(mask == 0, 1, np.cumsum(mask, axis=1) - 1)
-        empty = [np.zeros((ids.shape[0], self.kv_heads, 0, self.head_dim), dtype=self.cache_dtype)
-                 for _ in self.past_names]
-        return self._run(ids, mask, positions, empty)
+        return self._run(ids, mask, prefill_positions(mask), self.empty_cache(ids.shape[0]))
 
     def step(self, tokens: np.ndarray, mask: np.ndarray, cache: list):
-        positions = (mask.sum(axis=1, keepdims=True) - 1).astype(np.int64)
-        return self._run(tokens.reshape(-1, 1), mask, positions, cache)
+        return self._run(tokens.reshape(-1, 1), mask, step_positions(mask), cache)
 
     @staticmethod
     def select(cache: list, rows: np.ndarray) -> list:

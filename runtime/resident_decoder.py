@@ -15,26 +15,31 @@ search; the search code does not know which one it drives.
 import numpy as np
 
 from modmt.runtime.device_rows import DeviceRows
+from modmt.runtime.onnx_decoder import prefill_positions, step_positions
 
 
 class ResidentDecoder:
     def __init__(self, decoder):
-        import onnxruntime as ort
-
         self.decoder = decoder
-        self.search_head = decoder.search_head
         self.device = "cuda" if decoder.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.rows = DeviceRows(decoder.providers, self.device)
-        self._ort = ort
+
+    @property
+    def search_head(self):
+        return self.decoder.search_head
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: list):
+        """cache: OrtValues on the device, or (a prefill's empty past) numpy arrays bound from the host."""
         binding = self.decoder.session.io_binding()
         binding.bind_cpu_input("input_ids", np.ascontiguousarray(ids, dtype=np.int64))
         binding.bind_cpu_input("attention_mask", np.ascontiguousarray(mask, dtype=np.int64))
         if self.decoder.uses_position_ids:
             binding.bind_cpu_input("position_ids", np.ascontiguousarray(positions, dtype=np.int64))
         for name, value in zip(self.decoder.past_names, cache):
-            binding.bind_ortvalue_input(name, value)
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, value)
+            else:
+                binding.bind_ortvalue_input(name, value)
         for name in ["logits", *self.decoder.present_names]:
             binding.bind_output(name, self.device)
         self.decoder.session.run_with_iobinding(binding)
@@ -42,15 +47,10 @@ class ResidentDecoder:
         return outputs[0], list(outputs[1:])  # logits [rows, positions, vocab], on the device
 
     def prefill(self, ids: np.ndarray, mask: np.ndarray):
-        positions = np.where(mask == 0, 1, np.cumsum(mask, axis=1) - 1)
-        empty = np.zeros((ids.shape[0], self.decoder.kv_heads, 0, self.decoder.head_dim),
-                         dtype=self.decoder.cache_dtype)
-        cache = [self._ort.OrtValue.ortvalue_from_numpy(empty, self.device, 0) for _ in self.decoder.past_names]
-        return self._run(ids, mask, positions, cache)
+        return self._run(ids, mask, prefill_positions(mask), self.decoder.empty_cache(ids.shape[0]))
 
     def step(self, tokens: np.ndarray, mask: np.ndarray, cache: list):
-        positions = (mask.sum(axis=1, keepdims=True) - 1).astype(np.int64)
-        return self._run(tokens.reshape(-1, 1), mask, positions, cache)
+        return self._run(tokens.reshape(-1, 1), mask, step_positions(mask), cache)
 
     def select(self, values: list, rows: np.ndarray) -> list:
         return self.rows.select(values, rows)

@@ -16,19 +16,26 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
+def helper_session(name: str, providers: list, threads: int | None = None):
+    """A session for one of the small graphs shipped beside this module, on the decoder's providers.
+
+    One thread that sleeps when idle: a second pool of spinning threads would take the cores from
+    the model's own session between steps (measured: it ate the search head's gain on 2 cores).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads or 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(HERE / name), options, providers=providers)
+
+
 class SearchHead:
     def __init__(self, providers: list, threads: int | None, logits_dtype=np.float32):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        # One thread that sleeps when idle: a second pool of spinning threads would take the cores
-        # from the model's own session between steps (measured: it ate the head's gain on 2 cores).
-        options.intra_op_num_threads = threads or 1
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         name = "search_fp16.onnx" if logits_dtype == np.float16 else "search_fp32.onnx"
-        self.session = ort.InferenceSession(str(HERE / name), options, providers=providers)
+        self.session = helper_session(name, providers, threads)
         self.logits_dtype = logits_dtype
 
     def top(self, logits, k: int) -> tuple[np.ndarray, np.ndarray]:
