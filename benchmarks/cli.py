@@ -4,6 +4,7 @@ This is the top layer: the only place that imports all stages. Each stage's comm
 heavy dependencies (torch, transformers, optimum) only when they run, so `modmt --help` and
 `modmt translate` work in a runtime-only install.
 """
+import json
 from pathlib import Path
 
 import click
@@ -12,7 +13,8 @@ from modmt.benchmarks.demo import demo_command
 from modmt.export.cli import export_command
 from modmt.runtime.cli import translate_command
 from modmt.runtime.errors import ModmtError, run_cli
-from modmt.runtime.options import POSITIVE_INT
+from modmt.runtime.options import BATCH, BEAM, NEW_TOKENS, POSITIVE_INT, THREADS
+from modmt.runtime.server_cli import serve_command
 from modmt.train.cli import data_group, model_group, train_group
 
 
@@ -33,9 +35,9 @@ def bench_group():
                    "in-memory model and use transformers' generate.")
 @click.option("--full-model", type=click.Path(path_type=Path), default=None,
               help="A `modmt-train full` model for the full fine-tuning row.")
-@click.option("--beam", type=POSITIVE_INT, default=5, show_default=True)
-@click.option("--max-new-tokens", type=POSITIVE_INT, default=128, show_default=True)
-@click.option("--batch", type=POSITIVE_INT, default=8, show_default=True)
+@click.option("--beam", type=BEAM, default=5, show_default=True)
+@click.option("--max-new-tokens", type=NEW_TOKENS, default=128, show_default=True)
+@click.option("--batch", type=BATCH, default=8, show_default=True)
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/quality"), show_default=True)
 def quality_command(pool_dir, data, split, directions, methods, limit, engine, full_model, beam, max_new_tokens,
@@ -94,9 +96,9 @@ def plots_command(pool_dir, quality_dir, exports_dir, out):
 @click.option("--data", type=click.Path(path_type=Path), required=True)
 @click.option("--split", default="devtest", show_default=True)
 @click.option("--limit", type=POSITIVE_INT, default=24, show_default=True)
-@click.option("--beam", type=POSITIVE_INT, default=5, show_default=True)
-@click.option("--batch", type=POSITIVE_INT, default=8, show_default=True)
-@click.option("--max-new-tokens", type=POSITIVE_INT, default=64, show_default=True)
+@click.option("--beam", type=BEAM, default=5, show_default=True)
+@click.option("--batch", type=BATCH, default=8, show_default=True)
+@click.option("--max-new-tokens", type=NEW_TOKENS, default=64, show_default=True)
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--parity", is_flag=True, help="Also the max logit difference of the first export against PyTorch.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/exports"), show_default=True)
@@ -169,12 +171,12 @@ def exports_summary_command(results):
 @click.option("--input", "input_path", type=click.Path(path_type=Path), default=None, help="Or a file of segments.")
 @click.option("--split", default="devtest", show_default=True)
 @click.option("--limit", type=POSITIVE_INT, default=16, show_default=True, help="Number of segments.")
-@click.option("--batch", type=POSITIVE_INT, default=8, show_default=True)
-@click.option("--beam", type=POSITIVE_INT, default=5, show_default=True, help="Beam of the batch-N throughput run.")
-@click.option("--latency-beam", type=POSITIVE_INT, default=1, show_default=True,
+@click.option("--batch", type=BATCH, default=8, show_default=True)
+@click.option("--beam", type=BEAM, default=5, show_default=True, help="Beam of the batch-N throughput run.")
+@click.option("--latency-beam", type=BEAM, default=1, show_default=True,
               help="Beam of the batch-1 latency run (1: greedy, what the roofline assumes).")
-@click.option("--max-new-tokens", type=POSITIVE_INT, default=64, show_default=True)
-@click.option("--threads", type=POSITIVE_INT, default=None)
+@click.option("--max-new-tokens", type=NEW_TOKENS, default=64, show_default=True)
+@click.option("--threads", type=THREADS, default=None)
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/latency"), show_default=True)
 def latency_command(exports, engines, data, input_path, split, limit, batch, beam, latency_beam, max_new_tokens,
@@ -200,6 +202,36 @@ def latency_command(exports, engines, data, input_path, split, limit, batch, bea
     click.echo(markdown)
 
 
+@bench_group.command("routing")
+@click.argument("base", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Corpus whose devtest split gives the sentences.")
+@click.option("--segments", type=POSITIVE_INT, default=16, show_default=True,
+              help="Devtest segments, spread over the four mixed directions.")
+@click.option("--rounds", type=click.IntRange(1, 100), default=2, show_default=True)
+@click.option("--batch", type=BATCH, default=8, show_default=True)
+@click.option("--beam", type=BEAM, default=5, show_default=True)
+@click.option("--max-new-tokens", type=NEW_TOKENS, default=64, show_default=True)
+@click.option("--folded", type=click.Path(file_okay=False, path_type=Path), multiple=True,
+              help="A standalone export of en->fr with the same weights, for the side path's cost.")
+@click.option("--clients", type=click.IntRange(1, 4096), default=32, show_default=True)
+@click.option("--requests", type=click.IntRange(1, 100_000), default=64, show_default=True)
+@click.option("--parts", default="memory,mixed,serve", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/routing.json"),
+              show_default=True)
+def routing_command(base, data, segments, rounds, batch, beam, max_new_tokens, folded, clients, requests, parts, out):
+    """One routed session against a session per direction: memory, mixed-batch throughput, `modmt serve` under load."""
+    from modmt.benchmarks.routing import run_routing
+
+    chosen = [p.strip() for p in parts.split(",") if p.strip()]
+    unknown = set(chosen) - {"memory", "mixed", "serve"}
+    if unknown:
+        raise ModmtError(f"--parts takes memory, mixed and serve, not {', '.join(sorted(unknown))}")
+    result = run_routing(base, data, out, segments, rounds, batch, beam, max_new_tokens, list(folded), clients,
+                         requests, chosen)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 @bench_group.command("reproduce")
 @click.option("--model", default=None, help="Base model (default: qwen2.5-coder-0.5b-instruct, fetched if needed).")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
@@ -209,7 +241,7 @@ def latency_command(exports, engines, data, input_path, split, limit, batch, bea
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("results/reproduce"), show_default=True,
               help="Everything the run makes; a second run with the same options resumes here.")
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--stop-after", type=click.Choice(["corpus", "adapters", "pooled-en", "full", "weights", "quality"]),
+@click.option("--stop-after", type=click.Choice(["corpus", "tune", "adapters", "pooled-en", "full", "weights", "quality"]),
               default=None, help="Stop after this stage (and write the report of what exists).")
 def reproduce_command(model, data, profile, workdir, provider, stop_after):
     """Table 1 end to end: adapters, full FT, weight learning, chrF++ of every row, report.md (resumable)."""
@@ -230,7 +262,7 @@ def modmt():
     """
 
 
-for command in (train_group, export_command, translate_command, bench_group, data_group, model_group,
+for command in (train_group, export_command, translate_command, serve_command, bench_group, data_group, model_group,
                 demo_command):
     modmt.add_command(command)
 

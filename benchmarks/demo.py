@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from modmt.runtime.errors import ModmtError
-from modmt.runtime.options import POSITIVE_INT
+from modmt.runtime.options import BEAM, POSITIVE_INT
 
 SRC, TGT, WEIGHTS = "ja", "zh", "3:7"
 
@@ -133,7 +133,7 @@ def run_demo(workdir: Path, offline: bool = False, quick: bool = False, max_pair
 @click.option("--quick", is_flag=True, help="A few-minute smoke run: ja and zh adapters on 8 pairs, 4 segments.")
 @click.option("--max-pairs", type=POSITIVE_INT, default=None, help="Training pairs per adapter (default 48, --quick 8).")
 @click.option("--segments", type=POSITIVE_INT, default=None, help="Devtest segments to translate (default 16, --quick 4).")
-@click.option("--beam", type=POSITIVE_INT, default=5, show_default=True)
+@click.option("--beam", type=BEAM, default=5, show_default=True)
 def demo_command(workdir, offline, quick, max_pairs, segments, beam):
     """Run the main job: adapters for five languages, export ja->zh at 3:7, translate and score it."""
     r = run_demo(workdir, offline, quick, max_pairs, segments, beam)

@@ -82,6 +82,37 @@ def fmt(value, digits=2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def tuning_lines(work: Path) -> list[str]:
+    """The equal-budget learning-rate search on the dev split (reproduce's `tune` stage), trial by trial."""
+    path = work / "tune" / "trials.json"
+    if not path.exists():
+        return []
+    tune = json.loads(path.read_text())
+    lines = ["## Tuning on the dev split", "",
+             "Each side gets the same trials (learning rates), epochs and examples per language; each trial is "
+             "scored by mean chrF++ over every direction on the same dev segments (never devtest). Full "
+             "fine-tuning is scored as itself, the adapters as the pooled recipe's Setting 1 at 1:9.", "",
+             "| side | learning rate | dev chrF++ | scored as | segments × directions | train steps | final loss |",
+             "|---|---:|---:|---|---:|---:|---:|"]
+    chosen = tune.get("chosen", {})
+    for t in tune["trials"]:
+        mark = " **(chosen)**" if chosen.get(t["side"]) == t["lr"] else ""
+        train = t.get("train") or {}
+        steps = train.get("steps", "-") if "steps" in train else sum(a.get("steps", 0) for a in train.values())
+        loss = train.get("final_loss")
+        lines.append(f"| {t['side']} | {t['lr']:g}{mark} | {t['dev_chrf']:.2f} | {t['row']} | "
+                     f"{t['segments_per_direction']} × {t['directions']} | {steps} | "
+                     f"{'-' if loss is None else f'{loss:.3f}'} |")
+    if "budget" in tune:
+        b = tune["budget"]
+        lines += ["", f"Budget, equal for both sides: {b['trials_per_side']} trials each; epochs {b['epochs']}; "
+                      f"pairs per direction (full FT) or per adapter {b['pairs_per_direction_or_adapter']}; "
+                      f"{b['dev_segments_per_direction']} dev segments × {b['directions']} directions per trial."]
+    else:
+        lines += ["", "The search is still running: the rows above are the trials finished so far."]
+    return lines + [""]
+
+
 def write_report(work: Path) -> str:
     from modmt.benchmarks.plots import plot_heatmaps, plot_learned_weights
     from modmt.benchmarks.quality import chrf_scorer
@@ -274,6 +305,7 @@ def write_report(work: Path) -> str:
         lines.append("Not measurable yet (needs the base, full fine-tuning and a merged row on every direction).")
     lines.append("")
 
+    lines += tuning_lines(work)
     # Stage wall times and plots.
     lines += ["## Stages", "", "| stage | wall time | attempts |", "|---|---:|---:|"]
     for name, entry in stages.items():

@@ -3,6 +3,9 @@
 Stages, each cached in --workdir and skipped once finished (a killed run continues with the same
 command and recomputes nothing it finished):
 
+  tune         equal-budget learning-rate search on the dev split: the same number of trials for full
+               fine-tuning and for the adapters, each scored on a fixed dev sample; the choices train
+               the stages below (full FT reuses its chosen trial's model)
   adapters     LoRA_in/LoRA_out for every language (the paper's recipe: English's pair on en->en)
   pooled-en    English's two adapters again with the pooled recipe (x->en / en->x), in a second pool
                that shares the other languages' adapters
@@ -17,7 +20,7 @@ A profile fixes the budget: `paper` (the paper's settings as far as the data all
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import permutations
 from pathlib import Path
 
@@ -50,6 +53,11 @@ class Profile:
     beam: int
     max_new_tokens: int
     batch: int = 8
+    # The tuning search (dev split, not devtest): trials per side and the dev segments per direction
+    # that score them. Both sides get the same number of trials, epochs and examples per language.
+    full_lr_trials: tuple = ()
+    adapter_lr_trials: tuple = ()
+    tune_segments: int | None = None
 
 
 PROFILES = {
@@ -67,10 +75,12 @@ PROFILES = {
         "all rows decode alike, so the comparisons stay fair), 50 devtest segments per direction for the "
         "headline rows and 12 for the other ratio rows (enough to pick the best ratio of each setting, which "
         "is then evaluated on 50).",
-        96, 1, 1e-3, 96, 1, 5e-5, 24, 1, 0.1, 50, 12, 1, 64),
+        96, 1, 1e-3, 96, 1, 5e-5, 24, 1, 0.1, 50, 12, 1, 64,
+        full_lr_trials=(2e-5, 5e-5, 1e-4), adapter_lr_trials=(3e-4, 1e-3, 3e-3), tune_segments=24),
     "tiny": Profile(
         "tiny", "The built-in tiny model and toy corpus (tests): the numbers mean nothing.",
-        8, 2, 1e-2, 8, 1, 1e-3, 4, 1, 0.1, 4, 3, 1, 8),
+        8, 2, 1e-2, 8, 1, 1e-3, 4, 1, 0.1, 4, 3, 1, 8,
+        full_lr_trials=(1e-3, 1e-2), adapter_lr_trials=(1e-2, 3e-2), tune_segments=3),
 }
 
 
@@ -114,8 +124,8 @@ def train_adapters(model_dir, corpus, registry, langs, pool_dir, profile: Profil
                                         "seconds": i["seconds"]} for i in infos}
 
 
-def pooled_english_pool(main: Path, pooled: Path) -> None:
-    """A second pool that shares every non-English adapter of `main` and will hold pooled-recipe English ones."""
+def pooled_english_pool(main: Path, pooled: Path, recipe: str = "pooled") -> None:
+    """A second pool that shares every non-English adapter of `main` and will hold `recipe` English ones."""
     from modmt.train.pool import Pool
 
     meta = Pool(main).read()
@@ -127,8 +137,48 @@ def pooled_english_pool(main: Path, pooled: Path) -> None:
         if lang != ENGLISH and not (pooled / role / lang).exists():
             shutil.copytree(main / role / lang, pooled / role / lang)
     adapters = {k: v for k, v in meta["adapters"].items() if not k.endswith(f"/{ENGLISH}")}
-    write_json_atomic(target.meta_path, {**meta, "english_adapters": "pooled", "adapters": adapters,
+    write_json_atomic(target.meta_path, {**meta, "english_adapters": recipe, "adapters": adapters,
                                          "languages": sorted({k.split("/")[1] for k in adapters})})
+
+
+def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile: Profile, provider: str) -> dict:
+    """The equal-budget search: each learning rate of each side trained with the profile's pairs and
+    epochs, scored by mean chrF++ over every direction on the first `tune_segments` dev segments
+    (dev, never devtest). Full fine-tuning is scored as itself; the adapters as the pooled recipe's
+    Setting 1 at 1:9 (the row the project recommends). Each trial is resumable on its own."""
+    tune = work / "tune"
+    dev = QualityRun(tune, corpus, profile, provider, split="dev")
+    directions = directions_of(langs)
+    full_row = Method("full", "Full-parameter fine-tuning", "full")
+    merged_row = Method("s1-1:9", "Setting 1 (1:9)", "1:9", 1)
+    trials = []
+    sides = [("full", lr) for lr in profile.full_lr_trials] + [("adapters", lr) for lr in profile.adapter_lr_trials]
+    for side, lr in sides:
+        trained = tune / f"{side}-lr{lr:g}"
+        trial_profile = replace(profile, full_lr=lr) if side == "full" else replace(profile, adapter_lr=lr)
+        started = time.perf_counter()
+        if side == "full":
+            info = train_full_model(model_dir, corpus, registry, langs, trained, trial_profile)
+            method, pool_dir, full_dir = full_row, trained, trained
+        else:
+            info = train_adapters(model_dir, corpus, registry, langs, trained, trial_profile, english="pooled")
+            method, pool_dir, full_dir = merged_row, trained, None
+        cells = [dev.cell(trained.name, pool_dir, method, src, tgt, profile.tune_segments, full_dir)
+                 for src, tgt in directions]
+        trials.append({"side": side, "lr": lr, "row": method.label, "dev_chrf": round(mean_chrf(cells), 4),
+                       "segments_per_direction": cells[0]["n"], "directions": len(cells),
+                       "train": info, "seconds": round(time.perf_counter() - started, 1)})
+        write_json_atomic(tune / "trials.json", {"trials": trials})  # progress a reader can look at
+        click.echo(f"tune {side} lr {lr:g}: dev chrF++ {trials[-1]['dev_chrf']:.2f}", err=True)
+    chosen = {side: max((t for t in trials if t["side"] == side), key=lambda t: t["dev_chrf"])["lr"]
+              for side in ("full", "adapters")}
+    budget = {"trials_per_side": len(profile.full_lr_trials), "epochs": {"full": profile.full_epochs,
+              "adapters": profile.adapter_epochs}, "pairs_per_direction_or_adapter": {"full": profile.full_pairs,
+              "adapters": profile.adapter_pairs}, "dev_segments_per_direction": dev.size(profile.tune_segments),
+              "directions": len(directions)}
+    result = {"trials": trials, "chosen": chosen, "budget": budget}
+    write_json_atomic(tune / "trials.json", result)
+    return result
 
 
 def train_full_model(model_dir, corpus, registry, langs, out: Path, profile: Profile):
@@ -263,8 +313,8 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
     profile = PROFILES[profile_name]
     work.mkdir(parents=True, exist_ok=True)
     settings_file = work / "settings.json"
-    settings = {"model": model, "data": str(data) if data else None, "profile": asdict(profile),
-                "langs": langs or LANGS}
+    settings = json.loads(json.dumps({"model": model, "data": str(data) if data else None,
+                                      "profile": asdict(profile), "langs": langs or LANGS}))
     if settings_file.exists():
         recorded = json.loads(settings_file.read_text())
         if recorded != settings:
@@ -292,17 +342,38 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
     pools = {"main": work / "pool", "pooled": work / "pool-pooled-en"}
     full_dir = work / "full"
 
+    if profile.full_lr_trials and len(profile.full_lr_trials) != len(profile.adapter_lr_trials):
+        raise ModmtError("a profile's tuning search gives both sides the same number of trials")
+    if profile.full_lr_trials:
+        # The search's choices train everything below; full FT and the pooled pool reuse their trials.
+        tuned = stages.run("tune", lambda: tune_learning_rates(model_dir, corpus, registry, langs, work, profile,
+                                                               provider))
+        profile = replace(profile, full_lr=tuned["chosen"]["full"], adapter_lr=tuned["chosen"]["adapters"])
+        full_dir = work / "tune" / f"full-lr{profile.full_lr:g}"
+        pools["pooled"] = work / "tune" / f"adapters-lr{profile.adapter_lr:g}"
+
+    def main_adapters():
+        if profile.full_lr_trials:  # the non-English adapters are the chosen trial's; English's copy pair is new
+            pooled_english_pool(pools["pooled"], pools["main"], recipe="copy")
+        return train_adapters(model_dir, corpus, registry, langs, pools["main"], profile)
+
+    def pooled_adapters():
+        if profile.full_lr_trials:
+            return "the chosen tuning trial's pool"
+        pooled_english_pool(pools["main"], pools["pooled"])
+        return train_adapters(model_dir, corpus, registry, langs, pools["pooled"], profile, english="pooled")
+
     plan = [
-        ("adapters", lambda: train_adapters(model_dir, corpus, registry, langs, pools["main"], profile)),
-        ("pooled-en", lambda: (pooled_english_pool(pools["main"], pools["pooled"]),
-                               train_adapters(model_dir, corpus, registry, langs, pools["pooled"], profile,
-                                              english="pooled"))[1]),
+        ("adapters", main_adapters),
+        ("pooled-en", pooled_adapters),
         ("full", lambda: train_full_model(model_dir, corpus, registry, langs, full_dir, profile)),
         ("weights", lambda: learn_all_weights(model_dir, pools["main"], corpus, registry, langs, profile)),
         ("quality", lambda: run_quality_stage(QualityRun(work, corpus, profile, provider), langs, pools, full_dir,
                                               learned=True)),
     ]
     for name, fn in plan:
+        if stop_after in ("corpus", "tune"):
+            break
         stages.run(name, fn)
         if name == stop_after:
             break

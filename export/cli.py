@@ -3,13 +3,13 @@ from pathlib import Path
 
 import click
 
-from modmt.runtime.errors import run_cli
+from modmt.runtime.errors import ModmtError, run_cli
 from modmt.runtime.languages import load_registry
 
 
 @click.command(name="export")
-@click.argument("src")
-@click.argument("tgt")
+@click.argument("src", required=False)
+@click.argument("tgt", required=False)
 @click.option("--pool", type=click.Path(path_type=Path), required=True,
               help="Adapter pool from `modmt-train adapters`.")
 @click.option("--w", "weights", default="3:7", show_default=True,
@@ -30,11 +30,14 @@ from modmt.runtime.languages import load_registry
 @click.option("--shared-base", type=click.Path(path_type=Path), default=None,
               help="Store the base once in this folder (exported on first use); the direction keeps only a "
                    "manifest and is folded in when the runtime loads it.")
+@click.option("--all-directions", is_flag=True,
+              help="With --shared-base: every direction between the pool's languages, under BASE/directions/ "
+                   "(what `modmt serve BASE` routes between); no SRC TGT.")
 @click.option("--model", default=None, help="Base model (default: the one recorded in the pool).")
 @click.option("--out", type=click.Path(path_type=Path), help="Export directory (default exports/SRC-TGT).")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def export_command(src, tgt, pool, weights, setting, targets, dtype, quantize, calibration, all_logits, shared_base,
-                   model, out, force):
+                   all_directions, model, out, force):
     """Merge LoRA_in(SRC) and LoRA_out(TGT) with weights w_in:w_out and export SRC->TGT to ONNX."""
     from modmt.export.direction import ExportOptions, export_direction
     from modmt.runtime.merge_weights import parse_weights
@@ -45,6 +48,18 @@ def export_command(src, tgt, pool, weights, setting, targets, dtype, quantize, c
                             targets=[t.strip() for t in targets.split(",")] if targets else None,
                             last_logits_only=not all_logits, calibration=calibration)
     registry = load_registry()
+    if all_directions:
+        if src or tgt or out or not shared_base:
+            raise ModmtError("--all-directions exports every direction of the pool onto --shared-base BASE: give "
+                             "--shared-base and no SRC, TGT or --out")
+        from modmt.export.shared_base import export_all_directions
+
+        outs = export_all_directions(pool, options, shared_base, registry, force, model)
+        click.echo(f"{len(outs)} directions on {shared_base}: serve them with `modmt serve {shared_base}`", err=True)
+        return
+    if not src or not tgt:
+        raise ModmtError("give SRC and TGT (e.g. `modmt-export ja zh --pool POOL`), or --all-directions with "
+                         "--shared-base")
     registry.get(src), registry.get(tgt)
     out = out or Path("exports") / f"{src}-{tgt}"
     if shared_base:

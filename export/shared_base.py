@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from modmt.export.routed_graph import write_routed_graph
 from modmt.export.direction import ExportOptions, check_adapter_base, direction_record, tool_versions, write_onnx
 from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
@@ -108,6 +109,8 @@ def export_model_base(model_dir: Path, base_dir: Path, fingerprint: str | None =
             del graph
             record = {"weights_file": WEIGHTS_FILE, "side_paths": paths, "quantization": quantize,
                       "quantization_recipe": recipe.to_json()}
+        # Every direction in one session (runtime/routed_translator.py): the same weights, routed side paths.
+        record["routed"] = write_routed_graph(final, record)
         manifest = write_manifest(final, {
             "kind": BASE_KIND, "base_fingerprint": fingerprint, "base_model": str(model_dir),
             "base_parameters": parameters, "dtype": "fp32", **record, "logits": "last",
@@ -178,6 +181,28 @@ def export_shared_direction(pool_dir: Path, src: str, tgt: str, options: ExportO
         "pool": str(pool.root.resolve()), "weights": weights_json, "setting": options.setting,
         "targets": options.targets, "merged_modules": sorted(factors), "adapters": adapters,
         "trainable_parameters": trainable, "trainable_ratio": trainable / base["base_parameters"]})
+
+
+def export_all_directions(pool_dir: Path, options: ExportOptions, base_dir: Path, registry: LanguageRegistry,
+                          force: bool = False, model_dir: Path | None = None) -> list[Path]:
+    """Every direction between the pool's languages onto one shared base, under BASE/directions/SRC-TGT:
+    what `modmt serve BASE` and `modmt-translate BASE` route between. Directions already there are kept
+    (a killed run continues) unless `force`."""
+    from itertools import permutations
+
+    from modmt.runtime.routed_translator import DIRECTIONS_FOLDER
+
+    langs = [code for code in registry.codes if code in Pool(pool_dir).read()["languages"]]
+    if len(langs) < 2:
+        raise ModmtError(f"pool {pool_dir} has adapters for {len(langs)} language(s); directions need two")
+    outs = []
+    for src, tgt in permutations(langs, 2):
+        out = base_dir / DIRECTIONS_FOLDER / f"{src}-{tgt}"
+        if force or not (out / MANIFEST).exists():
+            export_shared_direction(pool_dir, src, tgt, options, base_dir, out, registry, force=True,
+                                    model_dir=model_dir)
+        outs.append(out)
+    return outs
 
 
 def export_plain_direction(base_dir: Path, src: str, tgt: str, out: Path, registry: LanguageRegistry,

@@ -2,7 +2,7 @@
 import click
 
 from modmt.runtime.errors import ModmtError, run_cli
-from modmt.runtime.options import ANY_FLOAT, POSITIVE_INT, FiniteFloat
+from modmt.runtime.options import ANY_FLOAT, BATCH, BEAM, INPUT_TOKENS, NEW_TOKENS, POSITIVE_INT, THREADS, FiniteFloat
 
 
 @click.command(name="translate")
@@ -13,9 +13,9 @@ from modmt.runtime.options import ANY_FLOAT, POSITIVE_INT, FiniteFloat
 @click.option("-o", "--output", "output_path", default="-", show_default=True,
               help="Output file, one translation per input line ('-' for stdout). With --ray: the folder that "
                    "gets one output file per input file, at the same relative path.")
-@click.option("--beam", type=POSITIVE_INT, default=5, show_default=True, help="Beam size (1 = greedy).")
-@click.option("--batch", type=POSITIVE_INT, default=8, show_default=True, help="Sentences decoded together.")
-@click.option("--max-new-tokens", type=POSITIVE_INT, default=256, show_default=True)
+@click.option("--beam", type=BEAM, default=5, show_default=True, help="Beam size (1 = greedy).")
+@click.option("--batch", type=BATCH, default=8, show_default=True, help="Sentences decoded together.")
+@click.option("--max-new-tokens", type=NEW_TOKENS, default=256, show_default=True)
 @click.option("--length-penalty", type=ANY_FLOAT, default=1.0, show_default=True)
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
@@ -23,24 +23,38 @@ from modmt.runtime.options import ANY_FLOAT, POSITIVE_INT, FiniteFloat
 @click.option("--resume", is_flag=True, help="Continue an interrupted run into the same --output file "
                                              "(with --ray a rerun always continues the same job).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output file (with --ray: start the job again).")
-@click.option("--max-input-tokens", type=POSITIVE_INT, default=512, show_default=True,
+@click.option("--max-input-tokens", type=INPUT_TOKENS, default=512, show_default=True,
               help="Longer source lines are truncated, with a warning naming the line.")
-@click.option("--threads", type=POSITIVE_INT, default=None,
+@click.option("--threads", type=THREADS, default=None,
               help="CPU threads (default: all cores; with --ray: per worker, default 1).")
+@click.option("--src", default=None, help="Routed base: the source language of a plain-text input (with --tgt); "
+              "without them each line is src<TAB>tgt<TAB>text.")
+@click.option("--tgt", default=None, help="Routed base: the target language of a plain-text input.")
+@click.option("--w", "weights", default=None, help="Routed base: merge weights IN:OUT for every line (default: "
+              "each direction's exported weights).")
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
               help="Translate on Ray Data: 'local' starts Ray on this machine, 'auto' joins the running cluster, "
                    "ray://HOST:10001 a remote one. Several EXPORT_DIRs translate the input into each direction.")
 @click.option("--workers", type=POSITIVE_INT, default=1, show_default=True,
               help="With --ray: actors, each holding one Translator.")
-@click.option("--gpus-per-worker", type=FiniteFloat(0.0), default=0.0, show_default=True,
+@click.option("--gpus-per-worker", type=FiniteFloat(0.0, 1024.0), default=0.0, show_default=True,
               help="With --ray: GPUs each actor reserves (use with --provider cuda).")
 @click.option("--shard-lines", type=POSITIVE_INT, default=256, show_default=True,
               help="With --ray: lines per shard (rounded up to whole windows of 4 x --batch), the unit that "
                    "is retried and resumed.")
 def translate_command(export_dirs, input_path, output_path, beam, batch, max_new_tokens, length_penalty,
-                      provider, errors, resume, overwrite, max_input_tokens, threads, ray_address, workers,
-                      gpus_per_worker, shard_lines):
-    """Translate with EXPORT_DIR's direction line by line: exactly one output line per input line."""
+                      provider, errors, resume, overwrite, max_input_tokens, threads, src, tgt, weights, ray_address,
+                      workers, gpus_per_worker, shard_lines):
+    """Translate with EXPORT_DIR's direction line by line: exactly one output line per input line.
+
+    EXPORT_DIR may be a shared base exported with --all-directions (or several directions on one
+    shared base): one session serves every direction, and the input is src<TAB>tgt<TAB>text lines
+    (or plain text with --src/--tgt)."""
+    from modmt.runtime.routed_translator import is_routed_request
+
+    if is_routed_request(export_dirs, src, tgt, weights, ray_address):
+        return translate_routed(export_dirs, input_path, output_path, beam, batch, max_new_tokens, length_penalty,
+                                provider, errors, resume, overwrite, max_input_tokens, threads, src, tgt, weights)
     if ray_address is not None:
         return translate_on_ray(export_dirs, input_path, output_path, ray_address, workers, threads or 1,
                                 gpus_per_worker, shard_lines, provider, overwrite, beam, batch, max_new_tokens,
@@ -57,6 +71,23 @@ def translate_command(export_dirs, input_path, output_path, beam, batch, max_new
         click.echo(f"loaded {translator.src}->{translator.tgt} from {export_dirs[0]} on {translator.provider} "
                    f"in {translator.load_seconds:.2f} s", err=True)
         run_batch(job, translator, beam=beam, batch_size=batch, max_new_tokens=max_new_tokens,
+                  length_penalty=length_penalty)
+
+
+def translate_routed(export_dirs, input_path, output_path, beam, batch, max_new_tokens, length_penalty, provider,
+                     errors, resume, overwrite, max_input_tokens, threads, src, tgt, weights):
+    from modmt.runtime.batch import open_batch, read_lines, run_batch
+    from modmt.runtime.mixed_lines import MixedLines
+    from modmt.runtime.routed_translator import RoutedTranslator
+
+    with open_batch(input_path, output_path, errors, resume, overwrite) as job:
+        routed = RoutedTranslator(list(export_dirs), provider=provider, threads=threads,
+                                  max_input_tokens=max_input_tokens)
+        lines = MixedLines(routed, src, tgt, weights)
+        lines.check_lines(read_lines(job.path, job.label, job.errors))
+        click.echo(f"loaded {len(routed.directions)} directions from {', '.join(export_dirs)} in one session on "
+                   f"{routed.provider} in {routed.load_seconds:.2f} s", err=True)
+        run_batch(job, lines, beam=beam, batch_size=batch, max_new_tokens=max_new_tokens,
                   length_penalty=length_penalty)
 
 

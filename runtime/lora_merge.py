@@ -32,8 +32,8 @@ class Adapter:
     factors: dict  # module name (e.g. model.layers.0.self_attn.q_proj) -> {"A": array, "B": array}
 
 
-def load_adapter(path: Path, weights_file: str = "adapter_model.safetensors") -> Adapter:
-    """A PEFT LoRA adapter directory (adapter_config.json + weights) as float32 numpy factors."""
+def adapter_shape(path: Path, weights_file: str = "adapter_model.safetensors") -> Adapter:
+    """An adapter's rank and scaling from its adapter_config.json, factors not read (an empty dict)."""
     config_path, weights_path = path / "adapter_config.json", path / weights_file
     if not config_path.exists() or not weights_path.exists():
         raise ModmtError(f"{path} is not a complete PEFT adapter (adapter_config.json and "
@@ -45,13 +45,20 @@ def load_adapter(path: Path, weights_file: str = "adapter_model.safetensors") ->
         raise ModmtError(f"{path} uses per-module ranks (rank_pattern/alpha_pattern), which modmt does not merge")
     rank, alpha = int(config["r"]), float(config["lora_alpha"])
     scaling = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
-    factors = {}
+    return Adapter(path, scaling, rank, {})
+
+
+def load_adapter(path: Path, weights_file: str = "adapter_model.safetensors") -> Adapter:
+    """A PEFT LoRA adapter directory (adapter_config.json + weights) as float32 numpy factors."""
+    adapter = adapter_shape(path, weights_file)
+    weights_path = path / weights_file
+    factors = adapter.factors
     for key, array in read_safetensors(weights_path).items():
         match = _KEY.match(key)
         if match is None:
             raise ModmtError(f"{path}: unexpected tensor {key} (embedding or DoRA adapters are not merged)")
         factors.setdefault(match.group(1), {})[match.group(2)] = array.astype(np.float32)
-    return Adapter(path, scaling, rank, factors)
+    return adapter
 
 
 def layer_index(module: str) -> int | None:

@@ -96,8 +96,9 @@ class OnnxDecoder:
         self.search_head = None if os.environ.get("MODMT_NUMPY_SEARCH") == "1" else SearchHead(
             self.providers, 1, _DTYPES.get(logits.type, np.float32))
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: list):
-        feed = {"input_ids": ids, "attention_mask": mask}
+    def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: list, extra: dict | None = None):
+        """extra: further inputs of the graph (a routed base's per-row routes and adapter banks)."""
+        feed = {"input_ids": ids, "attention_mask": mask, **(extra or {})}
         if self.uses_position_ids:
             feed["position_ids"] = positions
         feed.update(zip(self.past_names, cache))
@@ -108,11 +109,11 @@ class OnnxDecoder:
         """The past of a prefill: every cache tensor with no positions yet."""
         return [np.zeros((rows, self.kv_heads, 0, self.head_dim), dtype=self.cache_dtype) for _ in self.past_names]
 
-    def prefill(self, ids: np.ndarray, mask: np.ndarray):
-        return self._run(ids, mask, prefill_positions(mask), self.empty_cache(ids.shape[0]))
+    def prefill(self, ids: np.ndarray, mask: np.ndarray, extra: dict | None = None):
+        return self._run(ids, mask, prefill_positions(mask), self.empty_cache(ids.shape[0]), extra)
 
-    def step(self, tokens: np.ndarray, mask: np.ndarray, cache: list):
-        return self._run(tokens.reshape(-1, 1), mask, step_positions(mask), cache)
+    def step(self, tokens: np.ndarray, mask: np.ndarray, cache: list, extra: dict | None = None):
+        return self._run(tokens.reshape(-1, 1), mask, step_positions(mask), cache, extra)
 
     @staticmethod
     def select(cache: list, rows: np.ndarray) -> list:

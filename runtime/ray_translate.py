@@ -173,26 +173,44 @@ def assemble(output: str, shards: list[Shard]) -> None:
 # ---- the workers ------------------------------------------------------------------------------------
 
 class ShardTranslator:
-    """A Ray Data actor: translates shards with one Translator, loaded once (again only when the direction changes).
+    """A Ray Data actor: translates shards of any direction, loading its model once.
 
-    Shards come ordered by direction, so in a job with several directions an actor reloads at most
-    once per direction (on the shared-base layout that reload folds the direction's deltas into the base).
+    On a shared base with a routed graph (`routed_exports`), the actor holds one RoutedTranslator
+    for every direction of the job and never reloads. Otherwise it holds one Translator; shards come
+    ordered by direction, so it reloads at most once per direction.
     """
 
-    def __init__(self, settings: dict, provider: str = "auto", threads: int | None = None):
+    def __init__(self, settings: dict, provider: str = "auto", threads: int | None = None,
+                 routed_exports: list[str] | None = None):
         self.settings, self.provider, self.threads = DecodeSettings(**settings), provider, threads
         self.export, self.translator = None, None
+        self.routed_exports, self.routed, self.loads = routed_exports, None, 0
 
-    def __call__(self, row: dict) -> dict:
+    def translator_for(self, export: str):
         from modmt.runtime.translator import Translator
 
-        s, shard = self.settings, Shard(**{k: row[k] for k in Shard.__dataclass_fields__})
-        if shard.export != self.export:
+        if self.routed_exports:
+            from modmt.runtime.mixed_lines import MixedLines
+            from modmt.runtime.routed_translator import RoutedTranslator
+
+            if self.routed is None:
+                self.routed = RoutedTranslator(self.routed_exports, self.provider, self.threads,
+                                               max_input_tokens=self.settings.max_input_tokens)
+                self.loads += 1
+            src, tgt = direction_of(Path(export)).split("-")
+            return MixedLines(self.routed, src, tgt)
+        if export != self.export:
             self.translator = None  # free the previous direction before loading the next
             # Verified in full on the worker: on a cluster it is the node's own copy of the export that counts.
-            self.translator = Translator(shard.export, self.provider, self.threads,
-                                         max_input_tokens=s.max_input_tokens)
-            self.export = shard.export
+            self.translator = Translator(export, self.provider, self.threads,
+                                         max_input_tokens=self.settings.max_input_tokens)
+            self.export = export
+            self.loads += 1
+        return self.translator
+
+    def __call__(self, row: dict) -> dict:
+        s, shard = self.settings, Shard(**{k: row[k] for k in Shard.__dataclass_fields__})
+        translator = self.translator_for(shard.export)
         with open(shard.input, "rb") as f:
             f.seek(shard.offset)
             lines = [decode_line(f.readline(), shard.first_line + i + 1, shard.input, HINT, s.errors)
@@ -202,10 +220,10 @@ class ShardTranslator:
         def note(index, length, limit):
             truncated.append([shard.first_line + index + 1, length, limit])
 
-        text = "".join(text for text, _ in translated_windows(self.translator, lines, s.beam, s.batch_size,
+        text = "".join(text for text, _ in translated_windows(translator, lines, s.beam, s.batch_size,
                                                               s.max_new_tokens, s.length_penalty, note))
         return {"part": shard.part, "text": text, "lines": len(lines), "truncated": json.dumps(truncated),
-                "input": shard.input, "pid": os.getpid()}
+                "input": shard.input, "pid": os.getpid(), "loads": self.loads}
 
 
 class BatchTranslator:
@@ -315,6 +333,10 @@ def translate_files(exports, inputs, out, address: str | None = None, workers: i
     exports = [Path(e) for e in ([exports] if isinstance(exports, (str, os.PathLike)) else exports)]
     if not exports:
         raise ModmtError("no export given")
+    from modmt.runtime.routed_translator import direction_exports, routable
+
+    exports = direction_exports(exports)  # a shared base given: every direction it holds
+    routed_exports = [str(e.resolve()) for e in exports] if routable(exports) else None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ModmtError(f"--output {out} is a file; with --ray it is the folder the outputs go to")
@@ -343,12 +365,13 @@ def translate_files(exports, inputs, out, address: str | None = None, workers: i
     items = [asdict(s) for s in todo]
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
         ShardTranslator,
-        fn_constructor_kwargs={"settings": asdict(settings), "provider": provider, "threads": threads},
+        fn_constructor_kwargs={"settings": asdict(settings), "provider": provider, "threads": threads,
+                               "routed_exports": routed_exports},
         compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
         num_cpus=threads, num_gpus=gpus_per_worker or None)
     remaining = {o: sum(1 for s in parts if not os.path.exists(s.part)) for o, parts in outputs.items()}
     by_part = {s.part: s for s in todo}
-    pids = set()
+    pids, loads = set(), {}
     with tqdm(total=total_lines, initial=total_lines - summary["translated_lines"], unit="line",
               desc="translate", file=sys.stderr, disable=None) as bar, worker_errors():
         for row in dataset.iter_rows():
@@ -363,6 +386,7 @@ def translate_files(exports, inputs, out, address: str | None = None, workers: i
                                  f"{row['text'].count(chr(10))} lines for {shard.lines}; rerun the same command")
             write_text_atomic(Path(shard.part), row["text"])
             pids.add(int(row["pid"]))
+            loads[int(row["pid"])] = max(loads.get(int(row["pid"]), 0), int(row["loads"]))
             bar.update(shard.lines)
             remaining[shard.output] -= 1
             if remaining[shard.output] == 0:
@@ -372,5 +396,6 @@ def translate_files(exports, inputs, out, address: str | None = None, workers: i
         raise ModmtError(f"{len(missing)} outputs were not finished (first: {missing[0]}); rerun the same command "
                          "to continue")
     shutil.rmtree(out / STATE / "parts", ignore_errors=True)  # only empty folders left: job.json stays
-    summary.update(seconds=round(time.perf_counter() - started, 2), pids=sorted(pids))
+    summary.update(seconds=round(time.perf_counter() - started, 2), pids=sorted(pids), routed=bool(routed_exports),
+                   model_loads=loads)
     return summary

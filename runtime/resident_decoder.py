@@ -12,6 +12,8 @@ the logits where they are, so only [rows, 2k] scores and ids reach the host. On 
 Same interface as OnnxDecoder (prefill, step, select, search_head), plus `host(logits)` for greedy
 search; the search code does not know which one it drives.
 """
+import os
+
 import numpy as np
 
 from modmt.runtime.device_rows import DeviceRows
@@ -28,9 +30,15 @@ class ResidentDecoder:
     def search_head(self):
         return self.decoder.search_head
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: list):
-        """cache: OrtValues on the device, or (a prefill's empty past) numpy arrays bound from the host."""
+    def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: list, extra: dict | None = None):
+        """cache: OrtValues on the device, or (a prefill's empty past) numpy arrays bound from the host.
+        extra: further inputs (a routed base's routes, numpy, and adapter banks, OrtValues)."""
         binding = self.decoder.session.io_binding()
+        for name, value in (extra or {}).items():
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, value)
+            else:
+                binding.bind_ortvalue_input(name, value)
         binding.bind_cpu_input("input_ids", np.ascontiguousarray(ids, dtype=np.int64))
         binding.bind_cpu_input("attention_mask", np.ascontiguousarray(mask, dtype=np.int64))
         if self.decoder.uses_position_ids:
@@ -46,11 +54,11 @@ class ResidentDecoder:
         outputs = binding.get_outputs()
         return outputs[0], list(outputs[1:])  # logits [rows, positions, vocab], on the device
 
-    def prefill(self, ids: np.ndarray, mask: np.ndarray):
-        return self._run(ids, mask, prefill_positions(mask), self.decoder.empty_cache(ids.shape[0]))
+    def prefill(self, ids: np.ndarray, mask: np.ndarray, extra: dict | None = None):
+        return self._run(ids, mask, prefill_positions(mask), self.decoder.empty_cache(ids.shape[0]), extra)
 
-    def step(self, tokens: np.ndarray, mask: np.ndarray, cache: list):
-        return self._run(tokens.reshape(-1, 1), mask, step_positions(mask), cache)
+    def step(self, tokens: np.ndarray, mask: np.ndarray, cache: list, extra: dict | None = None):
+        return self._run(tokens.reshape(-1, 1), mask, step_positions(mask), cache, extra)
 
     def select(self, values: list, rows: np.ndarray) -> list:
         return self.rows.select(values, rows)
@@ -59,3 +67,22 @@ class ResidentDecoder:
     def host(logits) -> np.ndarray:
         """The last position's logits [rows, vocab] in host memory (greedy search's argmax)."""
         return logits.numpy()[:, -1, :]
+
+
+class SearchDecoderMixin:
+    """For a translator with an OnnxDecoder at `self.decoder` (and `self._resident = None` at init): what its
+    search drives, and its provider."""
+
+    @property
+    def search_decoder(self):
+        """The same decoder with its cache kept on the device (IO binding) when the search head runs beside
+        it; MODMT_IO_BINDING=0 turns that off (for side-by-side benchmarks)."""
+        if self.decoder.search_head is None or os.environ.get("MODMT_IO_BINDING") == "0":
+            return self.decoder
+        if self._resident is None:
+            self._resident = ResidentDecoder(self.decoder)
+        return self._resident
+
+    @property
+    def provider(self) -> str:
+        return self.decoder.providers[0]

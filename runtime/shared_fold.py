@@ -22,10 +22,12 @@ from modmt.runtime.merge_weights import MergeWeights
 BASE_KIND, DIRECTION_KIND = "shared-base", "shared-direction"
 
 
-def resolve_base(export_dir: Path, manifest: dict, verify: str) -> tuple[Path, dict]:
+def resolve_base(export_dir: Path, manifest: dict, verify: str, base_verify: str | None = None) -> tuple[Path, dict]:
+    """The direction's shared base, checked; base_verify: how to check the base's own files (default: verify),
+    "size" where the same base was verified in full a moment ago (a routed session's further directions)."""
     base_dir = (export_dir / manifest["base"]).resolve()
     redo = f"re-export the direction with `modmt-export {manifest['src']} {manifest['tgt']} --shared-base {base_dir}`"
-    base = read_manifest(base_dir, verify)
+    base = read_manifest(base_dir, base_verify or verify)
     if base.get("kind") != BASE_KIND:
         raise ModmtError(f"{base_dir} is not a shared-base export; {redo}")
     if sha256_file(base_dir / MANIFEST) != manifest["base_manifest_sha256"]:

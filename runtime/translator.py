@@ -1,5 +1,4 @@
 """`Translator`: load a direction export and translate lists of sentences (numpy + tokenizers + ONNX Runtime)."""
-import os
 import time
 from pathlib import Path
 
@@ -8,11 +7,11 @@ from modmt.runtime.errors import ModmtError
 from modmt.runtime.manifest import read_manifest
 from modmt.runtime.onnx_decoder import OnnxDecoder
 from modmt.runtime.prompt import PromptTemplate, clean_text
-from modmt.runtime.resident_decoder import ResidentDecoder
+from modmt.runtime.resident_decoder import SearchDecoderMixin
 from modmt.runtime.shared_fold import DIRECTION_KIND, folded_initializers, resolve_base
 
 
-class Translator:
+class Translator(SearchDecoderMixin):
     """One exported direction, ready to translate.
 
     provider: "auto" (CUDA if this ONNX Runtime has it, else CPU with a warning), "cuda", or "cpu".
@@ -54,20 +53,6 @@ class Translator:
         self._resident = None
         self.load_seconds = time.perf_counter() - started
 
-    @property
-    def search_decoder(self):
-        """What the search drives: the same decoder with its cache kept on the device (IO binding,
-        runtime/resident_decoder.py) when the search head runs beside it; MODMT_IO_BINDING=0 turns
-        that off (for side-by-side benchmarks)."""
-        if self.decoder.search_head is None or os.environ.get("MODMT_IO_BINDING") == "0":
-            return self.decoder
-        if self._resident is None:
-            self._resident = ResidentDecoder(self.decoder)
-        return self._resident
-
-    @property
-    def provider(self) -> str:
-        return self.decoder.providers[0]
 
     def encode(self, text: str) -> tuple[list[int], int]:
         """Prompt ids for one line, with the source cut to max_input_tokens; also the uncut length."""

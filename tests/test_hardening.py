@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -69,22 +70,32 @@ def all_commands():
     return list(walk(modmt, []))
 
 
-# What makes each numeric option's value acceptable, written down independently of the click types.
+# What makes each numeric option's value acceptable, upper bounds included, written down independently of
+# the click types (a server or a script multiplies any unchecked value).
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 VALID = {
-    "--seed": lambda v: v == int(v) and v >= 0,
-    "--epochs": lambda v: v > 0, "--lr": lambda v: v > 0, "--alpha": lambda v: v > 0,
+    "--seed": lambda v: v == int(v) and 0 <= v <= 2**32 - 1,
+    "--epochs": lambda v: 0 < v <= 1000, "--lr": lambda v: 0 < v <= 10, "--alpha": lambda v: 0 < v <= 1e9,
     "--dropout": lambda v: 0 <= v < 1, "--length-penalty": lambda v: True,
-    "--max-length": lambda v: v == int(v) and v >= 8, "--gpus-per-worker": lambda v: v >= 0,
+    "--max-length": lambda v: v == int(v) and 8 <= v <= 131_072, "--gpus-per-worker": lambda v: 0 <= v <= 1024,
+    "--max-wait-ms": lambda v: 0 <= v <= 10_000, "--log-every": lambda v: 0.1 <= v <= 86_400,
 }
-POSITIVE_INTEGER_OPTIONS = {"--batch-size", "--max-pairs", "--save-steps", "--rank", "--beam", "--batch",
-                            "--max-new-tokens", "--max-input-tokens", "--threads", "--limit", "--segments",
-                            "--workers", "--shard-lines", "--latency-beam"}
+INTEGER_RANGES = {
+    "--batch-size": (1, 1024), "--batch": (1, 1024), "--max-batch": (1, 1024), "--beam": (1, 64),
+    "--latency-beam": (1, 64), "--max-new-tokens": (1, 32_768), "--max-input-tokens": (1, 131_072),
+    "--rank": (1, 4096), "--threads": (1, CORES), "--max-pairs": (1, 10**7), "--save-steps": (1, 10**7),
+    "--limit": (1, 10**7), "--segments": (1, 10**7), "--workers": (1, 10**7), "--shard-lines": (1, 10**7),
+    "--rounds": (1, 100), "--clients": (1, 4096), "--requests": (1, 100_000), "--port": (0, 65_535),
+    "--queue": (1, 10**6), "--char-limit": (1, 10**7), "--batch-limit": (1, 100_000),
+    "--max-body-bytes": (1024, 2**30),
+}
 # Required arguments that point nowhere: a valid option value then fails later, on them, not on the option.
 REQUIRED = {
     "translate": ["/nonexistent-export"], "export": ["ja", "zh", "--pool", "/nonexistent-pool"],
     "weights": ["ja", "zh", "--pool", "/nonexistent", "--data", "/nonexistent"],
     "exports": ["/nonexistent", "--data", "/nonexistent"], "latency": ["/nonexistent"],
     "quality": ["--pool", "/nonexistent", "--data", "/nonexistent"], "tiny": ["--out", "/nonexistent/x"],
+    "serve": ["/nonexistent"], "routing": ["/nonexistent", "--data", "/nonexistent"],
 }
 TRAINING = ["--model", "/nonexistent", "--data", "/nonexistent", "--out", "/nonexistent/x"]
 
@@ -104,7 +115,7 @@ def test_every_numeric_option_is_validated():
     assert len(options) >= 30
     for path, param in options:
         name = param.opts[0]
-        assert name in VALID or name in POSITIVE_INTEGER_OPTIONS, f"{' '.join(path)} {name}: no rule in this test"
+        assert name in VALID or name in INTEGER_RANGES, f"{' '.join(path)} {name}: no rule in this test"
         assert isinstance(param.type, (click.IntRange, FiniteFloat)), \
             f"`{' '.join(path)} {name}` is {param.type!r}: give it a range from modmt.runtime.options"
 
@@ -116,12 +127,13 @@ def accepted(name: str, text: str) -> bool:
         return False
     if not math.isfinite(value):
         return False
-    if name in POSITIVE_INTEGER_OPTIONS:
+    if name in INTEGER_RANGES:
         try:
             int(text)
         except ValueError:
             return False
-        return value >= 1
+        low, high = INTEGER_RANGES[name]
+        return low <= value <= high
     if name in ("--seed", "--max-length"):
         try:
             int(text)

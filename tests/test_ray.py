@@ -197,3 +197,31 @@ def test_a_ray_dataset_gets_a_translation_column(tmp_path, cluster, exports):
     rows = translate_dataset(dataset, exports[0], settings=SETTINGS).take_all()
     assert [r["id"] for r in rows] == list(range(len(lines)))
     assert "".join(r["translation"] + "\n" for r in rows) == want.read_text(encoding="utf-8")
+
+
+def test_on_a_routed_base_each_actor_loads_once_for_every_direction(tmp_path, cluster, tiny_pool):
+    from modmt.export.direction import ExportOptions
+    from modmt.export.shared_base import export_shared_direction
+    from modmt.runtime.batch import translate_file
+    from modmt.runtime.languages import load_registry
+    from modmt.runtime.mixed_lines import MixedLines
+    from modmt.runtime.routed_translator import RoutedTranslator
+
+    directions = [tmp_path / "ja-zh", tmp_path / "ja-en", tmp_path / "ja-fr"]
+    for d in directions:
+        src, tgt = d.name.split("-")
+        export_shared_direction(tiny_pool, src, tgt, ExportOptions(quantize="int8"), tmp_path / "base", d,
+                                load_registry())
+    inputs = write_inputs(tmp_path, lines=20)
+    routed = RoutedTranslator(directions, provider="cpu", max_input_tokens=SETTINGS.max_input_tokens)
+    for d in directions:
+        lines = MixedLines(routed, *d.name.split("-"))
+        for f in sorted(p for p in inputs.rglob("*") if p.is_file()):
+            target = tmp_path / "single" / d.name / f.relative_to(inputs)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            translate_file(lines, str(f), str(target), beam=SETTINGS.beam, batch_size=SETTINGS.batch_size,
+                           max_new_tokens=SETTINGS.max_new_tokens)
+    summary = translate_files(directions, inputs, tmp_path / "ray", workers=1, shard_lines=8, settings=SETTINGS)
+    assert tree(tmp_path / "ray") == tree(tmp_path / "single")
+    # One actor did every shard of three directions with one model load (it used to reload per direction).
+    assert summary["routed"] and list(summary["model_loads"].values()) == [1]

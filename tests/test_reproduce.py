@@ -17,13 +17,31 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     # A first run stopped after full fine-tuning, as at the end of a working session.
     rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", stop_after="full")
     stages = json.loads((work / "stages.json").read_text())
-    assert [k for k, v in stages.items() if v["done"]] == ["corpus", "adapters", "pooled-en", "full", "report"]
+    assert [k for k, v in stages.items() if v["done"]] == ["corpus", "tune", "adapters", "pooled-en", "full",
+                                                           "report"]
     assert not (work / "quality").exists()
+    # The tuning search: equal trials per side, every trial scored on the dev split, the best chosen,
+    # and its choices train the rest (full FT and the pooled pool are the chosen trials themselves).
+    tune = json.loads((work / "tune" / "trials.json").read_text())
+    profile = rp.PROFILES["tiny"]
+    assert [(t["side"], t["lr"]) for t in tune["trials"]] == (
+        [("full", lr) for lr in profile.full_lr_trials] + [("adapters", lr) for lr in profile.adapter_lr_trials])
+    for side in ("full", "adapters"):
+        best = max((t for t in tune["trials"] if t["side"] == side), key=lambda t: t["dev_chrf"])
+        assert tune["chosen"][side] == best["lr"]
+    dev_cells = sorted((work / "tune" / "quality").glob("*/dev-*/*/*.json"))
+    assert len(dev_cells) == 20 * 4 and all(json.loads(c.read_text())["n"] == 3 for c in dev_cells)
+    chosen_pool = work / "tune" / f"adapters-lr{tune['chosen']['adapters']:g}"
+    main_meta = json.loads((work / "pool" / "pool.json").read_text())
+    assert main_meta["english_adapters"] == "copy" and main_meta["adapters"]["out/en"]["direction"] == "en-en"
+    assert main_meta["adapters"]["in/fr"] == json.loads((chosen_pool / "pool.json").read_text())["adapters"]["in/fr"]
 
     report = rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu")
     text = (work / "report.md").read_text()
-    for section in ("## Table 1", "gain ratio", "## The paper's findings, here", "## Our aim", "## Stages"):
+    for section in ("## Table 1", "gain ratio", "## The paper's findings, here", "## Our aim", "## Tuning on the dev split",
+                    "## Stages"):
         assert section in text
+    assert text.count("**(chosen)**") == 2 and "Budget, equal for both sides: 2 trials each" in text
     assert "LoRA_out > LoRA_in on average:" in text and "Setting 1 (learned)" in text
     assert "Full-parameter fine-tuning | 100%" in text and "pooled en †" in text
     cells = sorted((work / "quality").glob("*/*/*/*.json"))
@@ -36,7 +54,7 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     assert report.endswith("report.md")
 
     # Resume: a cell lost (a kill mid-stage) is the only thing recomputed.
-    pooled = json.loads((work / "pool-pooled-en" / "pool.json").read_text())
+    pooled = json.loads((chosen_pool / "pool.json").read_text())
     assert pooled["english_adapters"] == "pooled"
     assert pooled["adapters"]["out/en"]["direction"] == "de-en,fr-en,ja-en,zh-en"
     assert pooled["adapters"]["in/fr"] == json.loads((work / "pool" / "pool.json").read_text())["adapters"]["in/fr"]

@@ -5,7 +5,7 @@ import click
 
 from modmt.runtime.errors import run_cli
 from modmt.runtime.languages import load_registry
-from modmt.runtime.options import DROPOUT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT
+from modmt.runtime.options import BATCH, DROPOUT, EPOCHS, LEARNING_RATE, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, RANK, SEQUENCE_LENGTH
 
 
 @click.group(name="data")
@@ -132,9 +132,9 @@ def training_options(f):
         click.option("--model", required=True, help="Base model: hub id, local directory, .gguf, or a known name."),
         click.option("--data", "data", required=True, type=click.Path(path_type=Path),
                      help="Corpus: a modmt corpus directory or a FLORES-101/200 folder."),
-        click.option("--epochs", type=POSITIVE_FLOAT, default=2.0, show_default=True, help="Epochs (the paper: 2)."),
-        click.option("--batch-size", type=POSITIVE_INT, default=8, show_default=True),
-        click.option("--max-length", type=click.IntRange(min=8), default=256, show_default=True,
+        click.option("--epochs", type=EPOCHS, default=2.0, show_default=True, help="Epochs (the paper: 2)."),
+        click.option("--batch-size", type=BATCH, default=8, show_default=True),
+        click.option("--max-length", type=SEQUENCE_LENGTH, default=256, show_default=True,
                      help="Longest prompt+target in tokens; longer pairs are skipped and counted."),
         click.option("--max-pairs", type=POSITIVE_INT, default=None,
                      help="Cap on training pairs per adapter (a seeded random subset), for CPU budgets."),
@@ -151,12 +151,12 @@ def training_options(f):
 @training_options
 @click.option("--langs", default="en,fr,de,ja,zh", show_default=True, help="Languages to train adapters for.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The adapter pool directory.")
-@click.option("--rank", type=POSITIVE_INT, default=8, show_default=True, help="LoRA rank r.")
+@click.option("--rank", type=RANK, default=8, show_default=True, help="LoRA rank r.")
 @click.option("--alpha", type=POSITIVE_FLOAT, default=16, show_default=True, help="LoRA alpha (scaling = alpha / r).")
 @click.option("--dropout", type=DROPOUT, default=0.05, show_default=True, help="LoRA dropout.")
 @click.option("--targets", default="all-linear", show_default=True,
               help="Modules to adapt: all-linear, or a comma list such as q_proj,v_proj.")
-@click.option("--lr", type=POSITIVE_FLOAT, default=2e-4, show_default=True, help="Learning rate (the paper used 2e-5 for its runs).")
+@click.option("--lr", type=LEARNING_RATE, default=2e-4, show_default=True, help="Learning rate (the paper used 2e-5 for its runs).")
 @click.option("--retrain", is_flag=True, help="Train again adapters the pool already has.")
 @click.option("--english-adapters", type=click.Choice(["copy", "pooled"]), default="copy", show_default=True,
               help="copy: English's adapters learn en->en (the paper); pooled: LoRA_out(en) learns x->en and "
@@ -189,7 +189,7 @@ def adapters_command(model, data, epochs, batch_size, max_length, max_pairs, see
 @training_options
 @click.option("--langs", default="en,fr,de,ja,zh", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Directory for the fine-tuned model.")
-@click.option("--lr", type=POSITIVE_FLOAT, default=2e-5, show_default=True, help="Learning rate (the paper: 2e-5).")
+@click.option("--lr", type=LEARNING_RATE, default=2e-5, show_default=True, help="Learning rate (the paper: 2e-5).")
 @click.option("--force", is_flag=True, help="Replace a fine-tuned model already in --out.")
 def full_command(model, data, epochs, batch_size, max_length, max_pairs, seed, save_steps, resume,
                  langs, out, lr, force):
@@ -214,11 +214,11 @@ def full_command(model, data, epochs, batch_size, max_length, max_pairs, seed, s
 @click.option("--model", default=None, help="Base model (default: the one recorded in the pool).")
 @click.option("--split", default="dev", show_default=True,
               help="Multi-way split that provides SRC->TGT pairs when neither side is English.")
-@click.option("--epochs", type=POSITIVE_FLOAT, default=2.0, show_default=True)
-@click.option("--batch-size", type=POSITIVE_INT, default=8, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=8), default=256, show_default=True)
+@click.option("--epochs", type=EPOCHS, default=2.0, show_default=True)
+@click.option("--batch-size", type=BATCH, default=8, show_default=True)
+@click.option("--max-length", type=SEQUENCE_LENGTH, default=256, show_default=True)
 @click.option("--max-pairs", type=POSITIVE_INT, default=None)
-@click.option("--lr", type=POSITIVE_FLOAT, default=0.05, show_default=True,
+@click.option("--lr", type=LEARNING_RATE, default=0.05, show_default=True,
               help="Learning rate for the per-layer logits (they start at 1.0, i.e. 0.5/0.5).")
 @click.option("--seed", type=NON_NEGATIVE_INT, default=0, show_default=True)
 def weights_command(src, tgt, pool_dir, data, model, split, epochs, batch_size, max_length, max_pairs, lr, seed):

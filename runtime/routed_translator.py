@@ -1,0 +1,360 @@
+"""`RoutedTranslator`: every direction of a shared base in one ONNX session, mixed in one batch.
+
+A shared base's routed.onnx (export/routed_graph.py) reads its weights once and gives each batch
+row its own low-rank side path over a bank of the loaded adapters' factors. Here the bank is
+built from the directions' adapters (each adapter once, however many directions use it), and
+each batch gets a small coefficient table: one slot per (direction, weights, setting) it holds,
+each row pointing at its slot. So memory is the base plus the adapters, whatever the number of
+directions, and a batch may mix directions and merge weights chosen per request.
+"""
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from modmt.runtime.decoding import SearchSettings, beam_search, greedy
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.lora_merge import Adapter, adapter_shape, load_adapter
+from modmt.runtime.manifest import MANIFEST, read_manifest
+from modmt.runtime.merge_weights import MergeWeights, parse_weights
+from modmt.runtime.onnx_decoder import OnnxDecoder
+from modmt.runtime.prompt import PromptTemplate, clean_text
+from modmt.runtime.resident_decoder import SearchDecoderMixin
+from modmt.runtime.shared_fold import BASE_KIND, DIRECTION_KIND, resolve_base
+
+ROUTE, COEF, MIX = "modmt_route", "modmt_route_coef", "modmt_route_mix"  # as in export/routed_graph.py
+DIRECTIONS_FOLDER = "directions"  # where `modmt-export --all-directions` puts a base's directions
+
+
+@dataclass
+class RoutedDirection:
+    src: str
+    tgt: str
+    export_dir: Path
+    template: PromptTemplate
+    weights: MergeWeights        # the export's weights: the default of a request
+    weights_json: dict
+    setting: int
+    adapters: tuple[int, int]    # index of LoRA_in(src) and LoRA_out(tgt) in the bank
+
+
+def direction_exports(paths: list[Path]) -> list[Path]:
+    """Direction folders from paths that are direction exports or shared bases (their directions/)."""
+    found = []
+    for path in map(Path, paths):
+        if is_shared_base(path):
+            held = sorted(p.parent for p in (path / DIRECTIONS_FOLDER).glob(f"*/{MANIFEST}"))
+            if not held:
+                raise ModmtError(f"the shared base {path} holds no directions; export them with `modmt-export "
+                                 f"--all-directions --pool POOL --shared-base {path}`")
+            found += held
+        else:
+            found.append(path)
+    return found
+
+
+def is_shared_base(path) -> bool:
+    manifest = Path(path) / MANIFEST
+    try:
+        return manifest.is_file() and json.loads(manifest.read_text(encoding="utf-8")).get("kind") == BASE_KIND
+    except ValueError:
+        return False  # a corrupt manifest is reported where the export is read
+
+
+def routable(exports: list[Path]) -> bool:
+    """Whether these direction exports can share one routed session: all on one shared base that has a routed graph."""
+    bases = set()
+    for export in exports:
+        try:
+            manifest = json.loads((Path(export) / MANIFEST).read_text(encoding="utf-8"))
+            if manifest.get("kind") != DIRECTION_KIND or not manifest.get("adapters") or manifest.get("targets"):
+                return False
+            base = (Path(export) / manifest["base"]).resolve()
+            if "routed" not in json.loads((base / MANIFEST).read_text(encoding="utf-8")):
+                return False
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # reported where the export is read
+        bases.add(base)
+    return len(bases) == 1
+
+
+def is_routed_request(export_dirs, src, tgt, weights, ray_address) -> bool:
+    """Whether modmt-translate routes: a shared base given, --src/--tgt/--w, or several directions of one
+    shared base without Ray (several standalone exports still need --ray)."""
+    if ray_address is not None:
+        return False
+    return (any(is_shared_base(p) for p in export_dirs) or any(v is not None for v in (src, tgt, weights))
+            or (len(export_dirs) > 1 and routable([Path(p) for p in export_dirs])))
+
+
+class RoutedTranslator(SearchDecoderMixin):
+    """Directions exported onto one shared base (`modmt-export SRC TGT --shared-base BASE`), in one session.
+
+    translate(texts, src=..., tgt=..., w=...) translates a list into one direction;
+    translate(texts, directions=[(src, tgt) or (src, tgt, w), ...]) gives each text its own.
+    """
+
+    def __init__(self, exports: list[str | Path], provider: str = "auto", threads: int | None = None,
+                 verify: str = "full", max_input_tokens: int = 512, cut_bank: bool = True):
+        """cut_bank: give each batch only its adapters' columns of the bank when they are under half of it
+        (a batch of one direction in a process holding 20: 12 % faster, measured); False feeds the whole
+        bank to every batch (for comparisons)."""
+        from tokenizers import Tokenizer
+
+        started = time.perf_counter()
+        paths = direction_exports(exports)
+        if not paths:
+            raise ModmtError("no direction exports given; export some with `modmt-export SRC TGT --shared-base BASE`")
+        self.base_dir, base, manifests = None, None, []
+        for path in paths:
+            manifest = read_manifest(path, verify)
+            if manifest.get("kind") != DIRECTION_KIND or not manifest.get("adapters"):
+                raise ModmtError(f"{path} is not a direction on a shared base (made with `modmt-export SRC TGT "
+                                 "--shared-base BASE`), so it cannot share a session; serve it on its own")
+            # The base's hundreds of megabytes are hashed once, not once per direction.
+            base_dir, base_manifest = resolve_base(path, manifest, verify, "size" if self.base_dir else None)
+            if self.base_dir is None:
+                self.base_dir, base = base_dir, base_manifest
+            elif base_dir != self.base_dir:
+                raise ModmtError(f"{path} is on the shared base {base_dir}, not {self.base_dir}: one routed session "
+                                 "holds the directions of one base")
+            manifests.append((path, manifest))
+        if base.get("kind") != BASE_KIND or "routed" not in base:
+            raise ModmtError(f"the shared base {self.base_dir} has no routed graph (it was exported before routing); "
+                             "export it again with this version of `modmt-export --shared-base`")
+        self.routed = base["routed"]
+        self.adapters: list[Adapter] = []
+        index_of: dict[str, int] = {}
+        self.directions: dict[tuple[str, str], RoutedDirection] = {}
+        try:
+            for path, m in manifests:
+                pair = []
+                for role in ("in", "out"):
+                    rel = m["adapters"][role]["dir"]
+                    if rel not in index_of:
+                        index_of[rel] = len(self.adapters)
+                        self.adapters.append(adapter_shape(self.base_dir / rel))  # factors: into the bank below
+                    pair.append(index_of[rel])
+                if m.get("targets"):
+                    raise ModmtError(f"{path} merges only {m['targets']}; routing merges every adapted module: "
+                                     "export the direction without --targets")
+                key = (str(m["src"]), str(m["tgt"]))
+                if key in self.directions:
+                    raise ModmtError(f"two exports of {key[0]}->{key[1]} given ({self.directions[key].export_dir} "
+                                     f"and {path}); give one")
+                self.directions[key] = RoutedDirection(
+                    key[0], key[1], path, PromptTemplate.from_json(m["prompt"]), MergeWeights.from_json(m["weights"]),
+                    m["weights"], int(m["setting"]), (pair[0], pair[1]))
+            first = manifests[0][1]
+            self.stop_ids = {int(i) for i in first["stop_token_ids"]}
+            self.pad_id = int(first["pad_token_id"])
+            if any({int(i) for i in m["stop_token_ids"]} != self.stop_ids or int(m["pad_token_id"]) != self.pad_id
+                   for _, m in manifests):
+                raise ModmtError("the directions disagree on stop or pad tokens; re-export them from one pool")
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise ModmtError(f"a direction manifest is malformed ({type(e).__name__}: {e}); re-export it with "
+                             "`modmt-export`") from None
+        self.tokenizer = Tokenizer.from_file(str(self.base_dir / "tokenizer.json"))
+        self.max_input_tokens = max_input_tokens
+        self.decoder = OnnxDecoder(str(self.base_dir / self.routed["graph"]), provider, threads)
+        self._build_bank()
+        self.cut_bank, self._sub_banks = cut_bank, {}
+        self._resident = None
+        self.load_seconds = time.perf_counter() - started
+
+    def _build_bank(self) -> None:
+        """Each matrix's bank: every adapter's A^T side by side [K, R], its B^T stacked [R, N]."""
+        import onnxruntime as ort
+
+        ranks = [a.rank for a in self.adapters]
+        self.offsets = np.cumsum([0, *ranks])
+        self.bank_rank = int(self.offsets[-1])
+        self.layers = int(self.routed["layers"])
+        self.bank_bytes = 0
+        feed, known = {}, set()
+        for name, entry in self.routed["matrices"].items():
+            (k, n), r = entry["shape"], self.bank_rank
+            feed[entry["bank_a"]], feed[entry["bank_b"]] = np.zeros((k, r), np.float32), np.zeros((r, n), np.float32)
+        for adapter, start in zip(self.adapters, self.offsets):  # one adapter's factors in memory at a time
+            factors = load_adapter(adapter.path).factors
+            known |= set(factors)
+            for name, entry in self.routed["matrices"].items():
+                pair = factors.get(name.removesuffix(".weight"))
+                if pair is not None:
+                    feed[entry["bank_a"]][:, start:start + adapter.rank] = pair["A"].T
+                    feed[entry["bank_b"]][start:start + adapter.rank, :] = pair["B"].T
+        self.bank_bytes = sum(a.nbytes for a in feed.values())
+        missing = sorted(known - {n.removesuffix(".weight") for n in self.routed["matrices"]})
+        if missing:
+            raise ModmtError(f"the shared base {self.base_dir} has no routed side path for {missing[0]}; re-export it")
+        # Setting 2 sums the two adapters' factors slot by slot: MIX maps slot a of every adapter to slot a of every other.
+        slot = np.concatenate([np.arange(r) for r in ranks])
+        feed[MIX] = (slot[:, None] == slot[None, :]).astype(np.float32)
+        # OrtValues over the arrays (no copy on the CPU), handed to every step as they are.
+        device = "cuda" if self.decoder.providers[0] == "CUDAExecutionProvider" else "cpu"
+        self.bank = {name: ort.OrtValue.ortvalue_from_numpy(array, device) for name, array in feed.items()}
+        self._arrays = feed  # the OrtValues use these buffers on the CPU: keep them alive
+
+
+    def direction(self, src: str, tgt: str) -> RoutedDirection:
+        found = self.directions.get((src, tgt))
+        if found is None:
+            held = ", ".join(f"{s}-{t}" for s, t in sorted(self.directions))
+            raise ModmtError(f"no direction {src}->{tgt} here; this process holds {held}")
+        return found
+
+    def resolve_weights(self, direction: RoutedDirection, w) -> MergeWeights:
+        """A request's --w: None (the export's), 'IN:OUT', or 'learned' where the export has learned weights."""
+        if w is None:
+            return direction.weights
+        if isinstance(w, MergeWeights):
+            return w
+        if str(w).strip() == "learned":
+            if direction.weights.per_layer is None:
+                raise ModmtError(f"{direction.src}->{direction.tgt} was exported with fixed weights; learned "
+                                 "weights need an export with --w learned")
+            return direction.weights
+        return parse_weights(str(w))
+
+    def coefficients(self, direction: RoutedDirection, weights: MergeWeights, setting: int) -> np.ndarray:
+        """[layers, 3, R]: cA, cB and f of one (direction, weights, setting) for every layer."""
+        table = np.zeros((self.layers, 3, self.bank_rank), np.float32)
+        table[:, 2, :] = 1.0 if setting == 1 else 0.0
+        if setting == 2 and self.adapters[direction.adapters[0]].rank != self.adapters[direction.adapters[1]].rank:
+            raise ModmtError(f"Setting 2 needs LoRA_in({direction.src}) and LoRA_out({direction.tgt}) of equal ranks")
+        for layer in range(self.layers):
+            for which, w in zip(direction.adapters, weights.for_layer(layer)):
+                adapter, start = self.adapters[which], self.offsets[which]
+                cols = slice(start, start + adapter.rank)
+                if setting == 1:
+                    table[layer, 0, cols], table[layer, 1, cols] = w * adapter.scaling, 1.0
+                else:
+                    table[layer, 0, cols] = table[layer, 1, cols] = math.sqrt(w * adapter.scaling)
+        return table
+
+    def encode(self, text: str, template: PromptTemplate) -> tuple[list[int], int]:
+        body = self.tokenizer.encode(clean_text(text), add_special_tokens=False).ids
+        return template.wrap(body[: self.max_input_tokens]), len(body)
+
+    def requests(self, count: int, src=None, tgt=None, w=None, directions=None) -> list[tuple]:
+        """Each item's (direction, weights), checked before any decoding."""
+        if directions is None:
+            if src is None or tgt is None:
+                raise ModmtError("give src and tgt, or one direction per text")
+            directions = [(src, tgt, w)] * count
+        if len(directions) != count:
+            raise ModmtError(f"{count} texts but {len(directions)} directions")
+        resolved, cache = [], {}
+        for item in directions:
+            key = (item[0], item[1], item[2] if len(item) > 2 else w)
+            if key not in cache:
+                direction = self.direction(key[0], key[1])
+                cache[key] = (direction, self.resolve_weights(direction, key[2]))
+            resolved.append(cache[key])
+        return resolved
+
+    def translate(self, texts: list[str], src: str | None = None, tgt: str | None = None, w=None,
+                  directions: list[tuple] | None = None, beam: int = 5, max_new_tokens: int = 256,
+                  length_penalty: float = 1.0, batch_size: int = 8, early_stopping: bool | str = False,
+                  on_truncate=None) -> list[str]:
+        if beam < 1 or batch_size < 1 or max_new_tokens < 1:
+            raise ModmtError("beam, batch size and max new tokens must be at least 1")
+        items = self.requests(len(texts), src, tgt, w, directions)
+        results, prompts = [""] * len(texts), {}
+        for i, (text, (direction, _)) in enumerate(zip(texts, items)):
+            if text.strip():
+                prompts[i], length = self.encode(text, direction.template)
+                if length > self.max_input_tokens and on_truncate is not None:
+                    on_truncate(i, length, self.max_input_tokens)
+        order = sorted(prompts, key=lambda i: len(prompts[i]))  # similar lengths together, whatever the direction
+        settings = SearchSettings(beam, max_new_tokens, length_penalty, early_stopping)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            decoder = self.batch_decoder([items[i] for i in chunk])
+            batch = [prompts[i] for i in chunk]
+            if beam == 1:
+                outputs = greedy(decoder, batch, self.stop_ids, self.pad_id, max_new_tokens)
+            else:
+                outputs = beam_search(decoder, batch, self.stop_ids, self.pad_id, settings)
+            for i, ids in zip(chunk, outputs):
+                results[i] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        return results
+
+    def batch_decoder(self, items: list[tuple]) -> "RoutedDecoder":
+        """A decoder for one batch: a slot per distinct (direction, weights, setting), a route per row, and
+        the bank cut to the adapters the batch uses (a one-direction batch pays for two adapters' ranks,
+        not for every adapter the process holds)."""
+        slots, route = {}, []
+        for direction, weights in items:
+            key = (direction.src, direction.tgt, weights)
+            if key not in slots:
+                slots[key] = (len(slots), self.coefficients(direction, weights, direction.setting))
+            route.append(slots[key][0])
+        active = tuple(sorted({i for direction, _ in items for i in direction.adapters}))
+        columns = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in active])
+        table = np.stack([coef for _, coef in sorted(slots.values(), key=lambda s: s[0])])
+        bank = self.sub_bank(active, columns)
+        if bank is not self.bank:
+            table = np.ascontiguousarray(table[..., columns])
+        return RoutedDecoder(self.search_decoder, {**bank, COEF: table},
+                             np.array(route, dtype=np.int64))
+
+    def sub_bank(self, active: tuple, columns: np.ndarray) -> dict:
+        """The bank's columns of `active` adapters as OrtValues; the last set is kept for the next batch.
+
+        Memory stays bounded: a set with over half the bank's rank uses the whole bank (the columns of
+        unused adapters get zero coefficients), so a copy is never more than half the bank.
+        """
+        import onnxruntime as ort
+
+        if not self.cut_bank or 2 * len(columns) > self.bank_rank:
+            return self.bank
+        if active not in self._sub_banks:
+            self._sub_banks.clear()
+            device = "cuda" if self.decoder.providers[0] == "CUDAExecutionProvider" else "cpu"
+            arrays = {}
+            for name, entry in self.routed["matrices"].items():
+                arrays[entry["bank_a"]] = np.ascontiguousarray(self._arrays[entry["bank_a"]][:, columns])
+                arrays[entry["bank_b"]] = np.ascontiguousarray(self._arrays[entry["bank_b"]][columns, :])
+            arrays[MIX] = np.ascontiguousarray(self._arrays[MIX][np.ix_(columns, columns)])
+            self._sub_banks[active] = ({n: ort.OrtValue.ortvalue_from_numpy(a, device) for n, a in arrays.items()},
+                                       arrays)
+        return self._sub_banks[active][0]
+
+
+class Routes:
+    """Each cache row's slot, carried at the end of the cache so that beam reorders move it too."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows
+
+
+class RoutedDecoder:
+    """The decoding interface of runtime/decoding.py over a routed session: adds the routes to every run."""
+
+    def __init__(self, inner, constant: dict, route: np.ndarray):
+        self.inner, self.constant, self.route = inner, constant, route
+
+    @property
+    def search_head(self):
+        return self.inner.search_head
+
+    def host(self, logits):
+        return getattr(self.inner, "host", np.asarray)(logits)
+
+    def prefill(self, ids, mask):
+        logits, cache = self.inner.prefill(ids, mask, {**self.constant, ROUTE: self.route})
+        return logits, [*cache, Routes(self.route)]
+
+    def step(self, tokens, mask, cache):
+        routes = cache[-1]
+        logits, new = self.inner.step(tokens, mask, cache[:-1], {**self.constant, ROUTE: routes.rows})
+        return logits, [*new, routes]
+
+    def select(self, values: list, rows: np.ndarray) -> list:
+        if values and isinstance(values[-1], Routes):
+            return [*self.inner.select(values[:-1], rows), Routes(values[-1].rows[rows])]
+        return self.inner.select(values, rows)

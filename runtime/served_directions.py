@@ -1,0 +1,74 @@
+"""Which translator serves each direction of a `modmt serve` process.
+
+Directions on a shared base share one routed session (runtime/routed_translator.py): one copy of
+the base whatever their number, and one batch may mix them. A standalone export (its deltas
+folded into its own weights) keeps a session of its own and serves only its direction.
+"""
+from pathlib import Path
+
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.manifest import read_manifest
+from modmt.runtime.routed_translator import RoutedTranslator, direction_exports, is_shared_base
+from modmt.runtime.shared_fold import DIRECTION_KIND
+
+
+class StandaloneBackend:
+    """One folded export: translates its own direction; its weights were fixed at export."""
+
+    def __init__(self, translator):
+        self.translator = translator
+        self.directions = {(translator.src, translator.tgt)}
+
+    def check(self, src: str, tgt: str, w) -> None:
+        if w is not None:
+            raise ModmtError(f"{src}->{tgt} is served from a folded export, whose weights were fixed when it was "
+                             "exported; serve a shared base to choose w per request")
+
+    def translate(self, texts, directions, **decoding):
+        return self.translator.translate(texts, **decoding)
+
+
+class RoutedBackend:
+    """Every direction of one shared base in one session; each text brings its direction and weights."""
+
+    def __init__(self, routed: RoutedTranslator):
+        self.routed = routed
+        self.directions = set(routed.directions)
+
+    def check(self, src: str, tgt: str, w) -> None:
+        self.routed.requests(1, src=src, tgt=tgt, w=w)
+
+    def translate(self, texts, directions, **decoding):
+        return self.routed.translate(texts, directions=directions, **decoding)
+
+
+def load_backends(paths: list[str], provider: str = "auto", threads: int | None = None,
+                  max_input_tokens: int = 512) -> dict[tuple[str, str], object]:
+    """{(src, tgt): backend} for every direction the paths hold; a direction given twice is an error."""
+    from modmt.runtime.translator import Translator
+
+    routed_paths, standalone = [], []
+    for path in paths:
+        if is_shared_base(path):
+            routed_paths.append(Path(path))
+        elif read_manifest(path, "size").get("kind") == DIRECTION_KIND:
+            routed_paths.append(Path(path))
+        else:
+            standalone.append(Path(path))
+    backends = []
+    if routed_paths:
+        by_base = {}
+        for direction in direction_exports(routed_paths):
+            base = (direction / read_manifest(direction, "size")["base"]).resolve()
+            by_base.setdefault(base, []).append(direction)
+        backends += [RoutedBackend(RoutedTranslator(dirs, provider, threads, max_input_tokens=max_input_tokens))
+                     for dirs in by_base.values()]
+    backends += [StandaloneBackend(Translator(p, provider, threads, max_input_tokens=max_input_tokens))
+                 for p in standalone]
+    served = {}
+    for backend in backends:
+        for direction in backend.directions:
+            if direction in served:
+                raise ModmtError(f"{direction[0]}->{direction[1]} is given twice; serve each direction once")
+            served[direction] = backend
+    return served

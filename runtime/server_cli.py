@@ -1,0 +1,63 @@
+"""`modmt serve PATH...`: the directions PATH holds, over HTTP with LibreTranslate's API (runtime/server_app.py)."""
+from pathlib import Path
+
+import click
+
+from modmt.runtime.errors import ModmtError
+from modmt.runtime.options import BATCH, BEAM, INPUT_TOKENS, NEW_TOKENS, THREADS, FiniteFloat
+
+PORT = click.IntRange(min=0, max=65535)
+
+
+@click.command(name="serve")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=PORT, default=5000, show_default=True, help="Port (LibreTranslate's is 5000).")
+@click.option("--api-keys", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File with one API key per line: every request must carry one as api_key.")
+@click.option("--beam", type=BEAM, default=5, show_default=True)
+@click.option("--max-new-tokens", type=NEW_TOKENS, default=256, show_default=True)
+@click.option("--max-input-tokens", type=INPUT_TOKENS, default=512, show_default=True)
+@click.option("--max-batch", type=BATCH, default=16, show_default=True,
+              help="Sentences decoded together, across requests and directions.")
+@click.option("--max-wait-ms", type=FiniteFloat(0.0, 10_000.0), default=10.0, show_default=True,
+              help="How long a batch waits to fill after its first sentence.")
+@click.option("--queue", "max_queue", type=click.IntRange(1, 1_000_000), default=256, show_default=True,
+              help="Sentences queued or decoding; a request that would overfill it is refused at once (503).")
+@click.option("--char-limit", type=click.IntRange(1, 10_000_000), default=5000, show_default=True,
+              help="Characters per request.")
+@click.option("--batch-limit", type=click.IntRange(1, 100_000), default=64, show_default=True,
+              help="Texts per request (q as a list).")
+@click.option("--max-body-bytes", type=click.IntRange(1024, 1 << 30), default=1 << 20, show_default=True)
+@click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--threads", type=THREADS, default=None, help="CPU threads for decoding (default: all cores).")
+@click.option("--log-every", type=FiniteFloat(0.1, 86_400.0), default=10.0, show_default=True,
+              help="Seconds between throughput log lines.")
+def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_tokens, max_batch, max_wait_ms,
+                  max_queue, char_limit, batch_limit, max_body_bytes, provider, threads, log_every):
+    """Serve PATH's directions over HTTP, speaking LibreTranslate's API.
+
+    PATH is a shared base exported with `modmt-export --all-directions` (every direction its adapters
+    make, in one session), direction exports on a shared base, or standalone direction exports.
+    """
+    try:
+        import uvicorn
+        from starlette.applications import Starlette  # noqa: F401
+    except ImportError:
+        raise ModmtError("modmt serve needs starlette and uvicorn: pip install 'modmt[serve]'") from None
+    from modmt.runtime.languages import load_registry
+    from modmt.runtime.served_directions import load_backends
+    from modmt.runtime.server_app import ServerSettings, create_app, read_api_keys
+    from modmt.runtime.server_batcher import Batcher
+
+    keys = read_api_keys(api_keys) if api_keys else None
+    backends = load_backends(list(paths), provider, threads, max_input_tokens)
+    batcher = Batcher(backends, max_batch, max_wait_ms, max_queue,
+                      {"beam": beam, "max_new_tokens": max_new_tokens}, log_every)
+    app = create_app(batcher, load_registry(), ServerSettings(char_limit, batch_limit, max_body_bytes, keys))
+    click.echo(f"modmt serve: {len(backends)} directions on http://{host}:{port} "
+               f"({'API keys required' if keys else 'no API key needed'})", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    except OSError as e:
+        raise ModmtError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or --host") from None

@@ -1,0 +1,243 @@
+"""`modmt serve` over HTTP on a free port: a real LibreTranslate client, 32 concurrent clients, bad requests."""
+import asyncio
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from modmt.export.direction import ExportOptions, export_direction
+from modmt.export.shared_base import export_all_directions
+from modmt.runtime.languages import load_registry
+from modmt.runtime.served_directions import load_backends
+from modmt.runtime.server_app import ServerSettings, create_app
+from modmt.runtime.server_batcher import Batcher, Busy
+
+DECODING = {"beam": 2, "max_new_tokens": 5}
+TEXTS = ["猫はソファで寝ています。", "The train leaves at noon.", "Der Hund schläft.", "パン", "Bonjour tout le monde"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """uvicorn in a thread, as `modmt serve` runs it."""
+
+    def __init__(self, backends, settings=ServerSettings(), max_queue=256, max_batch=8, max_wait_ms=5.0):
+        import uvicorn
+
+        self.batcher = Batcher(backends, max_batch, max_wait_ms, max_queue, DECODING, log_every_s=0.5)
+        app = create_app(self.batcher, load_registry(), settings)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    timeout_graceful_shutdown=10))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_pool):
+    """Every direction of the pool on an int8 shared base, plus one standalone (folded) export."""
+    root = tmp_path_factory.mktemp("served")
+    export_all_directions(tiny_pool, ExportOptions(quantize="int8"), root / "base", load_registry())
+    return root
+
+
+@pytest.fixture(scope="module")
+def backends(served):
+    return load_backends([str(served / "base")], provider="cpu")
+
+
+@pytest.fixture(scope="module")
+def server(backends):
+    with Server(backends) as running:
+        yield running
+
+
+def direct(backends, text, src, tgt, w=None):
+    return backends[(src, tgt)].translate([text], [(src, tgt, w)], **DECODING)[0]
+
+
+def test_a_libretranslate_client_translates_through_modmt(server, backends):
+    from libretranslatepy import LibreTranslateAPI
+
+    client = LibreTranslateAPI(server.url + "/")
+    assert client.translate(TEXTS[0], "ja", "zh") == direct(backends, TEXTS[0], "ja", "zh")
+    languages = client.languages()
+    assert {l["code"] for l in languages} == {"en", "fr", "de", "ja", "zh"}
+    assert next(l for l in languages if l["code"] == "ja")["targets"] == ["de", "en", "fr", "zh"]
+    keyed = LibreTranslateAPI(server.url, api_key="anything")  # accepted and ignored without --api-keys
+    assert keyed.translate(TEXTS[1], "en", "fr") == direct(backends, TEXTS[1], "en", "fr")
+
+
+def test_json_form_and_query_string_parameters_and_lists_and_html(server, backends):
+    want = direct(backends, TEXTS[2], "de", "en")
+    params = {"q": TEXTS[2], "source": "de", "target": "en"}
+    assert httpx.post(server.url + "/translate", json=params).json() == {"translatedText": want}
+    assert httpx.post(server.url + "/translate", data=params).json() == {"translatedText": want}
+    assert httpx.post(server.url + "/translate", params=params).json() == {"translatedText": want}
+    assert httpx.post(server.url + "/translate", files={k: (None, v) for k, v in params.items()}).json() == \
+        {"translatedText": want}
+    many = httpx.post(server.url + "/translate", json={**params, "q": [TEXTS[2], "", TEXTS[2]]}).json()
+    assert many == {"translatedText": [want, "", want]}
+    # Weights per request (modmt's extension), on a shared base.
+    w = httpx.post(server.url + "/translate", json={**params, "w": "1:9"}).json()["translatedText"]
+    assert w == direct(backends, TEXTS[2], "de", "en", "1:9")
+    html = httpx.post(server.url + "/translate", json={**params, "q": f"<p class='x'>{TEXTS[2]} <b>{TEXTS[2]}</b></p>",
+                                                      "format": "html"}).json()["translatedText"]
+    from html import escape
+
+    assert html == f"<p class='x'>{escape(want, quote=False)} <b>{escape(want, quote=False)}</b></p>"
+    settings = httpx.get(server.url + "/frontend/settings").json()
+    assert settings["charLimit"] == 5000 and settings["keyRequired"] is False
+    health = httpx.get(server.url + "/health").json()
+    assert health["status"] == "ok" and len(health["directions"]) == 20
+
+
+def test_32_concurrent_clients_each_get_their_own_answer_once(server, backends):
+    from itertools import permutations
+
+    pairs = list(permutations(["en", "fr", "de", "ja", "zh"], 2))
+    jobs = [(f"{TEXTS[i % len(TEXTS)]} {i}", *pairs[i % len(pairs)]) for i in range(64)]
+    before = httpx.get(server.url + "/health").json()
+
+    async def run_all():
+        async with httpx.AsyncClient(base_url=server.url, timeout=120,
+                                     limits=httpx.Limits(max_connections=32)) as client:
+            semaphore = asyncio.Semaphore(32)
+
+            async def one(text, src, tgt):
+                async with semaphore:
+                    r = await client.post("/translate", json={"q": text, "source": src, "target": tgt})
+                    return r.status_code, r.json()
+
+            return await asyncio.gather(*(one(*job) for job in jobs))
+
+    answers = asyncio.run(run_all())
+    assert all(status == 200 for status, _ in answers)
+    # Batched with strangers and other directions, each answer is what its own text alone gives.
+    for (text, src, tgt), (_, body) in zip(jobs, answers):
+        assert body["translatedText"] == direct(backends, text, src, tgt), (text, src, tgt)
+    after = httpx.get(server.url + "/health").json()
+    assert after["requests"] - before["requests"] == 64 and after["sentences"] - before["sentences"] == 64
+    assert after["batches"] - before["batches"] < 64  # requests did share batches
+
+
+@pytest.mark.parametrize("request_kwargs, status, message", [
+    ({"json": {"q": "x", "source": "xx", "target": "en"}}, 400, "xx is not supported"),
+    ({"json": {"q": "", "source": "de", "target": "en"}}, 400, "missing q parameter"),
+    ({"json": {"source": "de", "target": "en"}}, 400, "missing q parameter"),
+    ({"json": {"q": "x", "source": "auto", "target": "en"}}, 400, "does not detect languages"),
+    ({"json": {"q": "x", "source": "de", "target": "de"}}, 400, "de->de is not served here"),
+    ({"json": {"q": "x", "source": "de", "target": "en", "format": "pdf"}}, 400, "format is text or html"),
+    ({"json": {"q": "x", "source": "de", "target": "en", "w": "3-7"}}, 400, "is not IN:OUT"),
+    ({"json": {"q": "x" * 5001, "source": "de", "target": "en"}}, 400, r"request \(5001\) exceeds text limit"),
+    ({"json": {"q": ["x"] * 65, "source": "de", "target": "en"}}, 400, r"request \(65\) exceeds text limit \(64\)"),
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    ({"content": b"[1, 2]", "headers": {"content-type": "application/json"}}, 400, "must be an object"),
+    ({"content": b"x" * (2 << 20), "headers": {"content-type": "application/json"}}, 413, "request body over"),
+])
+def test_bad_requests_get_libretranslate_errors_never_a_500(server, request_kwargs, status, message):
+    import re
+
+    response = httpx.post(server.url + "/translate", **request_kwargs)
+    assert response.status_code == status and re.search(message, response.json()["error"]), response.text
+    assert httpx.post(server.url + "/detect", data={"q": "x"}).status_code == 400
+
+
+def test_api_keys_are_required_when_given(backends):
+    with Server(backends, ServerSettings(api_keys=frozenset({"s3cret"}))) as running:
+        params = {"q": TEXTS[3], "source": "ja", "target": "en"}
+        for key in (None, "wrong", ""):
+            r = httpx.post(running.url + "/translate", data={**params, **({"api_key": key} if key is not None else {})})
+            assert r.status_code == 403 and r.json() == {"error": "Invalid API key"}
+        r = httpx.post(running.url + "/translate", data={**params, "api_key": "s3cret"})
+        assert r.status_code == 200 and r.json()["translatedText"] == direct(backends, TEXTS[3], "ja", "en")
+        assert httpx.get(running.url + "/frontend/settings").json()["keyRequired"] is True
+
+
+class SlowBackend:
+    """Blocks each batch until released: a queue that stays full for as long as a test needs."""
+
+    def __init__(self):
+        self.release, self.calls = threading.Event(), 0
+
+    def check(self, src, tgt, w):
+        pass
+
+    def translate(self, texts, directions, **decoding):
+        self.calls += 1
+        self.release.wait(30)
+        return [t.upper() for t in texts]
+
+
+def test_an_overfull_queue_is_refused_at_once_and_nothing_is_lost():
+    backend = SlowBackend()
+    with Server({("en", "fr"): backend}, max_queue=4, max_batch=2, max_wait_ms=1) as running:
+        with ThreadPoolExecutor(8) as pool:
+            first = [pool.submit(httpx.post, running.url + "/translate",
+                                 json={"q": f"t{i}", "source": "en", "target": "fr"}, timeout=60) for i in range(4)]
+            time.sleep(1.0)  # the four are queued or decoding: the queue is full
+            started = time.monotonic()
+            refused = httpx.post(running.url + "/translate", json={"q": "late", "source": "en", "target": "fr"})
+            assert refused.status_code == 503 and "queue is full" in refused.json()["error"]
+            assert time.monotonic() - started < 2  # at once, not after a timeout
+            backend.release.set()
+            assert [f.result().json()["translatedText"] for f in first] == [f"T{i}" for i in range(4)]
+
+
+def test_shutdown_finishes_decoding_work_and_refuses_what_is_left():
+    backend = SlowBackend()
+    batcher = Batcher({("en", "fr"): backend}, max_batch=1, max_wait_ms=0, max_queue=10)
+    batcher.start()
+
+    async def scenario():
+        first = asyncio.ensure_future(batcher.translate(["a"], [("en", "fr", None)]))
+        second = asyncio.ensure_future(batcher.translate(["b"], [("en", "fr", None)]))
+        await asyncio.sleep(0.3)  # "a" is decoding, "b" queued
+        closing = threading.Thread(target=batcher.close, kwargs={"timeout": 0.2})
+        closing.start()
+        await asyncio.sleep(0.5)
+        with pytest.raises(Busy, match="shutting down"):
+            await batcher.translate(["c"], [("en", "fr", None)])
+        backend.release.set()
+        closing.join()
+        return await first, await asyncio.gather(second, return_exceptions=True)
+
+    done, (left,) = asyncio.run(scenario())
+    assert done == ["A"]
+    assert isinstance(left, Busy)  # still queued when the deadline passed: refused, not lost in silence
+
+
+def test_standalone_exports_are_served_beside_a_shared_base(tmp_path, served, tiny_pool):
+    export_direction(tiny_pool, "ja", "zh", ExportOptions(weights="3:7"), tmp_path / "ja-zh", load_registry())
+    from modmt.runtime.errors import ModmtError
+
+    with pytest.raises(ModmtError, match="ja->zh is given twice"):
+        load_backends([str(served / "base"), str(tmp_path / "ja-zh")], provider="cpu")
+    served_alone = load_backends([str(tmp_path / "ja-zh")], provider="cpu")
+    with Server(served_alone) as running:
+        r = httpx.post(running.url + "/translate", json={"q": TEXTS[0], "source": "ja", "target": "zh"})
+        assert r.json()["translatedText"] == direct(served_alone, TEXTS[0], "ja", "zh")
+        r = httpx.post(running.url + "/translate", json={"q": TEXTS[0], "source": "ja", "target": "zh", "w": "1:9"})
+        assert r.status_code == 400 and "weights were fixed" in r.json()["error"]
+        assert json.loads(httpx.get(running.url + "/languages").text) == [{"code": "ja", "name": "Japanese",
+                                                                         "targets": ["zh"]}]
