@@ -20,6 +20,27 @@ def save(model: onnx.ModelProto, path: Path, weight_bytes: int, external_data: b
         onnx.save_model(model, str(path))
 
 
+# Elementwise steps a family may put after its output projection: Gemma 2 soft-caps its logits as
+# tanh(logits / cap) * cap. Slicing before the projection cuts them to the last position as well.
+ELEMENTWISE_AFTER_HEAD = {"Div", "Mul", "Tanh", "Add", "Sub", "Cast"}
+
+
+def output_projection(graph) -> onnx.NodeProto:
+    """The MatMul that computes the logits, found through any elementwise steps after it."""
+    producers = {out: node for node in graph.node for out in node.output}
+    constants = {i.name for i in graph.initializer} | {n.output[0] for n in graph.node if n.op_type == "Constant"}
+    node = producers.get("logits")
+    while node is not None and node.op_type in ELEMENTWISE_AFTER_HEAD:
+        flowing = [i for i in node.input if i not in constants]
+        if len(flowing) != 1:
+            break
+        node = producers.get(flowing[0])
+    if node is None or node.op_type != "MatMul":
+        raise ModmtError("unexpected ONNX graph: no MatMul (followed by elementwise steps only) produces "
+                         "'logits'; export with --all-logits")
+    return node
+
+
 def last_position_logits(model: onnx.ModelProto) -> onnx.ModelProto:
     """Make `logits` [batch, 1, vocab]: slice the last position before the LM head.
 
@@ -27,11 +48,7 @@ def last_position_logits(model: onnx.ModelProto) -> onnx.ModelProto:
     prompt position, which for a 151,936-token vocabulary is most of the prefill's memory.
     """
     graph = model.graph
-    heads = [n for n in graph.node if "logits" in n.output]
-    if len(heads) != 1 or heads[0].op_type != "MatMul":
-        raise ModmtError("unexpected ONNX graph: no single MatMul producing 'logits'; export with "
-                         "--all-logits")
-    head = heads[0]
+    head = output_projection(graph)
     names = {"starts": "modmt_last_starts", "ends": "modmt_last_ends", "axes": "modmt_last_axes"}
     graph.initializer.extend([
         helper.make_tensor(names["starts"], TensorProto.INT64, [1], [-1]),

@@ -80,10 +80,10 @@ RECIPES = {
 
 
 def output_projection(model: onnx.ModelProto) -> str:
-    heads = [n.name for n in model.graph.node if "logits" in n.output and n.op_type == "MatMul"]
-    if len(heads) != 1:
-        raise ModmtError("unexpected ONNX graph: no single MatMul producing 'logits'; re-export in fp32")
-    return heads[0]
+    """The name of the MatMul computing the logits (through any soft-capping after it: Gemma 2)."""
+    from modmt.export.onnx_graph import output_projection as projection_node
+
+    return projection_node(model.graph).name
 
 
 def _quantize(model: onnx.ModelProto, bits: int, recipe: QuantRecipe, ops: tuple[str, ...], symmetric: bool,

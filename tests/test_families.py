@@ -1,0 +1,95 @@
+"""Model families beyond Qwen2: what each needs from the graph steps (issue 21; more families to come)."""
+import numpy as np
+import pytest
+import torch
+
+from modmt.export.direction import ExportOptions, export_direction, merged_model
+from modmt.runtime.decoding import left_pad
+from modmt.runtime.languages import load_registry
+from modmt.runtime.translator import Translator
+from modmt.train.pool import Pool
+
+TEXTS = ["猫はソファで寝ています。", "The train leaves at noon, and then a longer tail.", "パン"]
+CAP = 5.0  # small, so that the cap bites on random weights
+
+
+# family -> (config class, extra config): tiny random models with the project's tokenizer and chat template.
+FAMILIES = {
+    "llama": ("LlamaConfig", {}),
+    "mistral": ("MistralConfig", {"sliding_window": None}),
+    "qwen3": ("Qwen3Config", {"head_dim": 16}),
+    "gemma": ("GemmaConfig", {"head_dim": 16}),
+    "gemma2": ("Gemma2Config", {"head_dim": 16, "final_logit_softcapping": CAP, "attn_logit_softcapping": 50.0,
+                                "sliding_window": 64}),
+    "gemma3": ("Gemma3TextConfig", {"head_dim": 16, "sliding_window": 64}),
+    "phi3": ("Phi3Config", {}),
+}
+
+
+def build_tiny_family(out, family: str):
+    """A random tiny model of `family` with the project's tiny tokenizer and chat template."""
+    import transformers
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    from modmt.train.tiny import build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer()
+    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    name, extra = FAMILIES[family]
+    config = getattr(transformers, name)(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                         max_position_embeddings=512, initializer_range=0.2, bos_token_id=pad,
+                                         eos_token_id=eos, pad_token_id=pad, **extra)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad, bos_token_id=pad,
+                                               do_sample=False)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_train_export_translate_with_pytorch_parity(tmp_path, family):
+    """Each family: adapters trained, a direction merged and exported (last-position logits, attention on
+    the KV heads), its logits equal to the merged PyTorch model's. Gemma 2 caps its logits after the output
+    projection (tanh(z / cap) * cap): the last-position cut finds the projection through those steps, so it
+    needs no --all-logits (it used to stop with "no single MatMul producing 'logits'")."""
+    from modmt.train.adapters import LoraSettings, train_pool
+    from modmt.train.corpus import open_corpus
+    from modmt.train.tiny import write_tiny_corpus
+    from modmt.train.trainer import TrainSettings
+
+    registry = load_registry()
+    model_dir = build_tiny_family(tmp_path / family, family)
+    corpus = open_corpus(write_tiny_corpus(tmp_path / "corpus"), registry)
+    train_pool(model_dir, corpus, registry, ["en", "ja", "zh"], tmp_path / "pool", LoraSettings(rank=4, alpha=8),
+               TrainSettings(epochs=1, learning_rate=1e-2, batch_size=4, save_steps=1000))
+    options = ExportOptions(weights="3:7")
+    manifest = export_direction(tmp_path / "pool", "ja", "zh", options, tmp_path / "ja-zh", registry)
+    assert manifest["logits"] == "last"
+    translator = Translator(tmp_path / "ja-zh", provider="cpu")
+    ids, mask = left_pad([translator.encode(t)[0] for t in TEXTS], translator.pad_id)
+    ours = translator.decoder.prefill(ids, mask)[0]
+    model, _, _ = merged_model(Pool(tmp_path / "pool"), "ja", "zh", options)
+    positions = np.where(mask == 0, 1, np.cumsum(mask, axis=1) - 1)
+    with torch.no_grad():
+        theirs = model(torch.tensor(ids), attention_mask=torch.tensor(mask),
+                       position_ids=torch.tensor(positions)).logits[:, -1].numpy()
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    if family == "gemma2":
+        assert np.abs(ours).max() <= CAP and np.abs(ours).max() > 0.5 * CAP  # capped, and the cap is in play
+    assert translator.translate(TEXTS[:1], beam=2, max_new_tokens=4)[0] is not None
+    # An int8 shared base, and both of its directions routed in one session: the shared-base tokens.
+    from modmt.export.shared_base import export_shared_direction
+    from modmt.runtime.routed_translator import RoutedTranslator
+
+    for src, tgt in (("ja", "zh"), ("en", "ja")):
+        export_shared_direction(tmp_path / "pool", src, tgt, ExportOptions(quantize="int8"), tmp_path / "base",
+                                tmp_path / f"int8-{src}-{tgt}", registry)
+    routed = RoutedTranslator([tmp_path / "int8-ja-zh", tmp_path / "int8-en-ja"], provider="cpu")
+    got = routed.translate(TEXTS[:2], directions=[("ja", "zh"), ("en", "ja")], beam=2, max_new_tokens=5)
+    want = [Translator(tmp_path / f"int8-{s}-{t}", provider="cpu").translate([x], beam=2, max_new_tokens=5)[0]
+            for x, (s, t) in zip(TEXTS[:2], (("ja", "zh"), ("en", "ja")))]
+    assert got == want
