@@ -98,7 +98,8 @@ def tuning_lines(work: Path) -> list[str]:
     for t in tune["trials"]:
         mark = " **(chosen)**" if chosen.get(t["side"]) == t["lr"] else ""
         train = t.get("train") or {}
-        steps = train.get("steps", "-") if "steps" in train else sum(a.get("steps", 0) for a in train.values())
+        # Full fine-tuning records its steps; an adapter trial records each adapter's.
+        steps = train["steps"] if "steps" in train else sum(a.get("steps", 0) for a in train.values())
         loss = train.get("final_loss")
         lines.append(f"| {t['side']} | {t['lr']:g}{mark} | {t['dev_chrf']:.2f} | {t['row']} | "
                      f"{t['segments_per_direction']} × {t['directions']} | {steps} | "

@@ -157,13 +157,13 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
         trained = tune / f"{side}-lr{lr:g}"
         trial_profile = replace(profile, full_lr=lr) if side == "full" else replace(profile, adapter_lr=lr)
         started = time.perf_counter()
-        if side == "full":
+        if side == "full":  # the trial's folder is the fine-tuned model ...
             info = train_full_model(model_dir, corpus, registry, langs, trained, trial_profile)
-            method, pool_dir, full_dir = full_row, trained, trained
-        else:
+            method, full_dir = full_row, trained
+        else:               # ... or the pool
             info = train_adapters(model_dir, corpus, registry, langs, trained, trial_profile, english="pooled")
-            method, pool_dir, full_dir = merged_row, trained, None
-        cells = [dev.cell(trained.name, pool_dir, method, src, tgt, profile.tune_segments, full_dir)
+            method, full_dir = merged_row, None
+        cells = [dev.cell(trained.name, trained, method, src, tgt, profile.tune_segments, full_dir)
                  for src, tgt in directions]
         trials.append({"side": side, "lr": lr, "row": method.label, "dev_chrf": round(mean_chrf(cells), 4),
                        "segments_per_direction": cells[0]["n"], "directions": len(cells),

@@ -15,16 +15,16 @@ each row's slot, `modmt_route` [rows]: so a batch mixes directions and weights, 
 weights exist once. The graph is saved as routed.onnx beside model.onnx and reads the same
 model.onnx.data, so it costs a few hundred kilobytes on disk.
 """
-import re
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from modmt.runtime.errors import ModmtError
+from modmt.runtime.lora_merge import layer_index
+from modmt.runtime.routed_translator import COEF, MIX, ROUTE
 
 ROUTED_GRAPH = "routed.onnx"
-ROUTE, COEF, MIX = "modmt_route", "modmt_route_coef", "modmt_route_mix"
 
 
 def _float_input(name: str, dims: list) -> onnx.ValueInfoProto:
@@ -63,7 +63,8 @@ def routed_graph(model: onnx.ModelProto, matrices: dict) -> tuple[onnx.ModelProt
     banks = {}
     for i, (name, nodes) in enumerate(sorted(matrices.items())):
         xa, xab = nodes["xa"], nodes["xab"]
-        l, t, y = _layer(name), f"modmt_route_l{_layer(name)}", xa.output[0]
+        l = _layer(name)
+        t, y = f"modmt_route_l{l}", xa.output[0]
         k, n = nodes["shape"]
         a, b = f"modmt_bank_a.{i}", f"modmt_bank_b.{i}"
         graph.input.extend([_float_input(a, [k, "bank_rank"]), _float_input(b, ["bank_rank", n])])
@@ -89,10 +90,10 @@ def routed_graph(model: onnx.ModelProto, matrices: dict) -> tuple[onnx.ModelProt
 
 
 def _layer(name: str) -> int:
-    match = re.search(r"\.layers\.(\d+)\.", name)
-    if match is None:
+    layer = layer_index(name)
+    if layer is None:
         raise ModmtError(f"cannot route {name}: it is not a decoder-layer matrix")
-    return int(match.group(1))
+    return layer
 
 
 def write_routed_graph(base_dir: Path, record: dict) -> dict:

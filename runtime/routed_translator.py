@@ -25,7 +25,8 @@ from modmt.runtime.prompt import PromptTemplate, clean_text
 from modmt.runtime.resident_decoder import SearchDecoderMixin
 from modmt.runtime.shared_fold import BASE_KIND, DIRECTION_KIND, resolve_base
 
-ROUTE, COEF, MIX = "modmt_route", "modmt_route_coef", "modmt_route_mix"  # as in export/routed_graph.py
+# The routed graph's inputs (export/routed_graph.py builds the graph with these names).
+ROUTE, COEF, MIX = "modmt_route", "modmt_route_coef", "modmt_route_mix"
 DIRECTIONS_FOLDER = "directions"  # where `modmt-export --all-directions` puts a base's directions
 
 
@@ -36,7 +37,6 @@ class RoutedDirection:
     export_dir: Path
     template: PromptTemplate
     weights: MergeWeights        # the export's weights: the default of a request
-    weights_json: dict
     setting: int
     adapters: tuple[int, int]    # index of LoRA_in(src) and LoRA_out(tgt) in the bank
 
@@ -147,7 +147,7 @@ class RoutedTranslator(SearchDecoderMixin):
                                      f"and {path}); give one")
                 self.directions[key] = RoutedDirection(
                     key[0], key[1], path, PromptTemplate.from_json(m["prompt"]), MergeWeights.from_json(m["weights"]),
-                    m["weights"], int(m["setting"]), (pair[0], pair[1]))
+                    int(m["setting"]), (pair[0], pair[1]))
             first = manifests[0][1]
             self.stop_ids = {int(i) for i in first["stop_token_ids"]}
             self.pad_id = int(first["pad_token_id"])
@@ -160,6 +160,7 @@ class RoutedTranslator(SearchDecoderMixin):
         self.tokenizer = Tokenizer.from_file(str(self.base_dir / "tokenizer.json"))
         self.max_input_tokens = max_input_tokens
         self.decoder = OnnxDecoder(str(self.base_dir / self.routed["graph"]), provider, threads)
+        self.device = "cuda" if self.decoder.providers[0] == "CUDAExecutionProvider" else "cpu"  # where banks live
         self._build_bank()
         self.cut_bank, self._sub_banks = cut_bank, {}
         self._resident = None
@@ -173,7 +174,6 @@ class RoutedTranslator(SearchDecoderMixin):
         self.offsets = np.cumsum([0, *ranks])
         self.bank_rank = int(self.offsets[-1])
         self.layers = int(self.routed["layers"])
-        self.bank_bytes = 0
         feed, known = {}, set()
         for name, entry in self.routed["matrices"].items():
             (k, n), r = entry["shape"], self.bank_rank
@@ -194,8 +194,7 @@ class RoutedTranslator(SearchDecoderMixin):
         slot = np.concatenate([np.arange(r) for r in ranks])
         feed[MIX] = (slot[:, None] == slot[None, :]).astype(np.float32)
         # OrtValues over the arrays (no copy on the CPU), handed to every step as they are.
-        device = "cuda" if self.decoder.providers[0] == "CUDAExecutionProvider" else "cpu"
-        self.bank = {name: ort.OrtValue.ortvalue_from_numpy(array, device) for name, array in feed.items()}
+        self.bank = {name: ort.OrtValue.ortvalue_from_numpy(array, self.device) for name, array in feed.items()}
         self._arrays = feed  # the OrtValues use these buffers on the CPU: keep them alive
 
 
@@ -314,13 +313,12 @@ class RoutedTranslator(SearchDecoderMixin):
             return self.bank
         if active not in self._sub_banks:
             self._sub_banks.clear()
-            device = "cuda" if self.decoder.providers[0] == "CUDAExecutionProvider" else "cpu"
             arrays = {}
             for name, entry in self.routed["matrices"].items():
                 arrays[entry["bank_a"]] = np.ascontiguousarray(self._arrays[entry["bank_a"]][:, columns])
                 arrays[entry["bank_b"]] = np.ascontiguousarray(self._arrays[entry["bank_b"]][columns, :])
             arrays[MIX] = np.ascontiguousarray(self._arrays[MIX][np.ix_(columns, columns)])
-            self._sub_banks[active] = ({n: ort.OrtValue.ortvalue_from_numpy(a, device) for n, a in arrays.items()},
+            self._sub_banks[active] = ({n: ort.OrtValue.ortvalue_from_numpy(a, self.device) for n, a in arrays.items()},
                                        arrays)
         return self._sub_banks[active][0]
 

@@ -99,10 +99,9 @@ class Batcher:
     def _run(self, batch: list) -> None:
         groups = {}
         for job, i in batch:  # one call per backend: a routed base takes every direction it holds at once
-            src, tgt, _ = job.directions[i]
-            groups.setdefault(id(self.backends[(src, tgt)]), []).append((job, i))
-        for items in groups.values():
-            backend = self.backends[items[0][0].directions[items[0][1]][:2]]
+            backend = self.backends[job.directions[i][:2]]
+            groups.setdefault(id(backend), (backend, []))[1].append((job, i))
+        for backend, items in groups.values():
             outputs = backend.translate([job.texts[i] for job, i in items], [job.directions[i] for job, i in items],
                                         batch_size=self.max_batch, **self.decoding)
             for (job, i), text in zip(items, outputs):
