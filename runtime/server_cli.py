@@ -51,13 +51,30 @@ def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_t
     from modmt.runtime.server_batcher import Batcher
 
     keys = read_api_keys(api_keys) if api_keys else None
+    check_port(host, port)  # before minutes of loading, and as one line (uvicorn would log and exit 3)
     backends = load_backends(list(paths), provider, threads, max_input_tokens)
     batcher = Batcher(backends, max_batch, max_wait_ms, max_queue,
                       {"beam": beam, "max_new_tokens": max_new_tokens}, log_every)
     app = create_app(batcher, load_registry(), ServerSettings(char_limit, batch_limit, max_body_bytes, keys))
     click.echo(f"modmt serve: {len(backends)} directions on http://{host}:{port} "
                f"({'API keys required' if keys else 'no API key needed'})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+
+def check_port(host: str, port: int) -> None:
+    """That this process can listen on host:port now, as uvicorn will (SO_REUSEADDR, as it sets)."""
+    import socket
+
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
-    except OSError as e:
-        raise ModmtError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or --host") from None
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise ModmtError(f"cannot listen on {host}:{port} ({e.strerror}); give an address of this machine as "
+                         "--host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise ModmtError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or --host") \
+                from None

@@ -225,3 +225,15 @@ def test_numeric_options_have_upper_bounds(tmp_path, args, message):
     run = modmt_translate(str(tmp_path), *args, stdin="x\n")
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and re.search(message, run.stderr), \
         run.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--all-directions", "--pool", "/nonexistent"], "--all-directions exports every direction .* give --shared-base"),
+    (["ja", "zh", "--all-directions", "--pool", "/p", "--shared-base", "/b"], "give --shared-base and no SRC, TGT"),
+    (["--pool", "/nonexistent"], "give SRC and TGT .* or --all-directions with --shared-base")])
+def test_export_all_directions_misuse_is_one_line(args, message):
+    import re
+
+    run = subprocess.run([str(Path(sys.executable).parent / "modmt-export"), *args], capture_output=True, text=True)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and re.search(message, run.stderr), \
+        run.stderr

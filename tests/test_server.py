@@ -241,3 +241,24 @@ def test_standalone_exports_are_served_beside_a_shared_base(tmp_path, served, ti
         assert r.status_code == 400 and "weights were fixed" in r.json()["error"]
         assert json.loads(httpx.get(running.url + "/languages").text) == [{"code": "ja", "name": "Japanese",
                                                                          "targets": ["zh"]}]
+
+
+@pytest.mark.parametrize("keys, message", [(None, "cannot read --api-keys"), ("# only a comment\n\n", "holds no keys")])
+def test_serve_cli_refuses_a_bad_api_keys_file_or_a_busy_port_in_one_line(tmp_path, served, keys, message):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    modmt = str(Path(sys.executable).parent / "modmt")
+    if keys is not None:
+        (tmp_path / "keys").write_text(keys, encoding="utf-8")
+    run = subprocess.run([modmt, "serve", str(served / "base"), "--api-keys", str(tmp_path / "keys"),
+                          "--provider", "cpu"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1].startswith("modmt: error:") and \
+        message in run.stderr, run.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        run = subprocess.run([modmt, "serve", str(served / "base"), "--port", str(busy.getsockname()[1]),
+                              "--provider", "cpu"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "cannot listen on 127.0.0.1" in run.stderr.strip().splitlines()[-1], run.stderr
