@@ -5,6 +5,7 @@ heavy dependencies (torch, transformers, optimum) only when they run, so `modmt 
 `modmt translate` work in a runtime-only install.
 """
 import json
+import os
 from pathlib import Path
 
 import click
@@ -230,6 +231,58 @@ def routing_command(base, data, segments, rounds, batch, beam, max_new_tokens, f
     result = run_routing(base, data, out, segments, rounds, batch, beam, max_new_tokens, list(folded), clients,
                          requests, chosen)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+@bench_group.command("export-memory")
+@click.option("--pool", "pool_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--direction", default="en-fr", show_default=True, help="SRC-TGT of the pool to export.")
+@click.option("--precisions", default=",".join(("fp32", "fp16", "int8", "int8-b128", "w8a8", "int4")),
+              show_default=True)
+@click.option("--layouts", default="standalone,shared", show_default=True,
+              help="standalone, shared (a shared base is not calibrated: w8a8 and fp16 are standalone only).")
+@click.option("--calibration", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Corpus for w8a8's calibration.")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=Path("results/export-memory"),
+              show_default=True, help="Where the exports are built (and removed after each is measured).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/export-memory.json"),
+              show_default=True)
+def export_memory_command(pool_dir, direction, precisions, layouts, calibration, work, out):
+    """Peak RSS and wall time of `modmt-export` per precision and layout, as a ratio to the fp32 model's bytes."""
+    import platform
+
+    from modmt.benchmarks.export_memory import LAYOUTS, PRECISIONS, export_memory, write_rows
+    from modmt.train.pool import Pool
+
+    chosen = {"precisions": [p.strip() for p in precisions.split(",") if p.strip()],
+              "layouts": [x.strip() for x in layouts.split(",") if x.strip()]}
+    for key, known in (("precisions", PRECISIONS), ("layouts", LAYOUTS)):
+        unknown = set(chosen[key]) - set(known)
+        if unknown:
+            raise ModmtError(f"--{key} takes {', '.join(known)}, not {', '.join(sorted(unknown))}")
+    src, _, tgt = direction.partition("-")
+    rows = export_memory(pool_dir, src, tgt, chosen["precisions"], chosen["layouts"], work, calibration)
+    meta = Pool(pool_dir).read()
+    write_rows(rows, out, {"pool": str(pool_dir), "base_model": meta["base_model"],
+                           "base_parameters": meta["base_parameters"], "direction": direction,
+                           "machine": f"{platform.machine()}, {os.cpu_count()} cores"})
+    click.echo(f"wrote {out}")
+
+
+@bench_group.command("shape-model")
+@click.argument("shape", type=click.Choice(["qwen2.5-1.5b", "qwen2.5-3b"]))
+@click.option("--tokenizer-from", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A Qwen2.5 model directory for the tokenizer and config (default: the fetched model).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
+@click.option("--pool", "pool_dir", type=click.Path(path_type=Path), required=True,
+              help="Pool of random en/fr adapters to write for it.")
+def shape_model_command(shape, tokenizer_from, out, pool_dir):
+    """A random-weight model with the shapes of a larger Qwen2.5, for memory and time only (its output is noise)."""
+    from modmt.benchmarks.shape_models import build_shape_model
+    from modmt.train.models import resolve_model
+
+    tokenizer_from = tokenizer_from or resolve_model("qwen2.5-coder-0.5b-instruct")
+    build_shape_model(shape, tokenizer_from, out, pool_dir)
+    click.echo(f"wrote {out} and pool {pool_dir}")
 
 
 @bench_group.command("reproduce")

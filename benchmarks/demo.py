@@ -120,6 +120,7 @@ def run_demo(workdir: Path, offline: bool = False, quick: bool = False, max_pair
                         "provider": translator.provider, "example": [sources[0], hyps[0], references[0]]}
         if name == "merged":
             report["trainable_ratio"] = translator.manifest["trainable_ratio"]
+        del translator  # one session at a time: the next one would otherwise load beside it
     report["signature"] = str(chrf.get_signature())
     report["wall_minutes"] = (time.perf_counter() - started) / 60
     (workdir / "demo-report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import onnx
 
-from modmt.export.merge import fold_deltas
+from modmt.export.merge import fold_factors
 from modmt.export.quantize import CALIBRATION_NEEDED, RECIPES
 from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import LanguageRegistry
-from modmt.runtime.lora_merge import load_adapter, merged_deltas
+from modmt.runtime.lora_merge import load_adapter, merged_factors
 from modmt.runtime.manifest import write_manifest
 from modmt.runtime.merge_weights import parse_weights
 from modmt.train.pool import Pool
@@ -91,57 +92,73 @@ def merged_model(pool: Pool, src: str, tgt: str, options: ExportOptions, model_d
     for path in (in_dir, out_dir):
         check_adapter_base(path, fingerprint)
     if options.weights == "base":  # the pre-trained model itself: a benchmark row, no adapters
-        deltas, weights_json = {}, {"base": True}
+        factors, weights_json = {}, {"base": True}
     else:
         weights = parse_weights(options.weights, pool.weights_file(src, tgt))
         lora_in, lora_out = load_adapter(in_dir), load_adapter(out_dir)
-        deltas = merged_deltas(lora_in, lora_out, weights, options.setting, options.targets)
+        factors = merged_factors(lora_in, lora_out, weights, options.setting, options.targets)  # (B, A) per matrix
         weights_json = weights.to_json()
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    fold_deltas(model, deltas)
+    fold_factors(model, factors)
     adapters = meta["adapters"]
-    trainable = 0 if not deltas else \
+    trainable = 0 if not factors else \
         adapters[f"in/{src}"]["trainable_parameters"] + adapters[f"out/{tgt}"]["trainable_parameters"]
     base_parameters = sum(p.numel() for p in model.parameters())
     record = {"base_fingerprint": fingerprint, "base_model": str(model_dir), "pool": str(pool.root.resolve()),
               "src": src, "tgt": tgt, "weights": weights_json, "setting": options.setting,
-              "merged_modules": sorted(deltas), "trainable_parameters": trainable,
+              "merged_modules": sorted(factors), "trainable_parameters": trainable,
               "trainable_ratio": trainable / base_parameters, "base_parameters": base_parameters}
     return model, model_dir, record
 
 
-def write_onnx(model, final: Path, options: ExportOptions, weight_bytes: int, label: str,
-               external_data: bool = False, calibration: list | None = None, pad_id: int = 0) -> None:
-    """Optimum export of `model` into `final`, then the graph steps: last-position logits, attention
-    without repeated KV heads, dtype, quantization."""
-    import onnx
-    from optimum.exporters.onnx import onnx_export_from_model
-
+def write_onnx(model, tokenizer, final: Path, options: ExportOptions, weight_bytes: int, label: str,
+               external_data: bool = False, calibration: list | None = None,
+               pad_id: int = 0) -> tuple[dict[str, str], dict]:
+    """Export `model` (a torch model, consumed: export/torch_to_onnx.py moves its weights to disk
+    before the trace) into `final`, then the graph steps, each on one tensor at a time
+    (export/onnx_weights.py): folded weight transposes, last-position logits, attention
+    without repeated KV heads, dtype, quantization. Returns {parameter: initializer} of the folded
+    Linear weights (the shared base indexes them) and what each graph step did (modmt.json's
+    "graph_steps"). tokenizer: the model's transformers tokenizer, saved beside the graph as Optimum does."""
     from modmt.export import onnx_graph
     from modmt.export.grouped_attention import grouped_attention
+    from modmt.export.onnx_weights import GraphWeights
+    from modmt.export.torch_to_onnx import torch_to_onnx
 
     with tempfile.TemporaryDirectory(prefix=".optimum.", dir=final.parent) as work:
-        work = Path(work)
-        raw = work / "optimum"
+        raw = Path(work) / "optimum"
         click.echo(f"exporting {label} with Optimum (text-generation-with-past) ...", err=True)
-        onnx_export_from_model(model, raw, task="text-generation-with-past", do_validation=False)
-        graph = onnx.load(str(raw / "model.onnx"))  # with its weights: re-saved in one place below
-        if options.last_logits_only:
-            graph = onnx_graph.last_position_logits(graph)
-        config = json.loads((raw / "config.json").read_text())
-        graph = grouped_attention(graph, config["num_attention_heads"],
-                                  config.get("num_key_value_heads") or config["num_attention_heads"])
-        step = final / "model.onnx" if options.dtype == "fp32" and options.quantize == "none" else work / "fp32.onnx"
-        onnx_graph.save(graph, step, weight_bytes, external_data)
-        del graph
-        if options.dtype == "fp16":
-            onnx_graph.to_fp16(step, final / "model.onnx", weight_bytes)
-        elif options.quantize != "none":
-            onnx_graph.to_quantized(step, final / "model.onnx", weight_bytes, RECIPES[options.quantize],
-                                    calibration, pad_id)
+        weights = GraphWeights.load(torch_to_onnx(model, raw))
+        tokenizer.save_pretrained(raw)
+        try:
+            folded = onnx_graph.fold_weight_transposes(weights)
+            steps = {"fold_weight_transposes": f"{len(folded)} weights stored transposed"}
+            steps["last_position_logits"] = "skipped: --all-logits"
+            if options.last_logits_only:
+                onnx_graph.last_position_logits(weights.model)
+                steps["last_position_logits"] = "applied"
+            config = json.loads((raw / "config.json").read_text())
+            steps["grouped_attention"] = grouped_attention(
+                weights.model, config["num_attention_heads"],
+                config.get("num_key_value_heads") or config["num_attention_heads"])
+            large = external_data or weight_bytes > onnx_graph.EXTERNAL_DATA_ABOVE
+            if options.dtype == "fp16":
+                onnx_graph.to_fp16(weights)
+            elif options.quantize != "none":
+                recipe = RECIPES[options.quantize]
+                float_graph = None
+                if recipe.smooth:  # calibration runs the float graph: its weights are the files in `raw`
+                    float_graph = raw / "float.onnx"
+                    onnx.save_model(weights.model, str(float_graph))
+                steps["smoothquant"] = onnx_graph.to_quantized(weights, recipe, float_graph, calibration, pad_id)
+                large = external_data or weight_bytes * recipe.bits // 32 > onnx_graph.EXTERNAL_DATA_ABOVE
+            weights.save(final / "model.onnx", external_data=large)
+        finally:
+            weights.close()
         for name in RUNTIME_FILES:
             if (raw / name).exists():
                 shutil.copy2(raw / name, final / name)
+    return folded, {"model_type": config.get("model_type"), **steps}
 
 
 def direction_record(tokenizer, src, tgt, registry: LanguageRegistry, generation_config: Path) -> dict:
@@ -172,11 +189,10 @@ def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions,
         render_prompt(tokenizer, registry.get(src), registry.get(tgt)))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(out) as final:
-        write_onnx(model, final, options, 4 * record["base_parameters"], f"{src}->{tgt}", calibration=sequences,
-                   pad_id=tokenizer.pad_token_id or 0)
-        del model
+        _, steps = write_onnx(model, tokenizer, final, options, 4 * record["base_parameters"], f"{src}->{tgt}",
+                              calibration=sequences, pad_id=tokenizer.pad_token_id or 0)
         manifest = write_manifest(final, {
-            **record, "dtype": options.dtype, "quantization": options.quantize,
+            **record, "dtype": options.dtype, "quantization": options.quantize, "graph_steps": steps,
             "quantization_recipe": recipe_record(recipe, options.calibration, sequences) if recipe else None,
             "logits": "last" if options.last_logits_only else "all",
             **direction_record(tokenizer, src, tgt, registry, final / "generation_config.json"),
@@ -215,6 +231,7 @@ def quantize_export(source: Path, out: Path, recipe, force: bool = False, calibr
     from tokenizers import Tokenizer
 
     from modmt.export import onnx_graph
+    from modmt.export.onnx_weights import GraphWeights
     from modmt.runtime.manifest import read_manifest
     from modmt.runtime.prompt import PromptTemplate
 
@@ -229,8 +246,13 @@ def quantize_export(source: Path, out: Path, recipe, force: bool = False, calibr
                                  Tokenizer.from_file(str(source / "tokenizer.json")),
                                  PromptTemplate.from_json(manifest["prompt"]))
     with atomic_directory(out) as final:
-        onnx_graph.to_quantized(source / "model.onnx", final / "model.onnx", 4 * manifest["base_parameters"], recipe,
-                                sequences, manifest["pad_token_id"])
+        weights = GraphWeights.load(source / "model.onnx", scratch_dir=final)
+        try:
+            onnx_graph.to_quantized(weights, recipe, source / "model.onnx", sequences, manifest["pad_token_id"])
+            weights_bytes = 4 * manifest["base_parameters"] * recipe.bits // 32
+            weights.save(final / "model.onnx", external_data=weights_bytes > onnx_graph.EXTERNAL_DATA_ABOVE)
+        finally:
+            weights.close()
         for name in RUNTIME_FILES:
             shutil.copy2(source / name, final / name)
         # The recipe's --quantize name where it is one of them, so benchmarks can tell variants apart.

@@ -7,7 +7,7 @@ and it grows with the cache. Here the 7 query heads that share a KV head are fol
 sequence axis instead: q [B, 14, S, D] -> [B, 2, 7S, D] (a reshape: heads are grouped in order),
 one MatMul against the cache's own [B, 2, D, T], and back to [B, 14, S, T] for the mask and the
 softmax; the same for the values. Every dot product is the one the original computes.
-A graph without this pattern (no GQA, another exporter) is returned unchanged.
+A graph without this pattern (no GQA, another exporter) is left unchanged, and the manifest says so.
 """
 import onnx
 from onnx import TensorProto, helper
@@ -20,10 +20,12 @@ def _only(nodes: list, op_type: str):
     return found[0] if len(found) == 1 else None
 
 
-def grouped_attention(model: onnx.ModelProto, heads: int, kv_heads: int) -> onnx.ModelProto:
+def grouped_attention(model: onnx.ModelProto, heads: int, kv_heads: int) -> str:
+    """Rewrite in place; returns what was done, for the manifest (a family whose attention has another
+    shape is left as it was, and says so)."""
     graph = model.graph
     if heads == kv_heads:
-        return model
+        return "skipped: no grouped KV heads (as many KV heads as query heads)"
     readers = {}
     for node in graph.node:
         for name in node.input:
@@ -85,7 +87,8 @@ def grouped_attention(model: onnx.ModelProto, heads: int, kv_heads: int) -> onnx
         rewritten += 1
     if rewritten:
         remove_dead_nodes(model)
-    return model
+        return f"applied to {rewritten} layers ({heads} query heads over {kv_heads} KV heads)"
+    return "skipped: the exporter's attention is not the repeat_kv pattern this step rewrites"
 
 
 def remove_dead_nodes(model: onnx.ModelProto) -> None:

@@ -1,4 +1,4 @@
-"""ONNX graph steps after Optimum's export: last-position logits, fp16, weight-only int8/int4, side paths."""
+"""ONNX graph steps after the export: folded weight transposes, last-position logits, fp16, quantization, side paths."""
 import os
 from pathlib import Path
 
@@ -68,19 +68,70 @@ def last_position_logits(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def to_fp16(src: Path, dst: Path, weight_bytes: int) -> None:
-    """Weights, activations and the KV cache in float16 (for the CUDA execution provider)."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+def fold_weight_transposes(weights) -> dict[str, str]:
+    """Store each Linear weight that a MatMul reads through a Transpose transposed, one tensor at a time.
 
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=False, disable_shape_infer=True)
-    save(model, dst, weight_bytes // 2)
+    Torch's exporter without constant folding (export/torch_to_onnx.py) writes a Linear's weight
+    [out, in] under its parameter name and transposes it in the graph; the quantizers, SmoothQuant
+    and the shared base's index want the MatMul's constant [in, out] matrix, as constant folding
+    gave. A weight that something else reads as well (a tied embedding, which the token ids'
+    Gather reads) keeps its Transpose, so it is written once; ONNX Runtime folds that one when it
+    creates the session. weights: a GraphWeights. Returns {parameter name: transposed initializer}.
+    """
+    graph = weights.graph
+    readers = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    folded = {}
+    for node in list(graph.node):
+        if node.op_type != "Transpose" or node.input[0] not in weights or len(readers[node.input[0]]) != 1:
+            continue
+        perm = [list(a.ints) for a in node.attribute if a.name == "perm"]
+        shape = weights.initializers[node.input[0]].dims
+        if len(shape) != 2 or perm not in ([], [[1, 0]]) \
+                or not all(r.op_type == "MatMul" for r in readers.get(node.output[0], [])):
+            continue
+        param, name = node.input[0], node.input[0] + "_transposed"
+        weights.put(name, weights.array(param).T)
+        for reader in readers.get(node.output[0], []):
+            reader.input[1] = name
+        graph.node.remove(node)
+        weights.remove(param)
+        folded[param] = name
+    return folded
 
 
-def to_quantized(src: Path, dst: Path, weight_bytes: int, recipe, calibration: list | None = None,
-                 pad_id: int = 0) -> None:
-    """Quantization by `recipe` (modmt.export.quantize), saved beside its weights.
+def to_fp16(weights) -> None:
+    """Weights, activations and the KV cache in float16 (for the CUDA execution provider), in place.
 
-    calibration: token-id sequences of training text, for recipes that smooth (export/smoothquant.py).
+    ONNX Runtime's converter decides which tensors become float16 and rewrites the graph; it
+    converts only the values it holds, so the weights on disk are converted here afterwards, one at
+    a time, with its own rounding (values clamped into float16's range as it does).
+    """
+    from unittest import mock
+
+    from onnxruntime.transformers import float16
+
+    before = {name: t.data_type for name, t in weights.initializers.items()}
+    # The converter reads each converted initializer's values only for its shape: the dims give it
+    # without loading a weight that stays on disk.
+    shape_only = lambda t: helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))  # noqa: E731
+    with mock.patch.object(float16, "make_value_info_from_tensor", shape_only):
+        weights.model = float16.convert_float_to_float16(weights.model, keep_io_types=False, disable_shape_infer=True)
+    for name, tensor in list(weights.initializers.items()):
+        if before.get(name) == TensorProto.FLOAT and tensor.data_type == TensorProto.FLOAT16 \
+                and tensor.data_location == TensorProto.EXTERNAL:
+            tensor.data_type = TensorProto.FLOAT
+            weights.put(name, float16.convert_np_to_float16(weights.array(name)))
+
+
+def to_quantized(weights, recipe, calibration_path: Path | None = None, calibration: list | None = None,
+                 pad_id: int = 0) -> str:
+    """Quantization by `recipe` (modmt.export.quantize), in place on a GraphWeights.
+
+    calibration: token-id sequences of training text, for recipes that smooth (export/smoothquant.py),
+    run through the float graph saved at calibration_path. Returns what smoothing did (for the manifest).
     """
     from modmt.export.quantize import CALIBRATION_NEEDED, quantize
 
@@ -91,24 +142,23 @@ def to_quantized(src: Path, dst: Path, weight_bytes: int, recipe, calibration: l
         from modmt.export.smoothquant import activation_max, smoothing_groups
 
         # A tied output projection is untied (a weight of its own) only later: measure what it reads now.
-        groups = smoothing_groups(onnx.load(str(src), load_external_data=False), recipe.smooth, weights_only=False)
-        maxima = activation_max(src, [g.tensor for g in groups], calibration, pad_id)
-    # int8 keeps about a quarter of the float bytes, int4 about a sixth: external data only when large.
-    save(quantize(onnx.load(str(src)), recipe, activation_max=maxima), dst, weight_bytes * recipe.bits // 32)
+        groups = smoothing_groups(weights.model, recipe.smooth, weights_only=False)
+        maxima = activation_max(calibration_path, [g.tensor for g in groups], calibration, pad_id)
+    return quantize(weights, recipe, activation_max=maxima)
 
 
-def add_lora_side_paths(model: onnx.ModelProto, index: dict, rank: int) -> tuple[onnx.ModelProto, dict]:
+def add_lora_side_paths(weights, index: dict, rank: int) -> dict:
     """Beside each indexed weight matrix W (a MatMul y = x @ W), add y += (x @ A) @ B with A, B zeros.
 
     A quantized shared base keeps W quantized and receives each direction's merged delta as the
     low-rank factors A [K, rank] and B [rank, N] at session creation (runtime/shared_fold.py):
     the delta stays exact in float, no matrix is quantized twice, and loading a direction costs
-    a few megabytes instead of a re-quantization. Returns the model and {weight name: {a, b, rank}}.
+    a few megabytes instead of a re-quantization. weights: a GraphWeights, changed in place.
+    Returns {weight name: {a, b, rank}}.
     """
-    from onnx import numpy_helper
     import numpy as np
 
-    graph = model.graph
+    graph = weights.graph
     consumers = {}
     for node in graph.node:
         if node.op_type == "MatMul":
@@ -121,8 +171,8 @@ def add_lora_side_paths(model: onnx.ModelProto, index: dict, rank: int) -> tuple
         node = nodes[0]
         k, n = entry["shape"]
         a, b = f"modmt_lora_a.{i}", f"modmt_lora_b.{i}"
-        graph.initializer.extend([numpy_helper.from_array(np.zeros((k, rank), np.float32), a),
-                                  numpy_helper.from_array(np.zeros((rank, n), np.float32), b)])
+        weights.put(a, np.zeros((k, rank), np.float32))
+        weights.put(b, np.zeros((rank, n), np.float32))
         y = node.output[0]
         node.output[0] = f"{y}_modmt_base"
         new_nodes.append((node, [
@@ -135,4 +185,4 @@ def add_lora_side_paths(model: onnx.ModelProto, index: dict, rank: int) -> tuple
         at = list(graph.node).index(node) + 1
         for offset, extra in enumerate(added):
             graph.node.insert(at + offset, extra)
-    return model, paths
+    return paths

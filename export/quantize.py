@@ -24,9 +24,12 @@ Q5_0 with Q8_0 for the output projection and the value projections, Q6_K/Q4_K fo
 `accuracy_level` 4 lets the MatMulNBits kernels compute with int8 activations inside a block
 (AVX512-VNNI); 0 keeps float compute. The recipe goes into modmt.json.
 """
+import gc
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import onnx
+from onnx import helper
 
 from modmt.runtime.errors import ModmtError
 
@@ -86,59 +89,96 @@ def output_projection(model: onnx.ModelProto) -> str:
     return projection_node(model.graph).name
 
 
-def _quantize(model: onnx.ModelProto, bits: int, recipe: QuantRecipe, ops: tuple[str, ...], symmetric: bool,
-              include: list[str] | None = None, exclude: list[str] | None = None) -> onnx.ModelProto:
+def _quantize(weights, names: list[str], bits: int, recipe: QuantRecipe, op: str, symmetric: bool) -> None:
+    """ONNX Runtime's MatMulNBits quantizer on the named nodes, one node at a time.
+
+    Each node goes through the quantizer as a one-node model holding only its own weight, and
+    its result replaces it in the graph: the values are the whole-graph call's (the quantizer
+    treats each weight on its own), and only one weight is in memory at a time.
+    """
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
-    # nodes_to_include adds to op_types_to_quantize: a pass over one node names no op type.
+    graph = weights.graph
     config = DefaultWeightOnlyQuantConfig(block_size=recipe.block_size, is_symmetric=symmetric,
-                                          accuracy_level=recipe.accuracy_level, bits=bits, op_types_to_quantize=ops,
+                                          accuracy_level=recipe.accuracy_level, bits=bits, op_types_to_quantize=(op,),
                                           quant_axes=(("MatMul", 0), ("Gather", 1)))
-    quantizer = MatMulNBitsQuantizer(model, bits=bits, block_size=recipe.block_size, is_symmetric=symmetric,
-                                     accuracy_level=recipe.accuracy_level, nodes_to_include=include,
-                                     nodes_to_exclude=exclude or [], algo_config=config)
-    quantizer.process()
-    return quantizer.model.model
+    for node in [n for n in graph.node if n.name in set(names) and n.op_type == op]:
+        weight = node.input[1] if op == "MatMul" else node.input[0]
+        if weight not in weights:
+            continue
+        flowing = [helper.make_tensor_value_info(i, onnx.TensorProto.INT64 if op == "Gather" else onnx.TensorProto.FLOAT,
+                                                 None) for i in node.input if i != weight]
+        one = helper.make_model(
+            helper.make_graph([node], "one_node", flowing, [helper.make_empty_tensor_value_info(o) for o in node.output],
+                              [weights.tensor(weight)]),
+            opset_imports=list(weights.model.opset_import), ir_version=weights.model.ir_version)
+        quantizer = MatMulNBitsQuantizer(one, bits=bits, block_size=recipe.block_size, is_symmetric=symmetric,
+                                         accuracy_level=recipe.accuracy_level, algo_config=config)
+        quantizer.process()
+        result = quantizer.model.model
+        del one, quantizer
+        if [n.op_type for n in result.graph.node] == [op]:
+            continue  # the quantizer left it as it was (a shape it does not take)
+        for init in result.graph.initializer:
+            weights.put_tensor(init)
+        at = list(graph.node).index(node)
+        graph.node.remove(node)
+        for offset, new in enumerate(result.graph.node):
+            graph.node.insert(at + offset, new)
+        for opset in result.opset_import:
+            if not any(o.domain == opset.domain for o in weights.model.opset_import):
+                weights.model.opset_import.append(opset)
+        if not weights.read_by_any_node(weight):
+            weights.remove(weight)
+        del result
+        gc.collect()  # the quantizer's model wrappers hold cycles: without this, several tensors' copies pile up
 
 
-def quantize(model: onnx.ModelProto, recipe: QuantRecipe, keep_float: list[str] = (),
-             activation_max: dict | None = None) -> onnx.ModelProto:
-    """The model with the recipe's matrices (and embedding) in MatMulNBits / GatherBlockQuantized form.
+def quantize(weights, recipe: QuantRecipe, keep_float: list[str] = (), activation_max: dict | None = None) -> str:
+    """The recipe's matrices (and embedding) in MatMulNBits / GatherBlockQuantized / DynamicQuantizeMatMul
+    form, in place on a GraphWeights (export/onnx_weights.py).
 
     keep_float: MatMul nodes left in float (a quantized shared base's low-rank side paths).
     activation_max: {tensor name: max |x| per channel} of the inputs a smoothing recipe smooths
-    (export/smoothquant.py).
+    (export/smoothquant.py). Returns what the smoothing did, for the manifest.
     """
+    note = "no smoothing in this recipe"
     try:
         import onnxruntime.quantization.matmul_nbits_quantizer  # noqa: F401
     except ImportError as e:
         raise ModmtError(f"quantization needs onnxruntime's MatMulNBits quantizer ({e}); pip install onnx-ir") from None
-    head = output_projection(model)
-    untie_output_projection(model, head)
+    head = output_projection(weights.model)
+    untie_output_projection(weights, head)
     if recipe.smooth:
         if activation_max is None:
             raise ModmtError(CALIBRATION_NEEDED)
         from modmt.export.smoothquant import smooth, smoothing_groups
 
-        smooth(model, smoothing_groups(model, recipe.smooth), activation_max, recipe.smooth_alpha)
+        unsmoothed = []
+        groups = smoothing_groups(weights.model, recipe.smooth, unsmoothed=unsmoothed)
+        smooth(weights, groups, activation_max, recipe.smooth_alpha)
+        note = f"smoothed {len(groups)} inputs"
+        if unsmoothed:
+            note += (f"; {len(unsmoothed)} down projections not smoothed (they do not read act(gate) * up_proj, "
+                     "as a fused gate_up_proj does)")
+    matrices = [n.name for n in weights.graph.node if n.op_type == "MatMul" and n.input[1] in weights
+                and n.name not in keep_float]
     if recipe.dynamic:
-        dynamic = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in keep_float
-                   and matrix_kind(n.name) in recipe.dynamic]
-        model = dynamic_int8(model, dynamic)
-        keep_float = [*keep_float, *dynamic]
-    embedding = [n.name for n in model.graph.node
+        dynamic = [name for name in matrices if matrix_kind(name) in recipe.dynamic]
+        dynamic_int8(weights, dynamic)
+        matrices = [name for name in matrices if name not in dynamic]
+    embedding = [n.name for n in weights.graph.node
                  if n.op_type == "Gather" and n.input[0].endswith("embed_tokens.weight")]
-    body_ops = ("MatMul", "Gather") if recipe.embedding_bits == recipe.bits == 4 else ("MatMul",)
-    model = _quantize(model, recipe.bits, recipe, body_ops, recipe.symmetric, exclude=[head, *keep_float])
-    # The decoder's MatMuls are quantized by now: only the head is left (unless it is int8 x int8).
-    if recipe.head_bits is not None and "lm_head" not in recipe.dynamic:
-        model = _quantize(model, recipe.head_bits, recipe, ("MatMul",), recipe.head_symmetric, include=[head],
-                          exclude=list(keep_float))
+    _quantize(weights, [m for m in matrices if m != head], recipe.bits, recipe, "MatMul", recipe.symmetric)
+    if recipe.embedding_bits == recipe.bits == 4:
+        _quantize(weights, embedding, 4, recipe, "Gather", recipe.symmetric)
+    if recipe.head_bits is not None and head in matrices:
+        _quantize(weights, [head], recipe.head_bits, recipe, "MatMul", recipe.head_symmetric)
     if recipe.embedding_bits == 8:  # ONNX Runtime's Gather quantizer knows 4 bits only
-        model = embedding_int8(model, embedding)
+        embedding_int8(weights, embedding)
     elif recipe.embedding_bits is not None and recipe.embedding_bits != recipe.bits:
-        model = _quantize(model, recipe.embedding_bits, recipe, ("Gather",), recipe.symmetric, include=embedding)
-    return model
+        _quantize(weights, embedding, recipe.embedding_bits, recipe, "Gather", recipe.symmetric)
+    return note
 
 
 def matrix_kind(node_name: str) -> str | None:
@@ -149,79 +189,87 @@ def matrix_kind(node_name: str) -> str | None:
     return parts[-2] if len(parts) == 5 and parts[-2].endswith("_proj") else None
 
 
-def dynamic_int8(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+BLOCK_BYTES = 16 << 20  # float values quantized at a time: bounds the temporaries, whatever the matrix's size
+
+
+def _block(length: int, other: int) -> int:
+    """How many columns (rows) of a matrix with `other` rows (columns) make one BLOCK_BYTES block."""
+    return max(1, min(length, BLOCK_BYTES // (4 * max(other, 1))))
+
+
+def dynamic_int8(weights, names: list[str]) -> None:
     """The named MatMuls as DynamicQuantizeMatMul: int8 weights with a scale per output column,
     activations quantized to uint8 per tensor at run time, an int8 x int8 GEMM (VNNI on x86).
 
     At the 40 rows of a batch-8 beam-5 step, ONNX Runtime's int8 GEMM runs a 896 x 4864 matrix in
     0.45 ms where MatMulNBits' 8-bit kernel takes 1.18 ms (docs/results.md).
     """
-    import numpy as np
-    from onnx import helper, numpy_helper
-
-    graph = model.graph
-    initializers = {init.name: init for init in graph.initializer}
-    for node in [n for n in graph.node if n.name in names]:
+    graph = weights.graph
+    for node in [n for n in graph.node if n.name in set(names)]:
         q_name, s_name = f"{node.input[1]}_int8", f"{node.input[1]}_column_scale"
-        if q_name not in initializers:  # a weight two MatMuls share is quantized once
-            weight = numpy_helper.to_array(initializers[node.input[1]]).astype(np.float32)   # [K, N]
-            scale = np.maximum(np.abs(weight).max(axis=0), 1e-12) / 127.0
-            quantized = np.clip(np.rint(weight / scale), -127, 127).astype(np.int8)
-            graph.initializer.extend([numpy_helper.from_array(quantized, q_name),
-                                      numpy_helper.from_array(scale.astype(np.float32), s_name)])
-            initializers[q_name] = graph.initializer[-2]
+        if q_name not in weights:  # a weight two MatMuls share is quantized once
+            weight = weights.array(node.input[1])   # [K, N]
+            quantized = np.empty(weight.shape, np.int8)
+            scale = np.empty(weight.shape[1], np.float32)
+            width = _block(weight.shape[1], weight.shape[0])
+            for start in range(0, weight.shape[1], width):
+                block = np.asarray(weight[:, start:start + width], dtype=np.float32)
+                step = np.maximum(np.abs(block).max(axis=0), 1e-12) / 127.0
+                quantized[:, start:start + width] = np.clip(np.rint(block / step), -127, 127)
+                scale[start:start + width] = step
+            del weight
+            weights.put(q_name, quantized)
+            weights.put(s_name, scale)
         index = list(graph.node).index(node)
         graph.node.remove(node)
         graph.node.insert(index, helper.make_node("DynamicQuantizeMatMul", [node.input[0], q_name, s_name],
                                                   list(node.output), name=f"{node.name}_int8",
                                                   domain="com.microsoft"))
-        if not any(node.input[1] in n.input for n in graph.node):
-            graph.initializer.remove(initializers[node.input[1]])
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return model
+        if not weights.read_by_any_node(node.input[1]):
+            weights.remove(node.input[1])
+    if not any(o.domain == "com.microsoft" for o in weights.model.opset_import):
+        weights.model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
 
 
-def untie_output_projection(model: onnx.ModelProto, head: str) -> None:
+def untie_output_projection(weights, head: str) -> None:
     """Give a tied output projection (Transpose of the embedding table) a weight of its own.
 
     The quantizer handles only constant weights; quantized, the projection and the table then take
     one int8 or int4 copy each instead of one shared float table.
     """
-    from onnx import numpy_helper
-
-    graph = model.graph
+    graph = weights.graph
     node = next(n for n in graph.node if n.name == head)
     producer = next((n for n in graph.node if node.input[1] in n.output), None)
-    initializers = {init.name: init for init in graph.initializer}
-    if producer is None or producer.op_type != "Transpose" or producer.input[0] not in initializers:
+    if producer is None or producer.op_type != "Transpose" or producer.input[0] not in weights:
         return
-    weight = numpy_helper.to_array(initializers[producer.input[0]]).T.copy()
-    graph.initializer.append(numpy_helper.from_array(weight, f"{producer.input[0]}_output_projection"))
+    weights.put(f"{producer.input[0]}_output_projection", weights.array(producer.input[0]).T)
     node.input[1] = f"{producer.input[0]}_output_projection"
     if not any(producer.output[0] in n.input for n in graph.node):
         graph.node.remove(producer)
 
 
-def embedding_int8(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+def embedding_int8(weights, names: list[str]) -> None:
     """Embedding rows in int8 with one float scale per row: Gather both, Cast, Mul.
 
     Only the looked-up rows are dequantized, so a step reads a few KB of the table instead of
     545 MB. Per-row symmetric int8 keeps an embedding row within 0.4 % of its largest value.
     """
-    import numpy as np
-    from onnx import helper, numpy_helper
-
-    graph = model.graph
-    initializers = {init.name: init for init in graph.initializer}
-    for node in [n for n in graph.node if n.name in names]:
+    graph = weights.graph
+    for node in [n for n in graph.node if n.name in set(names)]:
         table_name = node.input[0]
-        table = numpy_helper.to_array(initializers[table_name]).astype(np.float32)
-        scale = np.maximum(np.abs(table).max(axis=1, keepdims=True), 1e-12) / 127.0
-        quantized = np.clip(np.rint(table / scale), -127, 127).astype(np.int8)
+        table = weights.array(table_name)
+        quantized = np.empty(table.shape, np.int8)
+        scale = np.empty((table.shape[0], 1), np.float32)
+        height = _block(table.shape[0], table.shape[1])
+        for start in range(0, table.shape[0], height):
+            rows = np.asarray(table[start:start + height], dtype=np.float32)
+            step = np.maximum(np.abs(rows).max(axis=1, keepdims=True), 1e-12) / 127.0
+            quantized[start:start + height] = np.clip(np.rint(rows / step), -127, 127)
+            scale[start:start + height] = step
+        del table
         q_name, s_name = f"{table_name}_int8", f"{table_name}_row_scale"
-        graph.initializer.extend([numpy_helper.from_array(quantized, q_name),
-                                  numpy_helper.from_array(scale.astype(np.float32), s_name)])
+        weights.put(q_name, quantized)
+        weights.put(s_name, scale)
         out = node.output[0]
         steps = [helper.make_node("Gather", [q_name, node.input[1]], [f"{out}_q"], name=f"{node.name}_int8"),
                  helper.make_node("Gather", [s_name, node.input[1]], [f"{out}_scale"], name=f"{node.name}_scale"),
@@ -232,7 +280,5 @@ def embedding_int8(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
         graph.node.remove(node)
         for offset, step in enumerate(steps):
             graph.node.insert(index + offset, step)
-        if not any(table_name in n.input for n in graph.node):  # not shared with a tied output projection
-            graph.initializer.remove(initializers[table_name])
-    return model
-
+        if not weights.read_by_any_node(table_name):  # not shared with a tied output projection
+            weights.remove(table_name)

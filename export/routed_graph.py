@@ -102,13 +102,19 @@ def write_routed_graph(base_dir: Path, record: dict) -> dict:
     A quantized base already has a zero side path per matrix (export/onnx_graph.add_lora_side_paths);
     an fp32 base gets one here. Returns what the base manifest records under "routed".
     """
+    import tempfile
+
     from modmt.export.onnx_graph import add_lora_side_paths
+    from modmt.export.onnx_weights import GraphWeights
 
     model = onnx.load(str(base_dir / "model.onnx"), load_external_data=False)
     if record.get("side_paths"):
         paths = record["side_paths"]
-    else:
-        model, paths = add_lora_side_paths(model, record["weights_index"], 1)
+    else:  # zero factors as placeholders: routed_graph below replaces every one by the banks
+        with tempfile.TemporaryDirectory() as scratch:
+            weights = GraphWeights(model, base_dir, scratch_dir=Path(scratch))
+            paths = add_lora_side_paths(weights, record["weights_index"], 1)
+            weights.close()
     by_name = {node.name: node for node in model.graph.node}
     matrices = {}
     for name, path in paths.items():

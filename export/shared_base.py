@@ -6,7 +6,6 @@ once, whatever the number of directions using it). A direction folder holds only
 its adapters, weights, setting and prompt. The runtime (modmt.runtime.shared_fold) folds the deltas
 into those matrices when it creates the session.
 """
-import hashlib
 import os
 import shutil
 import time
@@ -29,34 +28,22 @@ from modmt.train.pool import Pool
 WEIGHTS_FILE = "model.onnx.data"
 
 
-def _index_weights(model, final: Path) -> dict:
-    """Where each decoder-layer Linear weight lies in model.onnx.data (matched by the bytes themselves)."""
+def _index_weights(final: Path, layer_weights: list[str], folded: dict[str, str]) -> dict:
+    """Where each decoder-layer Linear weight lies in model.onnx.data: its initializer (stored
+    transposed when export/onnx_graph.fold_weight_transposes folded it), byte range and shape."""
     import onnx
 
-    graph = onnx.load(str(final / "model.onnx"), load_external_data=False)
-    data = final / WEIGHTS_FILE
-    by_digest = {}
-    with open(data, "rb") as f:
-        for init in graph.graph.initializer:
-            ext = {e.key: e.value for e in init.external_data}
-            if init.data_location != onnx.TensorProto.EXTERNAL or ext.get("location") != WEIGHTS_FILE:
-                continue
-            offset, length = int(ext.get("offset", 0)), int(ext["length"])
-            f.seek(offset)
-            by_digest[hashlib.sha256(f.read(length)).hexdigest()] = {
-                "initializer": init.name, "offset": offset, "length": length, "shape": list(init.dims)}
+    graph = onnx.load(str(final / "model.onnx"), load_external_data=False).graph
+    initializers = {init.name: init for init in graph.initializer}
     index = {}
-    for name, param in model.named_parameters():
-        if param.dim() != 2 or ".layers." not in name:
-            continue
-        weight = param.detach().float().cpu().numpy()
-        for transposed, array in ((True, weight.T), (False, weight)):
-            entry = by_digest.get(hashlib.sha256(array.copy(order="C").tobytes()).hexdigest())
-            if entry:
-                index[name] = {**entry, "transposed": transposed}
-                break
-        else:
+    for name in layer_weights:
+        transposed = name in folded
+        init = initializers.get(folded.get(name, name))
+        ext = {e.key: e.value for e in init.external_data} if init is not None else {}
+        if ext.get("location") != WEIGHTS_FILE:
             raise ModmtError(f"cannot find {name} among the exported ONNX weights (was it fused or folded?)")
+        index[name] = {"initializer": init.name, "offset": int(ext.get("offset", 0)), "length": int(ext["length"]),
+                       "shape": list(init.dims), "transposed": transposed}
     return index
 
 
@@ -82,33 +69,37 @@ def export_model_base(model_dir: Path, base_dir: Path, fingerprint: str | None =
     quantize="int8"/"int4": the matrices quantized by that recipe, each with a float low-rank side
     path of rank `side_rank` (zeros here) that receives a direction's merged factors at load.
     """
-    import onnx
     import torch
     from transformers import AutoModelForCausalLM
 
     from modmt.export import onnx_graph
+    from modmt.export.onnx_weights import GraphWeights
     from modmt.export.quantize import RECIPES
     from modmt.export.quantize import quantize as quantize_graph
+    from modmt.train.models import load_tokenizer
 
     started = time.perf_counter()
     fingerprint = fingerprint or model_fingerprint(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     parameters = sum(p.numel() for p in model.parameters())
+    layer_weights = [name for name, p in model.named_parameters() if p.dim() == 2 and ".layers." in name]
     with atomic_directory(base_dir) as final:
-        write_onnx(model, final, ExportOptions(), 4 * parameters, "the shared base", external_data=True)
-        index = _index_weights(model, final)
-        record = {"weights_file": WEIGHTS_FILE, "weights_index": index, "quantization": "none"}
+        folded, steps = write_onnx(model, load_tokenizer(model_dir), final, ExportOptions(), 4 * parameters,
+                            "the shared base", external_data=True)
+        index = _index_weights(final, layer_weights, folded)
+        record = {"weights_file": WEIGHTS_FILE, "weights_index": index, "quantization": "none", "graph_steps": steps}
         if quantize != "none":
             recipe = RECIPES[quantize]
-            graph, paths = onnx_graph.add_lora_side_paths(onnx.load(str(final / "model.onnx")), index, side_rank)
-            keep = [n.name for n in graph.graph.node if n.name.startswith("modmt_lora_x")]
-            graph = quantize_graph(graph, recipe, keep_float=keep)
-            (final / "model.onnx").unlink()
-            (final / WEIGHTS_FILE).unlink()
-            onnx_graph.save(graph, final / "model.onnx", parameters * recipe.bits // 8, external_data=True)
-            del graph
+            weights = GraphWeights.load(final / "model.onnx")
+            try:
+                paths = onnx_graph.add_lora_side_paths(weights, index, side_rank)
+                keep = [n.name for n in weights.graph.node if n.name.startswith("modmt_lora_x")]
+                quantize_graph(weights, recipe, keep_float=keep)
+                weights.save(final / "model.onnx", external_data=True)
+            finally:
+                weights.close()
             record = {"weights_file": WEIGHTS_FILE, "side_paths": paths, "quantization": quantize,
-                      "quantization_recipe": recipe.to_json()}
+                      "quantization_recipe": recipe.to_json(), "graph_steps": steps}
         # Every direction in one session (runtime/routed_translator.py): the same weights, routed side paths.
         record["routed"] = write_routed_graph(final, record)
         manifest = write_manifest(final, {

@@ -89,12 +89,14 @@ class SmoothGroup:
     consumers: list[tuple[str, str]]   # (MatMul node, its weight)
 
 
-def smoothing_groups(model: onnx.ModelProto, kinds: tuple[str, ...], weights_only: bool = True) -> list[SmoothGroup]:
+def smoothing_groups(model: onnx.ModelProto, kinds: tuple[str, ...], weights_only: bool = True,
+                     unsmoothed: list | None = None) -> list[SmoothGroup]:
     """kinds: "down_proj" (the MLP's act(gate) * up, absorbed by the up projection's columns) and
     "norm" (an RMSNorm's output read by q/k/v, gate/up or the output projection, absorbed by its gain).
 
     weights_only=False also keeps groups whose consumer weights are computed (a tied output projection
-    before it is untied): what calibration must measure, not what can be rescaled yet.
+    before it is untied): what calibration must measure, not what can be rescaled yet. unsmoothed:
+    a list that receives the down projections without an up projection to absorb their scales.
     """
     graph = model.graph
     initializers = {init.name for init in graph.initializer}
@@ -111,8 +113,11 @@ def smoothing_groups(model: onnx.ModelProto, kinds: tuple[str, ...], weights_onl
             ups = [producers.get(i) for i in factors]
             ups = [u for u in ups if u is not None and matrix_kind(u.name) == "up_proj" and u.input[1] in initializers]
             if len(ups) != 1 or down.input[1] not in initializers:
-                raise ModmtError(f"unexpected ONNX graph: {down.name} does not read act(gate) * up_proj; "
-                                 "use a recipe without smoothing")
+                # A family that fuses gate and up (Phi-3's gate_up_proj) has no up projection of its own
+                # to absorb the scales: its down projection is quantized unsmoothed, and the manifest says so.
+                if unsmoothed is not None:
+                    unsmoothed.append(down.name)
+                continue
             groups.append(SmoothGroup(down.input[0], ups[0].input[1], 1, ups[0].name, [(down.name, down.input[1])]))
     if "norm" in kinds:
         def constant(name):  # an initializer, or the Identity of one (how the exporter shares equal weights)
@@ -136,43 +141,37 @@ def smoothing_groups(model: onnx.ModelProto, kinds: tuple[str, ...], weights_onl
     return groups
 
 
-def smooth(model: onnx.ModelProto, groups: list[SmoothGroup], activation_max: dict, alpha: float) -> None:
+def smooth(weights, groups: list[SmoothGroup], activation_max: dict, alpha: float) -> None:
     """SmoothQuant: s_j = max|x_j|^alpha / max|w_j|^(1 - alpha) over the group's consumers; the float
-    model computes the same function, the int8 one loses less."""
-    from onnx import numpy_helper
-
-    initializers = {init.name: init for init in model.graph.initializer}
-    nodes = {node.name: node for node in model.graph.node}
-
-    def replace(name, array):
-        initializers[name].CopyFrom(numpy_helper.from_array(array, name))
+    model computes the same function, the int8 one loses less. weights: a GraphWeights, changed in place."""
+    graph = weights.graph
+    nodes = {node.name: node for node in graph.node}
 
     def private(name, reader):
         """An initializer only `reader` reads: the exporter shares equal weights (all-ones gains, say),
         directly or through Identity nodes, and rescaling a shared one would change its other readers."""
         node = nodes[reader]
-        if name in node.input and sum(name in n.input for n in model.graph.node) == 1:
+        if name in node.input and sum(name in n.input for n in graph.node) == 1:
             return name
         slot = next(i for i, x in enumerate(node.input) if x == name or
-                    any(n.op_type == "Identity" and n.input[0] == name and x in n.output for n in model.graph.node))
-        copy = f"{name}_smoothed_{len(initializers)}"
-        model.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(initializers[name]), copy))
-        initializers[copy] = model.graph.initializer[-1]
+                    any(n.op_type == "Identity" and n.input[0] == name and x in n.output for n in graph.node))
+        copy = f"{name}_smoothed_{len(graph.initializer)}"
+        weights.put(copy, weights.array(name))
         node.input[slot] = copy
         return copy
 
     for group in groups:
         if group.tensor not in activation_max:
             raise ModmtError(f"no calibration maxima for {group.tensor}; re-run the export")
-        weights = {name: numpy_helper.to_array(initializers[name])
-                   for name in (private(weight, node) for node, weight in group.consumers)}
+        names = [private(weight, node) for node, weight in group.consumers]
         x_max = np.maximum(np.asarray(activation_max[group.tensor], dtype=np.float64), 1e-5)
-        w_max = np.maximum(np.max([np.abs(w).max(axis=1) for w in weights.values()], axis=0).astype(np.float64), 1e-5)
-        scale = np.clip(x_max ** alpha / w_max ** (1 - alpha), 1e-3, 1e3)
-        for name, w in weights.items():                  # [K, N]: row j reads channel j
-            replace(name, (w * scale[:, None]).astype(w.dtype))
+        w_max = np.max([np.abs(weights.array(name)).max(axis=1) for name in names], axis=0)  # one matrix at a time
+        scale = np.clip(x_max ** alpha / np.maximum(w_max.astype(np.float64), 1e-5) ** (1 - alpha), 1e-3, 1e3)
+        for name in names:                                 # [K, N]: row j reads channel j
+            w = weights.array(name)
+            weights.put(name, (w * scale[:, None]).astype(w.dtype))
         name = private(group.absorber, group.node)
-        absorber = numpy_helper.to_array(initializers[name])
+        absorber = weights.array(name)
         shape = [1] * absorber.ndim
         shape[group.axis] = -1
-        replace(name, (absorber / scale.reshape(shape)).astype(absorber.dtype))
+        weights.put(name, (absorber / scale.reshape(shape)).astype(absorber.dtype))

@@ -214,11 +214,12 @@ def test_smoothing_keeps_the_float_model_and_calibration_skips_padding(tmp_path,
     import onnx
     import onnxruntime as ort
 
-    from modmt.export.onnx_graph import save
+    from modmt.export.onnx_weights import GraphWeights
     from modmt.export.quantize import output_projection, untie_output_projection
     from modmt.export.smoothquant import activation_max, smooth, smoothing_groups
 
-    model = onnx.load(str(tiny_export / "model.onnx"))
+    weights = GraphWeights.load(tiny_export / "model.onnx", scratch_dir=tmp_path)
+    model = weights.model
     layers = sum(n.op_type == "MatMul" and "down_proj" in n.name for n in model.graph.node)
     tensors = [g.tensor for g in smoothing_groups(model, ("down_proj", "norm"), weights_only=False)]
     assert len(tensors) == 3 * layers + 1, "each layer's two norms and MLP product, and the final norm"
@@ -228,14 +229,14 @@ def test_smoothing_keeps_the_float_model_and_calibration_skips_padding(tmp_path,
     alone = [activation_max(tiny_export / "model.onnx", tensors, [s], reference.pad_id) for s in sequences]
     for name in tensors:
         np.testing.assert_allclose(together[name], np.max([a[name] for a in alone], axis=0), rtol=1e-5)
-    untie_output_projection(model, output_projection(model))
+    untie_output_projection(weights, output_projection(model))
     groups = smoothing_groups(model, ("down_proj", "norm"))
     assert len(groups) == len(tensors), "once untied, the output projection can be rescaled too"
-    before = {i.name: onnx.numpy_helper.to_array(i).copy() for i in model.graph.initializer}
+    before = {name: weights.array(name).copy() for name in weights.initializers}
     rng = np.random.default_rng(0)
-    smooth(model, groups, {n: together[n] * rng.uniform(0.1, 10, together[n].shape) for n in tensors}, 0.8)
-    changed = {i.name for i in model.graph.initializer
-               if i.name not in before or not np.array_equal(onnx.numpy_helper.to_array(i), before[i.name])}
+    smooth(weights, groups, {n: together[n] * rng.uniform(0.1, 10, together[n].shape) for n in tensors}, 0.8)
+    changed = {name for name in weights.initializers
+               if name not in before or not np.array_equal(weights.array(name), before[name])}
     graph_weights = {n.name: n.input[1] for n in model.graph.node if n.op_type == "MatMul"}
     rescaled = {graph_weights[node] for g in groups for node, _ in g.consumers}
     assert rescaled <= changed and len(rescaled) == 6 * layers + 1, "every matrix but the attention output"
@@ -243,7 +244,8 @@ def test_smoothing_keeps_the_float_model_and_calibration_skips_padding(tmp_path,
     # projections absorb the down projections' scales and are themselves rescaled for the norm's
     assert len(changed - rescaled) == len(groups) - layers
     (tmp_path / "s").mkdir()
-    save(model, tmp_path / "s" / "model.onnx", 0)
+    weights.save(tmp_path / "s" / "model.onnx")
+    weights.close()
     ids, mask = left_pad(sequences, reference.pad_id)
     session = ort.InferenceSession(str(tmp_path / "s" / "model.onnx"), providers=["CPUExecutionProvider"])
     feed = {"input_ids": ids, "attention_mask": mask, "position_ids": np.where(mask == 0, 1, np.cumsum(mask, 1) - 1)}

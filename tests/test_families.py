@@ -1,4 +1,5 @@
-"""Model families beyond Qwen2: what each needs from the graph steps (issue 21; more families to come)."""
+"""Model families beyond Qwen2 (issue 21): train, learn weights, export (fp32 with PyTorch parity, w8a8, int4,
+an int8 shared base), greedy tokens against transformers' generate, routed directions."""
 import numpy as np
 import pytest
 import torch
@@ -8,6 +9,8 @@ from modmt.runtime.decoding import left_pad
 from modmt.runtime.languages import load_registry
 from modmt.runtime.translator import Translator
 from modmt.train.pool import Pool
+from modmt.train.trainer import TrainSettings
+from modmt.train.weight_learning import learn_weights
 
 TEXTS = ["猫はソファで寝ています。", "The train leaves at noon, and then a longer tail.", "パン"]
 CAP = 5.0  # small, so that the cap bites on random weights
@@ -58,16 +61,21 @@ def test_train_export_translate_with_pytorch_parity(tmp_path, family):
     from modmt.train.adapters import LoraSettings, train_pool
     from modmt.train.corpus import open_corpus
     from modmt.train.tiny import write_tiny_corpus
-    from modmt.train.trainer import TrainSettings
 
     registry = load_registry()
     model_dir = build_tiny_family(tmp_path / family, family)
     corpus = open_corpus(write_tiny_corpus(tmp_path / "corpus"), registry)
     train_pool(model_dir, corpus, registry, ["en", "ja", "zh"], tmp_path / "pool", LoraSettings(rank=4, alpha=8),
                TrainSettings(epochs=1, learning_rate=1e-2, batch_size=4, save_steps=1000))
-    options = ExportOptions(weights="3:7")
+    # Weight learning (section 3.4) on this family, and the export of its per-layer weights.
+    learned = learn_weights(model_dir, Pool(tmp_path / "pool"), corpus, registry, "ja", "zh",
+                            TrainSettings(epochs=2, learning_rate=0.1, batch_size=2, seed=0))
+    assert len(learned["layers"]) == 2
+    options = ExportOptions(weights="learned")
     manifest = export_direction(tmp_path / "pool", "ja", "zh", options, tmp_path / "ja-zh", registry)
-    assert manifest["logits"] == "last"
+    assert manifest["logits"] == "last" and len(manifest["weights"]["learned"]) == 2
+    steps = manifest["graph_steps"]
+    assert steps["last_position_logits"] == "applied" and steps["grouped_attention"].startswith("applied to 2 layers")
     translator = Translator(tmp_path / "ja-zh", provider="cpu")
     ids, mask = left_pad([translator.encode(t)[0] for t in TEXTS], translator.pad_id)
     ours = translator.decoder.prefill(ids, mask)[0]
@@ -81,6 +89,31 @@ def test_train_export_translate_with_pytorch_parity(tmp_path, family):
     if family == "gemma2":
         assert np.abs(ours).max() <= CAP and np.abs(ours).max() > 0.5 * CAP  # capped, and the cap is in play
     assert translator.translate(TEXTS[:1], beam=2, max_new_tokens=4)[0] is not None
+    # Greedy decoding: the same tokens as transformers' generate on the merged PyTorch model.
+    for text in TEXTS:
+        prompt = translator.encode(text)[0]
+        with torch.no_grad():
+            generated = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                                       max_new_tokens=6, do_sample=False)[0, len(prompt):].tolist()
+        want = translator.tokenizer.decode(generated, skip_special_tokens=True).strip()
+        assert translator.translate([text], beam=1, max_new_tokens=6) == [want], (family, text)
+    # Quantized standalone exports: int8 x int8 (calibrated) and int4 stay near the float logits.
+    for quantize in ("w8a8", "int4"):
+        export_direction(tmp_path / "pool", "ja", "zh", ExportOptions(weights="learned", quantize=quantize,
+                                                                      calibration=corpus.root if quantize == "w8a8" else None),
+                         tmp_path / f"ja-zh-{quantize}", registry)
+        quantized = Translator(tmp_path / f"ja-zh-{quantize}", provider="cpu")
+        if quantize == "w8a8":
+            smoothing = quantized.manifest["graph_steps"]["smoothquant"]
+            assert smoothing.startswith("smoothed") and ("not smoothed" in smoothing) == (family == "phi3"), smoothing
+        got = quantized.decoder.prefill(ids, mask)[0]
+        if quantize == "w8a8":
+            error = np.abs(got - ours).max() / np.abs(ours).max()
+            assert error < 0.25, (family, quantize, error)
+        else:  # 4 bits on random 64-wide matrices: far from exact, still the same logits' shape
+            correlation = np.corrcoef(got.ravel(), ours.ravel())[0, 1]
+            assert correlation > 0.8, (family, quantize, correlation)
+        assert len(quantized.translate(TEXTS, beam=2, max_new_tokens=3)) == 3
     # An int8 shared base, and both of its directions routed in one session: the shared-base tokens.
     from modmt.export.shared_base import export_shared_direction
     from modmt.runtime.routed_translator import RoutedTranslator
@@ -93,3 +126,17 @@ def test_train_export_translate_with_pytorch_parity(tmp_path, family):
     want = [Translator(tmp_path / f"int8-{s}-{t}", provider="cpu").translate([x], beam=2, max_new_tokens=5)[0]
             for x, (s, t) in zip(TEXTS[:2], (("ja", "zh"), ("en", "ja")))]
     assert got == want
+
+
+def test_a_family_optimum_cannot_export_is_refused_with_the_tested_ones(tmp_path):
+    """Mamba has no ONNX config in Optimum: one line that names the tested families, before any work."""
+    import transformers
+
+    from modmt.export.torch_to_onnx import torch_to_onnx
+    from modmt.runtime.errors import ModmtError
+
+    config = transformers.MambaConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, state_size=4)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    with pytest.raises(ModmtError, match=r"Optimum cannot export a 'mamba' model .*tested on qwen2, qwen3, llama"):
+        torch_to_onnx(model, tmp_path / "out")
+    assert not (tmp_path / "out" / "weights.data").exists(), "refused before the weights were moved"
