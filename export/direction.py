@@ -123,12 +123,12 @@ def write_onnx(model, tokenizer, final: Path, options: ExportOptions, weight_byt
     from modmt.export import onnx_graph
     from modmt.export.grouped_attention import grouped_attention
     from modmt.export.onnx_weights import GraphWeights
-    from modmt.export.torch_to_onnx import torch_to_onnx
+    from modmt.export.torch_to_onnx import WEIGHTS_FILE, torch_to_onnx
 
     with tempfile.TemporaryDirectory(prefix=".optimum.", dir=final.parent) as work:
         raw = Path(work) / "optimum"
         click.echo(f"exporting {label} with Optimum (text-generation-with-past) ...", err=True)
-        weights = GraphWeights.load(torch_to_onnx(model, raw))
+        weights = GraphWeights.load(torch_to_onnx(model, raw), owned=(WEIGHTS_FILE,))
         tokenizer.save_pretrained(raw)
         try:
             folded = onnx_graph.fold_weight_transposes(weights)

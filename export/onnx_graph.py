@@ -93,7 +93,7 @@ def fold_weight_transposes(weights) -> dict[str, str]:
                 or not all(r.op_type == "MatMul" for r in readers.get(node.output[0], [])):
             continue
         param, name = node.input[0], node.input[0] + "_transposed"
-        weights.put(name, weights.array(param).T)
+        weights.put(name, weights.array(param).T, over=param)  # the parameter's bytes are read once, here
         for reader in readers.get(node.output[0], []):
             reader.input[1] = name
         graph.node.remove(node)

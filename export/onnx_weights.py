@@ -51,15 +51,19 @@ class GraphWeights:
     """model: a ModelProto (weights external, inline, or both); folder: where its data files lie;
     scratch_dir: where new tensors go until `save` (default: folder)."""
 
-    def __init__(self, model: onnx.ModelProto, folder: Path, scratch_dir: Path | None = None):
+    def __init__(self, model: onnx.ModelProto, folder: Path, scratch_dir: Path | None = None,
+                 owned: tuple[str, ...] = ()):
         self.model = model
         self.folder = Path(folder)
+        # Data files this export made and may overwrite (with the scratch file): a replaced tensor of the
+        # same size is written over its old bytes, so the disk holds one copy, not one per rewrite.
+        self.owned = {Path(folder) / name for name in owned}
         self.scratch_path = Path(scratch_dir or folder) / f".modmt-scratch-{os.getpid()}-{id(self)}.data"
         self.scratch = None
 
     @classmethod
-    def load(cls, path: Path, scratch_dir: Path | None = None) -> "GraphWeights":
-        return cls(onnx.load(str(path), load_external_data=False), Path(path).parent, scratch_dir)
+    def load(cls, path: Path, scratch_dir: Path | None = None, owned: tuple[str, ...] = ()) -> "GraphWeights":
+        return cls(onnx.load(str(path), load_external_data=False), Path(path).parent, scratch_dir, owned)
 
     @property
     def graph(self):
@@ -91,11 +95,24 @@ class GraphWeights:
             values = np.fromfile(f, dtype=dtype, count=count, offset=int(ext.get("offset", 0)))
         return values.reshape(tuple(tensor.dims))
 
-    def put(self, name: str, array: np.ndarray) -> None:
-        """Add or replace an initializer; values of INLINE_BELOW bytes or more go to the scratch file."""
+    def put(self, name: str, array: np.ndarray, over: str | None = None) -> None:
+        """Add or replace an initializer; values of INLINE_BELOW bytes or more go to the scratch file,
+        or over the bytes of initializer `over` (default: `name` itself) when it has the same size
+        and lies in a file this export may overwrite (the caller no longer reads its old values)."""
         array = np.ascontiguousarray(array)
+        reused = self._writable_bytes(over or name, array.nbytes)
         if array.nbytes < INLINE_BELOW:
             tensor = numpy_helper.from_array(array, name)
+        elif reused is not None:
+            location, offset = reused
+            if self.scratch is not None:
+                self.scratch.flush()
+            with open(self.folder / location, "r+b") as f:
+                f.seek(offset)
+                f.write(array.reshape(-1).view(np.uint8).data)
+            tensor = TensorProto(name=name, dims=array.shape,
+                                 data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
+            _point_at(tensor, location, offset, array.nbytes)
         else:
             offset = self._scratch().seek(0, 2)
             self.scratch.write(array.reshape(-1).view(np.uint8).data)  # no bytes copy of a large tensor
@@ -108,6 +125,17 @@ class GraphWeights:
             existing.CopyFrom(tensor)
         else:
             self.graph.initializer.append(tensor)
+
+    def _writable_bytes(self, name: str, nbytes: int) -> tuple[str, int] | None:
+        """(location, offset) of initializer `name` if its bytes may be overwritten by `nbytes` new ones."""
+        tensor = self.initializers.get(name)
+        if tensor is None or not uses_external_data(tensor):
+            return None
+        ext = _external(tensor)
+        path = (self.folder / ext["location"]).resolve()
+        if int(ext["length"]) != nbytes or path not in {p.resolve() for p in (*self.owned, self.scratch_path)}:
+            return None
+        return ext["location"], int(ext.get("offset", 0))
 
     def put_tensor(self, tensor: TensorProto) -> None:
         """Add or replace an initializer given as a TensorProto with its values inline (kept bit for bit:

@@ -187,3 +187,25 @@ def test_constants_that_optimum_moved_to_its_data_file_move_with_the_weights(tmp
     weights.close()
     x = np.ones((1, 16), np.float32)
     np.testing.assert_allclose(run(tmp_path / "c" / "model.onnx", {"x": x}), run(source, {"x": x}) + offset, rtol=1e-6)
+
+
+def test_rewriting_a_weight_reuses_its_bytes_only_in_files_the_export_owns(tmp_path):
+    """A weight transposed, then smoothed, is written over its own bytes: the disk holds one copy (a 3B
+    w8a8 export filled the disk when every rewrite appended). Files the export does not own (another
+    export it re-quantizes) are never written."""
+    source = matmul_chain(tmp_path / "a" / "model.onnx", [(64, 64), (64, 32)])
+    data = tmp_path / "a" / "model.onnx.data"
+    before = data.read_bytes()
+    borrowed = GraphWeights.load(source, scratch_dir=tmp_path)
+    borrowed.put("w0", borrowed.array("w0") * 2)
+    assert data.read_bytes() == before, "a file the export does not own is left alone"
+    borrowed.close()
+
+    owned = GraphWeights.load(source, owned=("model.onnx.data",))
+    w0 = owned.array("w0")
+    owned.put("w0_transposed", w0.T, over="w0")
+    owned.remove("w0")
+    owned.put("w0_transposed", owned.array("w0_transposed") * 3)
+    assert data.stat().st_size == len(before) and not owned.scratch_path.exists(), "no byte appended anywhere"
+    np.testing.assert_array_equal(owned.array("w0_transposed"), 3 * w0.T)
+    owned.close()
