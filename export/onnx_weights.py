@@ -85,9 +85,7 @@ class GraphWeights:
         ext = _external(tensor)
         if tensor.data_type in PACKED_TYPES:  # two values a byte: onnx unpacks them
             copy = TensorProto(name=name, dims=tensor.dims, data_type=tensor.data_type)
-            with open(self.folder / ext["location"], "rb") as f:
-                f.seek(int(ext.get("offset", 0)))
-                copy.raw_data = f.read(int(ext["length"]))
+            copy.raw_data = self._read_bytes(tensor)
             return numpy_helper.to_array(copy)
         dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
         count = int(np.prod(tensor.dims, dtype=np.int64))
@@ -114,17 +112,10 @@ class GraphWeights:
                                  data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
             _point_at(tensor, location, offset, array.nbytes)
         else:
-            offset = self._scratch().seek(0, 2)
-            self.scratch.write(array.reshape(-1).view(np.uint8).data)  # no bytes copy of a large tensor
-            self.scratch.flush()
             tensor = TensorProto(name=name, dims=array.shape,
                                  data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
-            _point_at(tensor, os.path.relpath(self.scratch_path, self.folder), offset, array.nbytes)
-        existing = self.initializers.get(name)
-        if existing is not None:
-            existing.CopyFrom(tensor)
-        else:
-            self.graph.initializer.append(tensor)
+            self._to_scratch(tensor, array.reshape(-1).view(np.uint8).data)  # no bytes copy of a large tensor
+        self._set(tensor)
 
     def _writable_bytes(self, name: str, nbytes: int) -> tuple[str, int] | None:
         """(location, offset) of initializer `name` if its bytes may be overwritten by `nbytes` new ones."""
@@ -141,20 +132,24 @@ class GraphWeights:
         """Add or replace an initializer given as a TensorProto with its values inline (kept bit for bit:
         4-bit types stay packed), its values moved to the scratch file when large. Changes `tensor`."""
         if len(tensor.raw_data) >= INLINE_BELOW:
-            offset = self._scratch().seek(0, 2)
-            self.scratch.write(tensor.raw_data)
-            self.scratch.flush()
-            _point_at(tensor, os.path.relpath(self.scratch_path, self.folder), offset, self.scratch.tell() - offset)
+            self._to_scratch(tensor, tensor.raw_data)
+        self._set(tensor)
+
+    def _to_scratch(self, tensor: TensorProto, data) -> None:
+        """Append `data` (the tensor's bytes) to the scratch file and point `tensor` at them."""
+        if self.scratch is None:
+            self.scratch = open(self.scratch_path, "ab")
+        offset = self.scratch.seek(0, 2)
+        self.scratch.write(data)
+        self.scratch.flush()
+        _point_at(tensor, os.path.relpath(self.scratch_path, self.folder), offset, self.scratch.tell() - offset)
+
+    def _set(self, tensor: TensorProto) -> None:
         existing = self.initializers.get(tensor.name)
         if existing is not None:
             existing.CopyFrom(tensor)
         else:
             self.graph.initializer.append(tensor)
-
-    def _scratch(self):
-        if self.scratch is None:
-            self.scratch = open(self.scratch_path, "ab")
-        return self.scratch
 
     def remove(self, name: str) -> None:
         self.graph.initializer.remove(self.initializers[name])
@@ -194,12 +189,15 @@ class GraphWeights:
         self.folder = path.parent  # every location now resolves against the saved data file
         onnx.save_model(self.model, str(path))
 
-    def _inline(self, tensor: TensorProto) -> None:
-        """Read an external tensor's bytes into the tensor itself."""
+    def _read_bytes(self, tensor: TensorProto) -> bytes:
         ext = _external(tensor)
         with open(self.folder / ext["location"], "rb") as f:
             f.seek(int(ext.get("offset", 0)))
-            raw = f.read(int(ext["length"]))
+            return f.read(int(ext["length"]))
+
+    def _inline(self, tensor: TensorProto) -> None:
+        """Read an external tensor's bytes into the tensor itself."""
+        raw = self._read_bytes(tensor)
         del tensor.external_data[:]
         tensor.data_location = TensorProto.DEFAULT
         tensor.raw_data = raw
