@@ -294,15 +294,43 @@ def shape_model_command(shape, tokenizer_from, out, pool_dir):
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("results/reproduce"), show_default=True,
               help="Everything the run makes; a second run with the same options resumes here.")
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--stop-after", type=click.Choice(["corpus", "tune", "adapters", "pooled-en", "full", "weights", "quality"]),
+@click.option("--stop-after", type=click.Choice(["corpus", "tune", "adapters", "pooled-en", "full", "weights",
+                                                  "pooled-weights", "quality", "ood-quality"]),
               default=None, help="Stop after this stage (and write the report of what exists).")
-def reproduce_command(model, data, profile, workdir, provider, stop_after):
+@click.option("--ood", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Also score the headline rows on this corpus from another domain (`modmt data gettext`).")
+@click.option("--evidence", type=click.Path(path_type=Path), default=None,
+              help="Where the run's committed evidence goes (default: WORKDIR/evidence); the report is built "
+                   "from it alone.")
+def reproduce_command(model, data, profile, workdir, provider, stop_after, ood, evidence):
     """Table 1 end to end: adapters, full FT, weight learning, chrF++ of every row, report.md (resumable)."""
+    import shlex
+    import sys
+
     from modmt.benchmarks.reproduce import reproduce
 
-    report = reproduce(model, data, profile, workdir, provider, stop_after=stop_after)
+    command = "modmt-bench " + shlex.join(sys.argv[sys.argv.index("reproduce"):] if "reproduce" in sys.argv
+                                          else ["reproduce"])
+    report = reproduce(model, data, profile, workdir, provider, stop_after=stop_after, ood=ood, evidence=evidence,
+                       command=command)
     click.echo(Path(report).read_text(encoding="utf-8"))
     click.echo(f"report: {report}")
+
+
+@bench_group.command("report")
+@click.argument("evidence", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--docs", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Also replace the tables between this evidence folder's markers in a Markdown file "
+                   "(docs/results.md).")
+def report_command(evidence, docs):
+    """Rebuild report.md from a reproduce run's evidence folder (committed JSON only, no models)."""
+    from modmt.benchmarks.report import update_document, write_report
+
+    report = write_report(evidence)
+    click.echo(f"report: {report}")
+    if docs is not None:
+        update_document(docs, evidence)
+        click.echo(f"updated {docs}")
 
 
 @click.group()

@@ -16,8 +16,8 @@ ROW_ORDER = ["base", "full", "in", "out", "s1-1:9", "s1-3:7", "s1-7:3", "s1-9:1"
              "s2-9:1", "learned"]
 
 
-def load_cells(work: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((work / "quality").glob("*/*/*/*.json"))]
+def load_cells(work: Path, folder: str = "quality") -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((work / folder).glob("*/*/*/*.json"))]
 
 
 def row_key(cell: dict) -> str:
@@ -30,10 +30,10 @@ def row_label(key: str, labels: dict) -> str:
     return f"{label}, pooled en †" if pooled else label
 
 
-def collect(work: Path, chrf):
+def collect(work: Path, chrf, folder: str = "quality"):
     """Rows {key: {direction: cell}} at the largest sample each (direction, row) has, and the segment stats."""
     rows, labels = {}, {}
-    for cell in load_cells(work):
+    for cell in load_cells(work, folder):
         key, direction = row_key(cell), f"{cell['src']}-{cell['tgt']}"
         labels[cell["method"]] = cell["label"]
         current = rows.setdefault(key, {}).get(direction)
@@ -306,11 +306,14 @@ def write_report(work: Path) -> str:
         lines.append("Not measurable yet (needs the base, full fine-tuning and a merged row on every direction).")
     lines.append("")
 
+    if {"base", "full"} <= complete:
+        lines += limits_lines(work, rows, labels, stats, all_dirs, merged_candidates(ratios))
+        lines += out_of_domain_lines(work, chrf, order, rows, labels, stats, all_dirs)
     lines += tuning_lines(work)
     # Stage wall times and plots.
     lines += ["## Stages", "", "| stage | wall time | attempts |", "|---|---:|---:|"]
     for name, entry in stages.items():
-        if name == "report":
+        if name in ("report", "evidence"):  # bookkeeping, and still running while this is written
             continue
         wall = f"{entry['seconds'] / 60:.1f} min" if entry.get("done") else "running or interrupted"
         lines.append(f"| {name} | {wall} | {entry.get('attempts', 1)} |")
@@ -327,3 +330,138 @@ def write_report(work: Path) -> str:
     text = "\n".join(lines)
     (work / "report.md").write_text(text + "\n", encoding="utf-8")
     return str(work / "report.md")
+
+
+def merged_candidates(ratios: dict) -> list[str]:
+    """The best merged row (by gain ratio) of each recipe: the paper's and the pooled one."""
+    best = []
+    for pooled in (False, True):
+        keys = [k for k, (g, _) in ratios.items() if g is not None and ("+" in k) == pooled
+                and k.split("+")[0].startswith(("s1-", "s2-", "learned"))]
+        if keys:
+            best.append(max(keys, key=lambda k: ratios[k][0].value))
+    return best
+
+
+def training_pairs(work: Path) -> dict[str, int]:
+    """Pairs each language had available in the training corpus (English: every pair has it)."""
+    path = work / "corpora" / "quality.json"
+    if not path.exists():
+        return {}
+    train = json.loads(path.read_text()).get("train", {})
+    return {name.split("-")[1]: n for name, n in train.items()}
+
+
+def limits_lines(work: Path, rows, labels, stats, all_dirs: list[str], best_rows: list[str]) -> list[str]:
+    """Where the method stops: per direction, the best merged rows minus full fine-tuning, beside how much
+    training data the direction's languages had."""
+    from modmt.benchmarks.plots import plot_gap_vs_data
+
+    settings = json.loads((work / "settings.json").read_text())
+    cap = settings["profile"].get("adapter_pairs")
+    available = training_pairs(work)
+    if not best_rows or not available:
+        return []
+
+    def fewest(direction):  # the scarcer non-English language of the direction
+        langs = [l for l in direction.split("-") if l != ENGLISH]
+        return min(available.get(l, 0) for l in langs)
+
+    lines = ["## Where the method stops", "",
+             "Each direction's best merged row of each recipe minus full fine-tuning, paired [95 % interval], "
+             "beside the training pairs its scarcer non-English language had in the corpus"
+             + (f" (each adapter and each full-FT direction used at most {cap} of them at this profile)"
+                if cap else "") + ".", "",
+             "| direction | pairs available | pairs used | " + " | ".join(row_label(k, labels) + " − full FT"
+                                                                for k in best_rows) + " |",
+             "|---|---:|---:|" + "---:|" * len(best_rows)]
+    points = {k: [] for k in best_rows}
+    for d in sorted(all_dirs, key=lambda d: (-fewest(d), d)):
+        diffs = []
+        for key in best_rows:
+            if stats.common([key, "full"], [d]) != [d]:
+                diffs.append("-")
+                continue
+            diff = stats.difference(key, "full", [d])
+            points[key].append((fewest(d), diff))
+            diffs.append(f"**{diff}**" if diff.high < 0 else str(diff))
+        n = fewest(d)
+        used = min(n, cap) if cap else n
+        lines.append(f"| {d} | {n} | {used} | " + " | ".join(diffs) + " |")
+    lines.append("")
+    for key in best_rows:
+        pts = points[key]
+        losses = [f"{n}" for n, diff in pts if diff.high < 0]
+        lines.append(f"- {row_label(key, labels)}: loses to full fine-tuning (interval below zero) in "
+                     f"{len(losses)} of {len(pts)} directions; " + _rank_note(pts, cap))
+    figure = plot_gap_vs_data({row_label(k, labels): v for k, v in points.items()}, work / "plots")
+    return lines + ["", f"![gap vs data](plots/{figure.name})", ""]
+
+
+def _rank_note(points, cap) -> str:
+    import numpy as np
+
+    if len(points) < 3:
+        return "too few directions for a trend."
+    data = np.array([n for n, _ in points], dtype=float)
+    gap = np.array([d.value for _, d in points])
+    used = np.minimum(data, cap) if cap else data
+    if len(set(used.tolist())) == 1:
+        return (f"every direction trained on the same {int(used[0])} pairs at this profile, so whether the gap "
+                "grows with scarcer data cannot be read from this run (the profile caps what each language "
+                "gets; the corpus' own sizes only differ in what the base model saw).")
+    rank = lambda x: np.argsort(np.argsort(x))  # noqa: E731 (Spearman = Pearson on ranks; ties broken by order)
+    rho = float(np.corrcoef(rank(used), rank(gap))[0, 1])
+    return f"Spearman ρ between pairs used and the gap = {rho:+.2f} over {len(points)} directions (no interval)."
+
+
+def out_of_domain_lines(work: Path, chrf, order, rows, labels, stats, all_dirs: list[str]) -> list[str]:
+    """The headline rows' gain over the base in domain beside their change out of it (another corpus)."""
+    ood_rows, _, ood_stats = collect(work, chrf, "quality-ood")
+    if not ood_rows:
+        return []
+    info_path = work / "corpora" / "quality-ood.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    keys = [k for k in order if k in ood_rows and k != "base" and all(d in ood_rows[k] for d in all_dirs)]
+    if "base" not in ood_rows or not keys:
+        return []
+    sizes = sorted({c["n"] for cells in ood_rows.values() for c in cells.values()})
+    lines = ["## Out of the training domain", "",
+             f"The headline rows again on {info.get('source', 'another corpus')} ({'/'.join(map(str, sizes))} "
+             "segments per direction; software messages, not package descriptions). Gain = row − base, mean over "
+             "all 20 directions, paired [95 % interval]; the gain ratio divides by full fine-tuning's gain on "
+             "the same corpus.", "",
+             "| Method | in domain: − base | out of domain: − base | in domain: gain ratio | "
+             "out of domain: gain ratio |", "|---|---:|---:|---:|---:|"]
+    for key in keys:
+        inside = stats.difference(key, "base", all_dirs) if stats.common([key, "base"], all_dirs) == all_dirs else None
+        outside = ood_stats.difference(key, "base", all_dirs)
+        ratio_in = (stats.gain_ratio(key, "base", "full", all_dirs)
+                    if key != "full" and stats.common([key, "base", "full"], all_dirs) == all_dirs else None)
+        ratio_out = (ood_stats.gain_ratio(key, "base", "full", all_dirs)
+                     if key != "full" and "full" in ood_rows else None)
+        lines.append(f"| {row_label(key, labels)} | {inside or '-'} | {outside} | {ratio_in or '-'} | "
+                     f"{ratio_out or '-'} |")
+    hurt = [row_label(k, labels) for k in keys if ood_stats.difference(k, "base", all_dirs).high < 0]
+    lines += ["", f"Rows below the base out of domain (interval below zero): {', '.join(hurt) or 'none'}.", ""]
+    return lines
+
+
+def update_document(document: Path, evidence: Path) -> None:
+    """Replace the block between `<!-- report: EVIDENCE -->` and `<!-- /report: EVIDENCE -->` in a Markdown
+    file with the evidence folder's report.md, headings moved two levels down and image paths rebased."""
+    import os
+
+    from modmt.runtime.errors import ModmtError
+
+    begin, end = f"<!-- report: {evidence.as_posix()} -->", f"<!-- /report: {evidence.as_posix()} -->"
+    text = document.read_text(encoding="utf-8")
+    if text.count(begin) != 1 or text.count(end) != 1:
+        raise ModmtError(f"{document} needs one '{begin}' line and one '{end}' line around the block to replace")
+    report = (evidence / "report.md").read_text(encoding="utf-8")
+    prefix = Path(os.path.relpath(evidence, document.parent)).as_posix()
+    body = "\n".join(("##" + line if line.startswith("#") else line).replace("](plots/", f"]({prefix}/plots/")
+                     for line in report.splitlines())
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    document.write_text(f"{head}{begin}\n{body}\n{end}{tail}", encoding="utf-8")

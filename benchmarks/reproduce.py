@@ -11,8 +11,13 @@ command and recomputes nothing it finished):
                that shares the other languages' adapters
   full         the full fine-tuning baseline on every l->en and en->l pair
   weights      per-layer weight learning for every direction (section 3.4)
+  pooled-weights  weight learning for the pooled pool's directions with English (the others share
+               the main pool's adapters), so both recipes have the same rows
   quality      chrF++ of every (direction, method), headline rows on more segments than the others
-  report       Table 1, gain ratios and paired-bootstrap intervals, findings, plots -> report.md
+  ood-quality  (with --ood) the headline rows again on a corpus from another domain
+  evidence     the run's small files and every cell, enriched with provenance, into --evidence
+  report       Table 1, gain ratios and paired-bootstrap intervals, findings, plots -> report.md,
+               written from the evidence folder alone
 
 A profile fixes the budget: `paper` (the paper's settings as far as the data allows; for a GPU),
 `cpu` (what a 2-core machine finishes in one working session) and `tiny` (the test kit).
@@ -194,7 +199,7 @@ def train_full_model(model_dir, corpus, registry, langs, out: Path, profile: Pro
     return {"steps": info["steps"], "final_loss": info["final_loss"], "examples": info["examples"]}
 
 
-def learn_all_weights(model_dir, pool_dir: Path, corpus, registry, langs, profile: Profile):
+def learn_all_weights(model_dir, pool_dir: Path, corpus, registry, langs, profile: Profile, only_english=False):
     from modmt.train.pool import Pool
     from modmt.train.trainer import TrainSettings
     from modmt.train.weight_learning import learn_weights
@@ -204,6 +209,8 @@ def learn_all_weights(model_dir, pool_dir: Path, corpus, registry, langs, profil
                              max_pairs=profile.weight_pairs, seed=0)
     done = {}
     for src, tgt in directions_of(langs):
+        if only_english and ENGLISH not in (src, tgt):
+            continue
         if not pool.weights_file(src, tgt).exists():  # one direction at a time: a kill loses at most one
             learn_weights(model_dir, pool, corpus, registry, src, tgt, settings)
         layers = json.loads(pool.weights_file(src, tgt).read_text())["layers"]
@@ -214,16 +221,18 @@ def learn_all_weights(model_dir, pool_dir: Path, corpus, registry, langs, profil
 class QualityRun:
     """chrF++ cells, cached as JSON with hypotheses and references (what the bootstrap resamples)."""
 
-    def __init__(self, work: Path, corpus, profile: Profile, provider: str, split: str = "devtest"):
+    def __init__(self, work: Path, corpus, profile: Profile, provider: str, split: str = "devtest",
+                 folder: str = "quality"):
         from modmt.benchmarks.quality import chrf_scorer
 
         self.work, self.corpus, self.profile, self.provider, self.split = work, corpus, profile, provider, split
+        self.folder = folder  # "quality-ood" keeps another corpus' cells apart (same exports)
         self.chrf = chrf_scorer()
         self.table = corpus.multiway(split, corpus.languages())
         self.runners = {}
 
     def cell_path(self, pool_key: str, n: int, src: str, tgt: str, method: str) -> Path:
-        return (self.work / "quality" / pool_key / f"{self.split}-n{n}-beam{self.profile.beam}" / f"{src}-{tgt}"
+        return (self.work / self.folder / pool_key / f"{self.split}-n{n}-beam{self.profile.beam}" / f"{src}-{tgt}"
                 / f"{method}.json")
 
     def size(self, n: int | None) -> int:
@@ -261,6 +270,15 @@ def mean_chrf(cells: list[dict]) -> float:
     return sum(c["chrf"] for c in cells) / len(cells)
 
 
+def best_ratios(q: QualityRun, langs, pools: dict) -> dict[int, str]:
+    """The best ratio of each setting on the main pool's other_segments sample (it becomes a headline row)."""
+    methods = {m.key: m for m in table1_methods(RATIOS, full=False, learned=False)}
+    n = q.profile.other_segments
+    return {setting: max(RATIOS, key=lambda r: mean_chrf([q.cell("main", pools["main"], methods[f"s{setting}-{r}"],
+                                                                s, t, n) for s, t in directions_of(langs)]))
+            for setting in (1, 2)}
+
+
 def run_quality_stage(q: QualityRun, langs, pools: dict, full_dir: Path | None, learned: bool) -> dict:
     """The evaluation plan: headline rows first (so a partial run already answers the main question)."""
     p = q.profile
@@ -280,30 +298,51 @@ def run_quality_stage(q: QualityRun, langs, pools: dict, full_dir: Path | None, 
             for src, tgt in directions:
                 q.cell(pool_key, pools[pool_key], methods[key], src, tgt, n, full_dir)
                 bar.update(1)
-    # The best ratio of each setting (on the other_segments sample) becomes a headline row.
-    best = {}
-    for setting in (1, 2):
-        scores = {r: mean_chrf([q.cell("main", pools["main"], methods[f"s{setting}-{r}"], s, t, p.other_segments)
-                                for s, t in directions]) for r in RATIOS}
-        best[setting] = max(scores, key=scores.get)
+    best = best_ratios(q, langs, pools)
     headline = [("main", f"s{s}-{best[s]}") for s in (1, 2) if best[s] != "1:9"]
+    # The pooled recipe gets the same rows as the paper's (on the directions with English; the others
+    # use the main pool's adapters): single adapters, learned weights, the best ratios on the headline
+    # sample, every other ratio on the smaller one.
     en_directions = [d for d in directions if ENGLISH in d]
-    pooled = [("pooled", k) for k in ("in", "out", f"s1-{best[1]}", f"s2-{best[2]}")] if "pooled" in pools else []
+    pooled = []
+    if "pooled" in pools:
+        pooled_headline = ["in", "out"] + (["learned"] if learned else []) + [f"s{s}-{best[s]}" for s in (1, 2)]
+        pooled = [(k, p.headline_segments) for k in pooled_headline]
+        pooled += [(f"s{s}-{r}", p.other_segments) for s in (1, 2) for r in RATIOS if r != best[s]]
     total = len(headline) * len(directions) + len(pooled) * len(en_directions)
     with click.progressbar(length=total, label="chrF++ (best ratios, pooled English)", file=None) as bar:
         for pool_key, key in headline:
             for src, tgt in directions:
                 q.cell(pool_key, pools[pool_key], methods[key], src, tgt, p.headline_segments, full_dir)
                 bar.update(1)
-        for pool_key, key in pooled:
+        for key, n in pooled:
             for src, tgt in en_directions:
-                q.cell(pool_key, pools[pool_key], methods[key], src, tgt, p.headline_segments)
+                q.cell("pooled", pools["pooled"], methods[key], src, tgt, n)
                 bar.update(1)
     return {"best_ratio": {f"setting {s}": r for s, r in best.items()}}
 
 
+def run_ood_stage(in_domain: QualityRun, ood: QualityRun, langs, pools: dict, full_dir: Path | None) -> dict:
+    """The headline rows (base, full FT, single adapters, learned, each setting's best ratio; the pooled
+    recipe's on the directions with English) on the out-of-domain corpus, on the headline sample."""
+    p = ood.profile
+    directions = directions_of(langs)
+    methods = {m.key: m for m in table1_methods(RATIOS, full=full_dir is not None, learned=True)}
+    best = best_ratios(in_domain, langs, pools)
+    rows = [("main", k) for k in ("base", "full", "in", "out", "learned") if k in methods]
+    rows += [("main", f"s{s}-{best[s]}") for s in (1, 2)]
+    rows += [("pooled", k) for k in ("in", "out", "learned", f"s1-{best[1]}", f"s2-{best[2]}") if "pooled" in pools]
+    plan = [(pool_key, key, src, tgt) for pool_key, key in rows for src, tgt in directions
+            if pool_key == "main" or ENGLISH in (src, tgt)]
+    with click.progressbar(plan, label="chrF++ out of domain (headline rows)", file=None) as bar:
+        for pool_key, key, src, tgt in bar:
+            ood.cell(pool_key, pools[pool_key], methods[key], src, tgt, p.headline_segments, full_dir)
+    return {"rows": sorted({f"{k}+pooled-en" if pk == "pooled" else k for pk, k in rows}), "cells": len(plan)}
+
+
 def reproduce(model: str | None, data: Path | None, profile_name: str, work: Path, provider: str = "auto",
-              langs: list[str] | None = None, stop_after: str | None = None) -> Path:
+              langs: list[str] | None = None, stop_after: str | None = None, ood: Path | None = None,
+              evidence: Path | None = None, command: str = "") -> Path:
     from modmt.runtime.languages import load_registry
     from modmt.train.corpus import open_corpus
     from modmt.train.models import DEFAULT_MODEL, fetch_model, resolve_model
@@ -322,6 +361,9 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
                              "or the same --model, --data and --profile")
     else:
         write_json_atomic(settings_file, settings)
+    # Evaluation-only inputs are recorded beside the settings, not compared: adding a test set to a
+    # finished run scores it without retraining anything.
+    write_json_atomic(work / "evaluation.json", {"ood": str(ood) if ood else None})
     stages = Stages(work)
     registry = load_registry()
     langs = langs or LANGS
@@ -368,15 +410,32 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
         ("pooled-en", pooled_adapters),
         ("full", lambda: train_full_model(model_dir, corpus, registry, langs, full_dir, profile)),
         ("weights", lambda: learn_all_weights(model_dir, pools["main"], corpus, registry, langs, profile)),
+        ("pooled-weights", lambda: learn_all_weights(model_dir, pools["pooled"], corpus, registry, langs, profile,
+                                                     only_english=True)),
         ("quality", lambda: run_quality_stage(QualityRun(work, corpus, profile, provider), langs, pools, full_dir,
                                               learned=True)),
     ]
+    if ood is not None:
+        ood_corpus = open_corpus(ood, registry)
+        plan.append(("ood-quality", lambda: run_ood_stage(
+            QualityRun(work, corpus, profile, provider), QualityRun(work, ood_corpus, profile, provider,
+                                                                    folder="quality-ood"),
+            langs, pools, full_dir)))
     for name, fn in plan:
         if stop_after in ("corpus", "tune"):
             break
         stages.run(name, fn)
         if name == stop_after:
             break
+    from modmt.benchmarks.evidence import write_evidence
     from modmt.benchmarks.report import write_report
+    from modmt.runtime.fingerprint import model_fingerprint
 
-    return stages.run("report", write_report, work, always=True)
+    evidence = evidence or work / "evidence"
+    corpora = {"quality": corpus_dir, "tune/quality": corpus_dir}
+    if ood is not None:
+        corpora["quality-ood"] = Path(ood)
+    stages.run("evidence", lambda: str(write_evidence(
+        work, evidence, corpora, command, model_fingerprint(model_dir),
+        chosen_pooled=pools["pooled"] if profile.full_lr_trials else None, full_dir=full_dir)), always=True)
+    return write_report(evidence)

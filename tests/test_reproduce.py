@@ -18,7 +18,7 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", stop_after="full")
     stages = json.loads((work / "stages.json").read_text())
     assert [k for k, v in stages.items() if v["done"]] == ["corpus", "tune", "adapters", "pooled-en", "full",
-                                                           "report"]
+                                                           "evidence"]
     assert not (work / "quality").exists()
     # The tuning search: equal trials per side, every trial scored on the dev split, the best chosen,
     # and its choices train the rest (full FT and the pooled pool are the chosen trials themselves).
@@ -36,10 +36,16 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     assert main_meta["english_adapters"] == "copy" and main_meta["adapters"]["out/en"]["direction"] == "en-en"
     assert main_meta["adapters"]["in/fr"] == json.loads((chosen_pool / "pool.json").read_text())["adapters"]["in/fr"]
 
-    report = rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu")
-    text = (work / "report.md").read_text()
+    # A test set from another domain: the toy corpus' devtest in reverse order (plumbing, not a domain).
+    ood = write_tiny_corpus(tmp_path / "ood")
+    for path in (ood / "devtest").glob("*.txt"):
+        path.write_text("".join(reversed(path.read_text().splitlines(keepends=True))))
+    evidence = tmp_path / "evidence"
+    report = rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", ood=ood, evidence=evidence,
+                          command="modmt-bench reproduce --profile tiny")
+    text = (evidence / "report.md").read_text()
     for section in ("## Table 1", "gain ratio", "## The paper's findings, here", "## Our aim", "## Tuning on the dev split",
-                    "## Stages"):
+                    "## Stages", "## Where the method stops", "## Out of the training domain"):
         assert section in text
     assert text.count("**(chosen)**") == 2 and "Budget, equal for both sides: 2 trials each" in text
     assert "LoRA_out > LoRA_in on average:" in text and "Setting 1 (learned)" in text
@@ -47,11 +53,45 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     cells = sorted((work / "quality").glob("*/*/*/*.json"))
     # 20 directions x (base, in, out, full, learned, 1:9 of both settings) on the headline sample, x the 8
     # ratios on the smaller one, the best ratio of each setting on the headline sample where it is not
-    # 1:9, and 4 pooled-English rows x the 8 directions with English.
+    # 1:9, and the pooled recipe's same rows (in, out, learned, 8 ratios) x the 8 directions with English.
     best = json.loads((work / "stages.json").read_text())["quality"]["result"]["best_ratio"]
-    assert len(cells) == 20 * 7 + 20 * 8 + 20 * sum(r != "1:9" for r in best.values()) + 4 * 8
-    assert (work / "plots" / "learned_weights.png").exists()
+    assert len(cells) == 20 * 7 + 20 * 8 + 20 * sum(r != "1:9" for r in best.values()) + 11 * 8
+    assert len(list((chosen_pool / "weights").glob("*.json"))) == 8  # pooled learned weights: English's directions
+    # Out of domain: base, full, in, out, learned and each setting's best ratio on 20 directions, and the
+    # pooled recipe's five headline rows on the 8 with English.
+    assert len(list((work / "quality-ood").glob("*/*/*/*.json"))) == 7 * 20 + 5 * 8
+    assert (evidence / "plots" / "learned_weights.png").exists() and (evidence / "plots" / "gap_vs_data.png").exists()
     assert report.endswith("report.md")
+
+    # The evidence alone rebuilds the report byte for byte, somewhere the work folder is not, and every
+    # cell re-scores to its recorded chrF++ and says where it came from.
+    import shutil
+
+    from modmt.benchmarks.evidence import rescore
+    from modmt.benchmarks.report import update_document, write_report
+
+    moved = tmp_path / "clone" / "results" / "table1-tiny"
+    shutil.copytree(evidence, moved, ignore=shutil.ignore_patterns("report.*", "plots", "results.json"))
+    assert not list(moved.rglob("*.safetensors")) and not list(moved.rglob("*.onnx"))
+    write_report(moved)
+    assert (moved / "report.md").read_text() == text
+    committed = sorted(moved.glob("quality*/*/*/*/*.json")) + sorted(moved.glob("tune/quality/*/*/*/*.json"))
+    assert len(committed) == len(cells) + 7 * 20 + 5 * 8 + 20 * 4
+    for path in committed[::17]:
+        cell = json.loads(path.read_text())
+        assert abs(rescore(cell) - cell["chrf"]) < 1e-9
+        assert cell["segments"]["ids"] == list(range(cell["n"])) and cell["command"].startswith("modmt-bench")
+        assert cell["fingerprints"]["base_model"] and cell["chrf_signature"].startswith("nrefs:1")
+        if cell["method"] not in ("base", "full"):
+            assert all(cell["fingerprints"]["adapters"].values()) and cell["fingerprints"]["export_manifest"]
+    document = tmp_path / "clone" / "docs" / "results.md"
+    document.parent.mkdir()
+    marker = "results/table1-tiny"
+    document.write_text(f"# Results\n\n<!-- report: {moved.as_posix()} -->\nSTALE-BLOCK\n<!-- /report: {moved.as_posix()} -->\nafter\n")
+    update_document(document, moved)
+    rebuilt = document.read_text()
+    assert "STALE-BLOCK" not in rebuilt and rebuilt.endswith("after\n") and "#### Table 1" in rebuilt
+    assert f"](../{marker}/plots/learned_weights.png)" in rebuilt
 
     # Resume: a cell lost (a kill mid-stage) is the only thing recomputed.
     pooled = json.loads((chosen_pool / "pool.json").read_text())
@@ -64,7 +104,7 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     stages["quality"]["done"] = False
     (work / "stages.json").write_text(json.dumps(stages))
     before = {p: p.stat().st_mtime_ns for p in cells if p != lost}
-    rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu")
+    rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", ood=ood, evidence=evidence)
     assert lost.exists()
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
 

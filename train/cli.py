@@ -45,6 +45,42 @@ def ddtp_command(langs, out, include_long, lists, force):
     click.echo(f"  devtest  {counts['devtest']:>6} segments x {len(languages)} languages")
 
 
+@data_group.command("gettext")
+@click.option("--langs", default="en,fr,de,ja,zh", show_default=True, help="Language codes; must include en.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Corpus directory to write.")
+@click.option("--locale-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              default="/usr/share/locale", show_default=True, help="Folder of <locale>/LC_MESSAGES/*.mo.")
+@click.option("--exclude-corpus", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="A training corpus whose texts must not appear in this one (e.g. corpora/ddtp).")
+@click.option("--max-segments", type=POSITIVE_INT, default=1000, show_default=True,
+              help="At most this many segments, half dev, half devtest.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def gettext_command(langs, out, locale_dir, exclude_corpus, max_segments, force):
+    """Build an out-of-domain test corpus from installed programs' translated messages (.mo files).
+
+    Messages translated into every language and reading as sentences, aligned by their English
+    msgid, split into dev and devtest by a hash of it. No train split: it only evaluates.
+    """
+    from modmt.train.corpus import open_corpus
+    from modmt.train.gettext_corpus import build_gettext_corpus
+
+    registry = load_registry()
+    languages = registry.parse_list(langs)
+    if languages[0].code != "en" and "en" not in [lang.code for lang in languages]:
+        raise click.UsageError("--langs must include en: messages align through their English msgid")
+    exclude = set()
+    if exclude_corpus is not None:
+        training = open_corpus(exclude_corpus, registry)
+        for code in training.languages():
+            if code != "en":
+                for english, text in training.pairs(code):
+                    exclude.update((english, text))
+    info = build_gettext_corpus(locale_dir, languages, out, exclude, max_segments, force)
+    click.echo(f"wrote {out}: dev {info['dev']}, devtest {info['devtest']} segments x {len(languages)} languages "
+               f"from {len(info['domains'])} message domains ({info['excluded_as_training_text']} left out as "
+               "training text)")
+
+
 @data_group.command("tiny")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 def tiny_corpus_command(out):

@@ -1,0 +1,128 @@
+"""The evidence of a `modmt-bench reproduce` run: the small files a fresh clone rebuilds its report from.
+
+A run's work folder holds gigabytes (models, adapters, exports) and stays on its machine. Its
+evidence folder holds only JSON: the run's settings, stage times, tuning trials, the pool's
+parameter counts and learned weights, the corpus' sizes, and one self-contained file per evaluated
+cell (method, direction, which segments of which split, hypotheses and the references they were
+scored against, chrF++ with its sacrebleu signature and summed statistics, fingerprints of the base
+model, the adapters or fine-tuned model and the export, and the command). `modmt-bench report`
+reads nothing else, so the folder can be committed and the report regenerated, and any cell
+re-scored with sacrebleu, without the machine that ran it.
+"""
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from modmt.runtime.atomic import write_json_atomic
+from modmt.runtime.fingerprint import sha256_file
+
+# What the report reads besides the cells, relative to the work folder.
+RUN_FILES = ["settings.json", "stages.json", "tune/trials.json", "pool/pool.json"]
+CELL_FOLDERS = ["quality", "quality-ood", "tune/quality"]
+
+
+def _short_hash(path: Path) -> str | None:
+    return sha256_file(path)[:16] if path.exists() else None
+
+
+def _text_hash(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else None
+
+
+class Fingerprints:
+    """sha256 prefixes of what produced a cell, computed once per file."""
+
+    def __init__(self, work: Path, base_fingerprint: str | None):
+        self.work, self.base, self.cache = work, base_fingerprint, {}
+
+    def file(self, path: Path) -> str | None:
+        if path not in self.cache:
+            self.cache[path] = _short_hash(path)
+        return self.cache[path]
+
+    def pool_dir(self, cell_folder: str, pool_key: str) -> Path:
+        if cell_folder == "tune/quality":
+            return self.work / "tune" / pool_key
+        return self.work / {"main": "pool", "pooled": "pool-pooled-en"}.get(pool_key, pool_key)
+
+    def of_cell(self, cell_folder: str, cell: dict, chosen_pooled: Path | None, full_dir: Path | None) -> dict:
+        onnx = self.work / ("tune/onnx" if cell_folder == "tune/quality" else "onnx") / cell["pool"]
+        export = onnx / "exports" / f"{cell['src']}-{cell['tgt']}" / cell["method"] / "modmt.json"
+        found = {"base_model": self.base, "export_manifest": self.file(export)}
+        if cell["method"] == "full":
+            model = (self.work / "tune" / cell["pool"] if cell_folder == "tune/quality" else full_dir)
+            found["full_model"] = self.file(model / "model.safetensors") if model else None
+        elif cell["method"] != "base":
+            pool = chosen_pooled if cell["pool"] == "pooled" and chosen_pooled else self.pool_dir(cell_folder, cell["pool"])
+            roles = {"in": [("in", cell["src"])], "out": [("out", cell["tgt"])]}.get(
+                cell["method"], [("in", cell["src"]), ("out", cell["tgt"])])
+            found["adapters"] = {f"{role}/{lang}": self.file(pool / role / lang / "adapter_model.safetensors")
+                                 for role, lang in roles}
+            if cell["method"] == "learned":
+                found["learned_weights"] = self.file(pool / "weights" / f"{cell['src']}-{cell['tgt']}.json")
+        return found
+
+
+def write_evidence(work: Path, out: Path, corpora: dict[str, Path], command: str,
+                   base_fingerprint: str | None = None, chosen_pooled: Path | None = None,
+                   full_dir: Path | None = None) -> Path:
+    """Copy a run's small files and every cell (enriched) from `work` into `out`; idempotent.
+    corpora: cell folder -> the corpus its cells were scored on (for the segments' provenance)."""
+    from modmt.benchmarks.quality import chrf_scorer
+
+    chrf = chrf_scorer()
+    signature = str(chrf.get_signature())
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        if (work / name).exists():
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(work / name, target)
+    pool_dirs = [("pool", work / "pool")] + ([("pool-pooled-en", chosen_pooled)] if chosen_pooled else [])
+    for name, pool in pool_dirs:
+        for path in sorted((pool / "weights").glob("*.json")) if pool.exists() else []:
+            (out / name / "weights").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out / name / "weights" / path.name)
+        if name != "pool" and (pool / "pool.json").exists():
+            (out / name).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(pool / "pool.json", out / name / "pool.json")
+    for key, corpus in corpora.items():
+        # What the corpus says of itself, and its training pairs per language (counted, for corpora
+        # built by hand that carry no corpus.json).
+        info = json.loads((corpus / "corpus.json").read_text()) if (corpus / "corpus.json").exists() else {}
+        trains = sorted((corpus / "train").glob("en-*.tsv"))
+        if trains and "train" not in info:
+            info["train"] = {p.stem: sum(1 for line in p.open(encoding="utf-8") if line.strip()) for p in trains}
+        write_json_atomic(out / "corpora" / f"{key.replace('/', '-')}.json", info)
+    prints = Fingerprints(work, base_fingerprint)
+    for folder in CELL_FOLDERS:
+        corpus = corpora.get(folder)
+        for path in sorted((work / folder).glob("*/*/*/*.json")):
+            cell = json.loads(path.read_text())
+            split = path.parent.parent.name.split("-n")[0]  # <split>-n<N>-beam<B>
+            stats = chrf._extract_corpus_statistics(cell["hypotheses"], [cell["references"]])
+            enriched = {
+                **{k: v for k, v in cell.items() if k not in ("hypotheses", "references")},
+                "direction": f"{cell['src']}-{cell['tgt']}",
+                "segments": {"corpus": str(corpus) if corpus else None, "split": split,
+                             "ids": list(range(cell["n"])),  # line numbers in <corpus>/<split>/<lang>.txt
+                             "source_sha256": _text_hash(corpus / split / f"{cell['src']}.txt") if corpus else None,
+                             "reference_sha256": _text_hash(corpus / split / f"{cell['tgt']}.txt") if corpus else None},
+                "chrf_signature": signature,
+                "chrf_statistics": [int(sum(col)) for col in zip(*stats)],
+                "fingerprints": prints.of_cell(folder, cell, chosen_pooled, full_dir),
+                "command": command,
+                "hypotheses": cell["hypotheses"], "references": cell["references"],
+            }
+            target = out / path.relative_to(work)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(target, enriched)
+    return out
+
+
+def rescore(cell: dict) -> float:
+    """chrF++ of a committed cell, recomputed by sacrebleu from its hypotheses and references."""
+    from modmt.benchmarks.quality import chrf_scorer
+
+    return chrf_scorer().corpus_score(cell["hypotheses"], [cell["references"]]).score
