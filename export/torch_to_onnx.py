@@ -2,7 +2,7 @@
 
 Optimum's `onnx_export_from_model` held a large model two to three times over: the caller's torch
 model, what torch's exporter serializes around it (its ONNX shape inference copies each constant,
-2.35 GB on top of the 0.5B model), and the whole ONNX model loaded again to gather torch's
+2.35 GB on top of the 0.5B model; its last whole-graph pass is skipped here, see trace_graph), and the whole ONNX model loaded again to gather torch's
 per-tensor files into one, then a third time to deduplicate tied weights (docs/results.md).
 Here the weights never meet the exporter: each parameter's bytes are written to WEIGHTS_FILE and
 the parameter becomes a one-element placeholder broadcast to its shape; the graph is traced from
@@ -64,6 +64,7 @@ def trace_graph(model, onnx_config, path: Path) -> None:
     """Optimum's export_pytorch without its gathering step; constant folding off (see module doc)."""
     from inspect import signature
     from itertools import chain
+    from unittest import mock
 
     import torch
     from optimum.exporters.utils import check_dummy_inputs_are_allowed
@@ -75,7 +76,13 @@ def trace_graph(model, onnx_config, path: Path) -> None:
         for key, value in (onnx_config.values_override or {}).items():
             setattr(model.config, key, value)
         dummy_inputs = onnx_config.rename_ambiguous_inputs(onnx_config.generate_dummy_inputs(framework="pt"))
-        with onnx_config.patch_model_for_export(model, model_kwargs=model_kwargs):
+        # torch's last whole-graph ONNX shape inference pass serializes every initializer, expanding each
+        # placeholder to its full size (0.6 GB over the model's own peak on the 0.5B model), and what it
+        # infers never reaches the file: the export is byte-identical without it (docs/results.md).
+        # Per-node shape inference during conversion is kept.
+        no_whole_graph_inference = mock.patch.object(torch._C, "_jit_pass_onnx_graph_shape_type_inference",
+                                                     lambda *args, **kwargs: None)
+        with onnx_config.patch_model_for_export(model, model_kwargs=model_kwargs), no_whole_graph_inference:
             check_dummy_inputs_are_allowed(model, dummy_inputs)
             inputs = onnx_config.ordered_inputs(model)
             torch.onnx.export(model, (dummy_inputs,), f=str(path), input_names=list(inputs),
