@@ -140,3 +140,39 @@ def test_a_family_optimum_cannot_export_is_refused_with_the_tested_ones(tmp_path
     with pytest.raises(ModmtError, match=r"Optimum cannot export a 'mamba' model .*tested on qwen2, qwen3, llama"):
         torch_to_onnx(model, tmp_path / "out")
     assert not (tmp_path / "out" / "weights.data").exists(), "refused before the weights were moved"
+
+
+@pytest.mark.parametrize("family", ["qwen2"] + sorted(FAMILIES))
+def test_label_position_loss_equals_the_models_own(tmp_path, family, tiny_model_dir):
+    """Training's loss (logits only from the first labelled position) equals the model's own loss and
+    gives the same gradients, on a right-padded batch whose rows start their labels at different
+    positions; Gemma 2's soft-capping included."""
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM
+
+    from modmt.train.data import PadCollator
+    from modmt.train.trainer import LabelPositionTrainer, accepts_logits_to_keep
+
+    model_dir = tiny_model_dir if family == "qwen2" else build_tiny_family(tmp_path / family, family)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).train()
+    assert accepts_logits_to_keep(model)
+    examples = [{"input_ids": list(range(5, 5 + n)), "labels": [-100] * p + list(range(5 + p, 5 + n))}
+                for n, p in ((12, 7), (9, 3), (15, 10))]
+    batch = PadCollator(0)(examples)
+
+    def loss_and_grads(fn):
+        model.zero_grad()
+        loss = fn()
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    torch.manual_seed(0)
+    own, own_grads = loss_and_grads(lambda: model(**batch).loss)
+    trainer = SimpleNamespace(args=SimpleNamespace(average_tokens_across_devices=False), model_accepts_loss_kwargs=True)
+    torch.manual_seed(0)
+    ours, our_grads = loss_and_grads(lambda: LabelPositionTrainer.compute_loss(trainer, model, dict(batch)))
+    assert torch.allclose(own, ours, atol=1e-6), (own, ours)
+    assert own_grads.keys() == our_grads.keys()
+    for name in own_grads:
+        assert torch.allclose(own_grads[name], our_grads[name], atol=1e-6), name

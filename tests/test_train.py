@@ -155,3 +155,28 @@ def test_full_fine_tuning_baseline(tmp_path, tiny_model_dir, trained):
     assert not torch.equal(tuned.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight)
     with pytest.raises(ModmtError, match="--force"):
         train_full(tiny_model_dir, trained["corpus"], trained["registry"], ["ja"], tmp_path / "full", settings)
+
+
+def test_gradient_checkpointing_trains_the_same_adapter(tmp_path, tiny_model_dir, trained, monkeypatch):
+    """Recomputing activations (dropout included: its RNG state is replayed) gives the same adapter."""
+    from dataclasses import replace
+
+    import transformers.modeling_utils
+
+    calls = []
+    original = transformers.modeling_utils.checkpoint  # what gradient_checkpointing_enable binds
+    monkeypatch.setattr(transformers.modeling_utils, "checkpoint", lambda *a, **k: calls.append(1) or original(*a, **k))
+    lora = LoraSettings(rank=4, alpha=8, dropout=0.1)
+    for name, checkpointing in (("plain", False), ("recomputed", True)):
+        calls.clear()
+        train_pool(tiny_model_dir, trained["corpus"], trained["registry"], ["ja"], tmp_path / name, lora,
+                   replace(FAST, gradient_checkpointing=checkpointing))
+        assert bool(calls) == checkpointing  # every decoder layer's forward went through checkpoint, or none
+    for role in ("in", "out"):
+        plain = load_file(tmp_path / "plain" / role / "ja" / "adapter_model.safetensors")
+        recomputed = load_file(tmp_path / "recomputed" / role / "ja" / "adapter_model.safetensors")
+        assert plain.keys() == recomputed.keys()
+        assert max((plain[k] - recomputed[k]).abs().max().item() for k in plain) < 1e-6
+        assert any(plain[k].abs().max() > 0 for k in plain if "lora_B" in k)  # it did train
+    info = Pool(tmp_path / "recomputed").read()["adapters"]["in/ja"]
+    assert info["train"]["gradient_checkpointing"] is True

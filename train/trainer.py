@@ -20,6 +20,10 @@ class TrainSettings:
     seed: int = 0
     max_pairs: int | None = None   # cap on training pairs per adapter (CPU budgets)
     save_steps: int = 100          # checkpoint interval, what --resume restarts from
+    # Recompute each decoder layer's activations in the backward pass instead of keeping them: the
+    # same gradients, ~30 % more compute, and activations no longer grow with every layer (for the
+    # 0.5B model at batch 8 they are most of training's memory, docs/results.md).
+    gradient_checkpointing: bool = False
 
     def check(self) -> None:
         if self.epochs <= 0 or self.learning_rate <= 0 or self.batch_size < 1 or self.max_length < 8:
@@ -57,6 +61,45 @@ class _StopAfterCheckpoint(TrainerCallback):
             raise KeyboardInterrupt(f"stopped after checkpoint {state.global_step}")
 
 
+class LabelPositionTrainer(Trainer):
+    """Trainer whose loss projects to the vocabulary only where a label is.
+
+    A causal LM's loss needs logits at the target tokens only, but the model's own loss computes
+    them at every position: for a 150k-word vocabulary at batch 8 that is gigabytes of logits,
+    log-softmax and their gradients, most of it for the prompt. Here the model returns logits from
+    the first position any row of the batch predicts a label at (`logits_to_keep`, which every
+    transformers causal LM takes, applied before any final soft-capping), and the loss is the
+    model's own: summed token cross-entropy over the labelled tokens divided by their count (or by
+    Trainer's num_items_in_batch), so training is unchanged up to float rounding (tested).
+    """
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        import torch
+
+        labels = inputs["labels"]
+        targets = labels[:, 1:]                       # position t predicts token t + 1
+        labelled = (targets != -100).any(dim=0).nonzero()
+        first = int(labelled[0]) if len(labelled) else targets.shape[1] - 1
+        keep = torch.arange(first, labels.shape[1] - 1, device=labels.device)
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], logits_to_keep=keep)
+        logits = outputs.logits.float()
+        picked = targets[:, first:]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), picked.reshape(-1),
+                                                 ignore_index=-100, reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else (picked != -100).sum()
+        loss = loss / count
+        if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as Trainer.compute_loss: DDP averages the gradients
+        return (loss, outputs) if return_outputs else loss
+
+
+def accepts_logits_to_keep(model) -> bool:
+    from inspect import signature
+
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in signature(causal.forward).parameters
+
+
 def run_trainer(model, examples: list[dict], pad_id: int, work_dir: Path, settings: TrainSettings,
                 resume: bool, stop_after_step: int | None = None) -> dict:
     """Train `model` in place on `examples`; checkpoints go to work_dir. Returns loss and speed figures."""
@@ -85,12 +128,20 @@ def run_trainer(model, examples: list[dict], pad_id: int, work_dir: Path, settin
     callbacks = [_TokensPerSecond(tokens / steps_per_epoch)]
     if stop_after_step is not None:
         callbacks.append(_StopAfterCheckpoint(stop_after_step))
-    trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=PadCollator(pad_id),
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if settings.gradient_checkpointing:  # on the transformers model itself: PEFT's wrapper does not pass it on
+        causal.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    trainer_class = LabelPositionTrainer if accepts_logits_to_keep(model) else Trainer
+    trainer = trainer_class(model=model, args=args, train_dataset=examples, data_collator=PadCollator(pad_id),
                       callbacks=callbacks)
     started = time.perf_counter()
     resumed = resume and bool(checkpoints)
     first_step = int(checkpoints[-1].name.split("-")[1]) if resumed else 0
-    result = trainer.train(resume_from_checkpoint=True if resumed else None)
+    try:
+        result = trainer.train(resume_from_checkpoint=True if resumed else None)
+    finally:
+        if settings.gradient_checkpointing:
+            causal.gradient_checkpointing_disable()  # the base is shared with the next adapter and with inference
     seconds = time.perf_counter() - started
     tokens_trained = (trainer.state.global_step - first_step) * tokens / steps_per_epoch
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
