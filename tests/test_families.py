@@ -97,6 +97,23 @@ def test_train_export_translate_with_pytorch_parity(tmp_path, family):
                                        max_new_tokens=6, do_sample=False)[0, len(prompt):].tolist()
         want = translator.tokenizer.decode(generated, skip_special_tokens=True).strip()
         assert translator.translate([text], beam=1, max_new_tokens=6) == [want], (family, text)
+    # Setting 2 (A and B merged apart, sqrt of the weights) at a fixed ratio: the same parity with PyTorch.
+    setting2 = ExportOptions(weights="3:7", setting=2)
+    export_direction(tmp_path / "pool", "ja", "zh", setting2, tmp_path / "ja-zh-s2", registry)
+    got = Translator(tmp_path / "ja-zh-s2", provider="cpu").decoder.prefill(ids, mask)[0]
+    model2, _, _ = merged_model(Pool(tmp_path / "pool"), "ja", "zh", setting2)
+    with torch.no_grad():
+        want2 = model2(torch.tensor(ids), attention_mask=torch.tensor(mask),
+                       position_ids=torch.tensor(positions)).logits[:, -1].numpy()
+    np.testing.assert_allclose(got, want2, atol=1e-4)
+    assert np.abs(want2 - theirs).max() > 1e-3  # another merge than the learned one: the check can tell them apart
+    # fp16 weights and activations: near the fp32 export's logits.
+    export_direction(tmp_path / "pool", "ja", "zh", ExportOptions(weights="learned", dtype="fp16"),
+                     tmp_path / "ja-zh-fp16", registry)
+    half = Translator(tmp_path / "ja-zh-fp16", provider="cpu")
+    error = np.abs(half.decoder.prefill(ids, mask)[0].astype(np.float32) - ours).max() / np.abs(ours).max()
+    assert error < 0.02, (family, "fp16", error)
+    assert len(half.translate(TEXTS[:1], beam=2, max_new_tokens=3)) == 1
     # Quantized standalone exports: int8 x int8 (calibrated) and int4 stay near the float logits.
     for quantize in ("w8a8", "int4"):
         export_direction(tmp_path / "pool", "ja", "zh", ExportOptions(weights="learned", quantize=quantize,
