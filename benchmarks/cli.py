@@ -304,17 +304,23 @@ def shape_model_command(shape, tokenizer_from, out, pool_dir):
                    "from it alone.")
 def reproduce_command(model, data, profile, workdir, provider, stop_after, ood, evidence):
     """Table 1 end to end: adapters, full FT, weight learning, chrF++ of every row, report.md (resumable)."""
-    import shlex
-    import sys
-
     from modmt.benchmarks.reproduce import reproduce
 
-    command = "modmt-bench " + shlex.join(sys.argv[sys.argv.index("reproduce"):] if "reproduce" in sys.argv
-                                          else ["reproduce"])
-    report = reproduce(model, data, profile, workdir, provider, stop_after=stop_after, ood=ood, evidence=evidence,
-                       command=command)
+    report = reproduce(model, data, profile, workdir, provider, stop_after=stop_after, ood=ood, evidence=evidence)
     click.echo(Path(report).read_text(encoding="utf-8"))
     click.echo(f"report: {report}")
+
+
+@bench_group.command("evidence")
+@click.argument("workdir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The evidence folder to write or refresh.")
+def evidence_command(workdir, out):
+    """Copy a reproduce run's evidence (finished or still running) out of its work folder, then report."""
+    from modmt.benchmarks.evidence import write_run_evidence
+    from modmt.benchmarks.report import write_report
+
+    write_run_evidence(workdir, out)
+    click.echo(f"report: {write_report(out)}")
 
 
 @bench_group.command("report")

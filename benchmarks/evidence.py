@@ -126,3 +126,37 @@ def rescore(cell: dict) -> float:
     from modmt.benchmarks.quality import chrf_scorer
 
     return chrf_scorer().corpus_score(cell["hypotheses"], [cell["references"]]).score
+
+
+def reproduce_command(work: Path, settings: dict, ood: str | None) -> str:
+    """The `modmt-bench reproduce` command line that makes (or resumes) this run."""
+    import shlex
+
+    words = ["modmt-bench", "reproduce", "--profile", settings["profile"]["name"], "--workdir", str(work)]
+    for flag, value in (("--model", settings["model"]), ("--data", settings["data"]), ("--ood", ood)):
+        if value:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def write_run_evidence(work: Path, out: Path) -> Path:
+    """write_evidence for a reproduce work folder, finished or not: its corpora, base model, chosen
+    tuning trials, full fine-tuning model and command read from what the run recorded."""
+    from modmt.runtime.fingerprint import model_fingerprint
+    from modmt.train.models import DEFAULT_MODEL, fetch_model, resolve_model
+
+    settings = json.loads((work / "settings.json").read_text())
+    evaluation = json.loads((work / "evaluation.json").read_text()) if (work / "evaluation.json").exists() else {}
+    stages = json.loads((work / "stages.json").read_text()) if (work / "stages.json").exists() else {}
+    corpus = Path(stages.get("corpus", {}).get("result") or settings["data"] or work / "ddtp")
+    corpora = {"quality": corpus, "tune/quality": corpus}
+    if evaluation.get("ood"):
+        corpora["quality-ood"] = Path(evaluation["ood"])
+    model_dir = resolve_model(settings["model"]) if settings["model"] else fetch_model(DEFAULT_MODEL)
+    chosen = {}
+    if (work / "tune" / "trials.json").exists():
+        chosen = json.loads((work / "tune" / "trials.json").read_text()).get("chosen", {})
+    pooled = work / "tune" / f"adapters-lr{chosen['adapters']:g}" if "adapters" in chosen else None
+    full_dir = work / "tune" / f"full-lr{chosen['full']:g}" if "full" in chosen else work / "full"
+    command = reproduce_command(work, settings, evaluation.get("ood"))
+    return write_evidence(work, out, corpora, command, model_fingerprint(model_dir), pooled, full_dir)

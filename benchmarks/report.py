@@ -92,6 +92,8 @@ def tuning_lines(work: Path) -> list[str]:
              "Each side gets the same trials (learning rates), epochs and examples per language; each trial is "
              "scored by mean chrF++ over every direction on the same dev segments (never devtest). Full "
              "fine-tuning is scored as itself, the adapters as the pooled recipe's Setting 1 at 1:9.", "",
+             "Train steps: full fine-tuning's, or the sum over the trial's ten adapters (each 1/10 of the "
+             "examples); final loss: the last logged, or its mean over the adapters.", "",
              "| side | learning rate | dev chrF++ | scored as | segments × directions | train steps | final loss |",
              "|---|---:|---:|---|---:|---:|---:|"]
     chosen = tune.get("chosen", {})
@@ -100,7 +102,8 @@ def tuning_lines(work: Path) -> list[str]:
         train = t.get("train") or {}
         # Full fine-tuning records its steps; an adapter trial records each adapter's.
         steps = train["steps"] if "steps" in train else sum(a.get("steps", 0) for a in train.values())
-        loss = train.get("final_loss")
+        adapter_losses = [a["final_loss"] for a in train.values() if isinstance(a, dict) and a.get("final_loss")]
+        loss = train.get("final_loss") or (sum(adapter_losses) / len(adapter_losses) if adapter_losses else None)
         lines.append(f"| {t['side']} | {t['lr']:g}{mark} | {t['dev_chrf']:.2f} | {t['row']} | "
                      f"{t['segments_per_direction']} × {t['directions']} | {steps} | "
                      f"{'-' if loss is None else f'{loss:.3f}'} |")

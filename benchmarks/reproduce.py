@@ -123,10 +123,12 @@ def train_adapters(model_dir, corpus, registry, langs, pool_dir, profile: Profil
 
     settings = TrainSettings(epochs=profile.adapter_epochs, learning_rate=profile.adapter_lr, batch_size=8,
                              max_pairs=profile.adapter_pairs, seed=0, save_steps=25)
-    infos = train_pool(model_dir, corpus, registry, langs, pool_dir, LoraSettings(), settings, resume=True,
-                       english=english)
-    return {f"{i['role']}/{i['lang']}": {"pairs": i["pairs"], "steps": i["steps"], "final_loss": i["final_loss"],
-                                        "seconds": i["seconds"]} for i in infos}
+    from modmt.train.pool import Pool
+
+    train_pool(model_dir, corpus, registry, langs, pool_dir, LoraSettings(), settings, resume=True, english=english)
+    # Every adapter of the pool, also those an earlier (killed) attempt finished: pool.json has them all.
+    return {key: {"pairs": i["pairs"], "steps": i["steps"], "final_loss": i["final_loss"], "seconds": i["seconds"]}
+            for key, i in Pool(pool_dir).read()["adapters"].items()}
 
 
 def pooled_english_pool(main: Path, pooled: Path, recipe: str = "pooled") -> None:
@@ -342,7 +344,7 @@ def run_ood_stage(in_domain: QualityRun, ood: QualityRun, langs, pools: dict, fu
 
 def reproduce(model: str | None, data: Path | None, profile_name: str, work: Path, provider: str = "auto",
               langs: list[str] | None = None, stop_after: str | None = None, ood: Path | None = None,
-              evidence: Path | None = None, command: str = "") -> Path:
+              evidence: Path | None = None) -> Path:
     from modmt.runtime.languages import load_registry
     from modmt.train.corpus import open_corpus
     from modmt.train.models import DEFAULT_MODEL, fetch_model, resolve_model
@@ -427,15 +429,9 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
         stages.run(name, fn)
         if name == stop_after:
             break
-    from modmt.benchmarks.evidence import write_evidence
+    from modmt.benchmarks.evidence import write_run_evidence
     from modmt.benchmarks.report import write_report
-    from modmt.runtime.fingerprint import model_fingerprint
 
     evidence = evidence or work / "evidence"
-    corpora = {"quality": corpus_dir, "tune/quality": corpus_dir}
-    if ood is not None:
-        corpora["quality-ood"] = Path(ood)
-    stages.run("evidence", lambda: str(write_evidence(
-        work, evidence, corpora, command, model_fingerprint(model_dir),
-        chosen_pooled=pools["pooled"] if profile.full_lr_trials else None, full_dir=full_dir)), always=True)
+    stages.run("evidence", lambda: str(write_run_evidence(work, evidence)), always=True)
     return write_report(evidence)

@@ -41,8 +41,7 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     for path in (ood / "devtest").glob("*.txt"):
         path.write_text("".join(reversed(path.read_text().splitlines(keepends=True))))
     evidence = tmp_path / "evidence"
-    report = rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", ood=ood, evidence=evidence,
-                          command="modmt-bench reproduce --profile tiny")
+    report = rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", ood=ood, evidence=evidence)
     text = (evidence / "report.md").read_text()
     for section in ("## Table 1", "gain ratio", "## The paper's findings, here", "## Our aim", "## Tuning on the dev split",
                     "## Stages", "## Where the method stops", "## Out of the training domain"):
@@ -80,7 +79,7 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     for path in committed[::17]:
         cell = json.loads(path.read_text())
         assert abs(rescore(cell) - cell["chrf"]) < 1e-9
-        assert cell["segments"]["ids"] == list(range(cell["n"])) and cell["command"].startswith("modmt-bench")
+        assert cell["segments"]["ids"] == list(range(cell["n"])) and cell["command"].startswith("modmt-bench reproduce --profile tiny --workdir")
         assert cell["fingerprints"]["base_model"] and cell["chrf_signature"].startswith("nrefs:1")
         if cell["method"] not in ("base", "full"):
             assert all(cell["fingerprints"]["adapters"].values()) and cell["fingerprints"]["export_manifest"]
