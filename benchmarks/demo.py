@@ -19,6 +19,35 @@ from modmt.runtime.options import BEAM, POSITIVE_INT
 SRC, TGT, WEIGHTS = "ja", "zh", "3:7"
 
 
+def in_child_process(fn, *args):
+    """Run fn(*args) in a fresh (spawned) process and return its result; its memory goes back to the
+    system when it ends. Training and each export hold the model; run one after the other in the demo's
+    own process, what one phase kept (allocator caches, the torch model's pages) added to the next's
+    peak (docs/results.md, "The demo"). Errors come back as themselves (a ModmtError stays one line)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def train_adapters(model_dir: Path, corpus_dir: Path, langs: list[str], pool_dir: Path, settings) -> None:
+    from modmt.runtime.languages import load_registry
+    from modmt.train.adapters import LoraSettings, train_pool
+    from modmt.train.corpus import open_corpus
+
+    registry = load_registry()
+    train_pool(model_dir, open_corpus(corpus_dir, registry), registry, langs, pool_dir, LoraSettings(), settings,
+               resume=True)
+
+
+def export_one(pool_dir: Path, weights: str, out: Path) -> None:
+    from modmt.export.direction import ExportOptions, export_direction
+    from modmt.runtime.languages import load_registry
+
+    export_direction(pool_dir, SRC, TGT, ExportOptions(weights=weights), out, load_registry(), force=True)
+
+
 def step(title: str):
     click.secho(f"==> {title}", bold=True, err=True)
 
@@ -63,10 +92,8 @@ def get_corpus(workdir: Path, toy: bool) -> tuple[Path, bool]:
 
 def run_demo(workdir: Path, offline: bool = False, quick: bool = False, max_pairs: int | None = None,
              segments: int | None = None, beam: int = 5) -> dict:
-    from modmt.export.direction import ExportOptions, export_direction
     from modmt.runtime.languages import load_registry
     from modmt.runtime.translator import Translator
-    from modmt.train.adapters import LoraSettings, train_pool
     from modmt.train.corpus import open_corpus
     from modmt.train.trainer import TrainSettings
 
@@ -91,7 +118,7 @@ def run_demo(workdir: Path, offline: bool = False, quick: bool = False, max_pair
                              max_pairs=cap, seed=0, gradient_checkpointing=True)
     pool_dir = workdir / ("tiny-pool" if toy else "pool")
     step(f"3/6 adapters for {', '.join(langs)} (at most {cap} pairs each)")
-    train_pool(model_dir, corpus, registry, langs, pool_dir, LoraSettings(), settings, resume=True)
+    in_child_process(train_adapters, model_dir, corpus_dir, langs, pool_dir, settings)
 
     step(f"4/6 export {SRC}->{TGT} --w {WEIGHTS}")
     exports = workdir / ("tiny-exports" if toy else "exports")
@@ -102,7 +129,7 @@ def run_demo(workdir: Path, offline: bool = False, quick: bool = False, max_pair
         else:
             if weights == "base":
                 step(f"5/6 export the pre-trained base for {SRC}->{TGT} (the comparison)")
-            export_direction(pool_dir, SRC, TGT, ExportOptions(weights=weights), out, registry, force=True)
+            in_child_process(export_one, pool_dir, weights, out)
 
     step("6/6 translate devtest segments")
     from modmt.benchmarks.quality import chrf_scorer

@@ -140,3 +140,13 @@ def test_plots_are_written_as_png(tmp_path):
     assert sorted(p.name for p in written) == ["heatmap_in.png", "heatmap_s1-3_7.png", "learned_weights.png",
                                                "quality_vs_speed.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+
+
+def test_demo_phases_in_child_processes_raise_their_own_errors(tmp_path):
+    """The demo trains and exports in spawned processes: a failure there is the same one-line error."""
+    from modmt.benchmarks.demo import export_one, in_child_process
+    from modmt.runtime.errors import ModmtError
+
+    with pytest.raises(ModmtError, match="pool"):
+        in_child_process(export_one, tmp_path / "no-pool", "3:7", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
