@@ -147,3 +147,14 @@ def test_paired_bootstrap_intervals():
     assert 0.2 < ratio.value < 0.8 and ratio.low < ratio.value < ratio.high
     assert stats.gain_ratio("good", "bad", "good", ["x-y"]).value == pytest.approx(1.0)
     assert stats.score("good", "x-y") == pytest.approx(100.0)
+
+
+def test_gap_trend_is_read_only_where_the_training_data_differed():
+    from modmt.benchmarks.report import _rank_note
+    from modmt.benchmarks.significance import Interval
+
+    gaps = [(415, Interval(-3.0, -4.0, -2.0)), (5116, Interval(-1.0, -2.0, 0.0)), (18624, Interval(0.5, -0.5, 1.5))]
+    assert "ρ between pairs used and the gap = +1.00 over 3 directions" in _rank_note(gaps, None)
+    # capped at 96 pairs each (the cpu profile): every direction trained on the same data, no trend to read
+    assert "same 96 pairs" in _rank_note(gaps, 96)
+    assert "too few" in _rank_note(gaps[:2], None)
