@@ -12,6 +12,16 @@ def _pyplot():
     return plt
 
 
+def _save(fig, out: Path, name: str) -> Path:
+    """Lay out, write out/name at the plots' common resolution, and free the figure."""
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / name
+    fig.savefig(target, dpi=110)
+    _pyplot().close(fig)
+    return target
+
+
 def plot_learned_weights(pool_dir: Path, out: Path) -> list[Path]:
     """One panel per direction: w_out (target) and w_in (source) by layer, as in Figure 2."""
     plt = _pyplot()
@@ -33,12 +43,7 @@ def plot_learned_weights(pool_dir: Path, out: Path) -> list[Path]:
     for ax in list(axes.flat)[len(files):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "learned_weights.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return [target]
+    return [_save(fig, out, "learned_weights.png")]
 
 
 def plot_heatmaps(results_json: Path, out: Path) -> list[Path]:
@@ -61,12 +66,7 @@ def plot_heatmaps(results_json: Path, out: Path) -> list[Path]:
                 if grid[i][j] == grid[i][j]:
                     ax.text(j, i, f"{grid[i][j]:.1f}", ha="center", va="center", color="white", fontsize=8)
         fig.colorbar(image, ax=ax)
-        fig.tight_layout()
-        out.mkdir(parents=True, exist_ok=True)
-        target = out / f"heatmap_{method.replace(':', '_')}.png"
-        fig.savefig(target, dpi=110)
-        plt.close(fig)
-        written.append(target)
+        written.append(_save(fig, out, f"heatmap_{method.replace(':', '_')}.png"))
     return written
 
 
@@ -80,12 +80,7 @@ def plot_quality_vs_speed(points: list[dict], out: Path) -> Path:
     ax.set_xlabel("sentences / s")
     ax.set_ylabel("chrF++")
     ax.set_title("quality versus speed")
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "quality_vs_speed.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _save(fig, out, "quality_vs_speed.png")
 
 
 def plot_gap_vs_data(points: dict[str, list], out: Path) -> Path:
@@ -103,9 +98,4 @@ def plot_gap_vs_data(points: dict[str, list], out: Path) -> Path:
     ax.set_xlabel("training pairs of the scarcer non-English language (corpus)")
     ax.set_ylabel("chrF++: merged − full fine-tuning")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "gap_vs_data.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _save(fig, out, "gap_vs_data.png")
