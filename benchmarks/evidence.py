@@ -9,7 +9,6 @@ model, the adapters or fine-tuned model and the export, and the command). `modmt
 reads nothing else, so the folder can be committed and the report regenerated, and any cell
 re-scored with sacrebleu, without the machine that ran it.
 """
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -24,10 +23,6 @@ CELL_FOLDERS = ["quality", "quality-ood", "tune/quality"]
 
 def _short_hash(path: Path) -> str | None:
     return sha256_file(path)[:16] if path.exists() else None
-
-
-def _text_hash(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else None
 
 
 class Fingerprints:
@@ -107,8 +102,8 @@ def write_evidence(work: Path, out: Path, corpora: dict[str, Path], command: str
                 "direction": f"{cell['src']}-{cell['tgt']}",
                 "segments": {"corpus": str(corpus) if corpus else None, "split": split,
                              "ids": list(range(cell["n"])),  # line numbers in <corpus>/<split>/<lang>.txt
-                             "source_sha256": _text_hash(corpus / split / f"{cell['src']}.txt") if corpus else None,
-                             "reference_sha256": _text_hash(corpus / split / f"{cell['tgt']}.txt") if corpus else None},
+                             "source_sha256": prints.file(corpus / split / f"{cell['src']}.txt") if corpus else None,
+                             "reference_sha256": prints.file(corpus / split / f"{cell['tgt']}.txt") if corpus else None},
                 "chrf_signature": signature,
                 "chrf_statistics": [int(sum(col)) for col in zip(*stats)],
                 "fingerprints": prints.of_cell(folder, cell, chosen_pooled, full_dir),
