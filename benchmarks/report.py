@@ -436,16 +436,18 @@ def out_of_domain_lines(work: Path, chrf, order, rows, labels, stats, all_dirs: 
              "the same corpus.", "",
              "| Method | in domain: − base | out of domain: − base | in domain: gain ratio | "
              "out of domain: gain ratio |", "|---|---:|---:|---:|---:|"]
+    hurt = []
     for key in keys:
         inside = stats.difference(key, "base", all_dirs) if stats.common([key, "base"], all_dirs) == all_dirs else None
         outside = ood_stats.difference(key, "base", all_dirs)
+        if outside.high < 0:
+            hurt.append(row_label(key, labels))
         ratio_in = (stats.gain_ratio(key, "base", "full", all_dirs)
                     if key != "full" and stats.common([key, "base", "full"], all_dirs) == all_dirs else None)
         ratio_out = (ood_stats.gain_ratio(key, "base", "full", all_dirs)
                      if key != "full" and "full" in ood_rows else None)
         lines.append(f"| {row_label(key, labels)} | {inside or '-'} | {outside} | {ratio_in or '-'} | "
                      f"{ratio_out or '-'} |")
-    hurt = [row_label(k, labels) for k in keys if ood_stats.difference(k, "base", all_dirs).high < 0]
     lines += ["", f"Rows below the base out of domain (interval below zero): {', '.join(hurt) or 'none'}.", ""]
     return lines
 
