@@ -66,7 +66,7 @@ def gettext_command(langs, out, locale_dir, exclude_corpus, max_segments, force)
 
     registry = load_registry()
     languages = registry.parse_list(langs)
-    if languages[0].code != "en" and "en" not in [lang.code for lang in languages]:
+    if "en" not in [lang.code for lang in languages]:
         raise click.UsageError("--langs must include en: messages align through their English msgid")
     exclude = set()
     if exclude_corpus is not None:

@@ -93,11 +93,15 @@ class LabelPositionTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
+def causal_model(model):
+    """The transformers model under a PEFT wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def accepts_logits_to_keep(model) -> bool:
     from inspect import signature
 
-    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in signature(causal.forward).parameters
+    return "logits_to_keep" in signature(causal_model(model).forward).parameters
 
 
 def run_trainer(model, examples: list[dict], pad_id: int, work_dir: Path, settings: TrainSettings,
@@ -128,7 +132,7 @@ def run_trainer(model, examples: list[dict], pad_id: int, work_dir: Path, settin
     callbacks = [_TokensPerSecond(tokens / steps_per_epoch)]
     if stop_after_step is not None:
         callbacks.append(_StopAfterCheckpoint(stop_after_step))
-    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    causal = causal_model(model)
     if settings.gradient_checkpointing:  # on the transformers model itself: PEFT's wrapper does not pass it on
         causal.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainer_class = LabelPositionTrainer if accepts_logits_to_keep(model) else Trainer
