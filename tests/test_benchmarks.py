@@ -100,14 +100,26 @@ def test_roofline_counts_every_weight_but_the_gathered_embedding(tiny_export, ti
 
 
 def test_demo_offline_runs_end_to_end_and_caches(tmp_path):
+    """The first run in a fresh interpreter: the demo's own process must not import torch (training
+    and exports run in child processes, and torch's ~0.35 GB would be held beside them)."""
+    import subprocess
+    import sys
+
     from modmt.benchmarks.demo import run_demo
 
-    report = run_demo(tmp_path / "demo", offline=True, quick=True, segments=2, beam=2)
+    script = ("import json, sys; from pathlib import Path; from modmt.benchmarks.demo import run_demo; "
+              f"run_demo(Path({str(tmp_path / 'demo')!r}), offline=True, quick=True, segments=2, beam=2); "
+              "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'peft', 'optimum') if m in sys.modules)))")
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads(first.stdout.strip().splitlines()[-1]) == []
+    report = json.loads((tmp_path / "demo" / "demo-report.json").read_text())
     assert report["toy"] and report["segments"] == 2
     assert 0 <= report["merged"]["chrf"] <= 100 and 0 <= report["base"]["chrf"] <= 100
     assert 0 < report["trainable_ratio"] < 1
-    saved = json.loads((tmp_path / "demo" / "demo-report.json").read_text())
-    assert saved["merged"]["chrf"] == report["merged"]["chrf"]
+    pool = json.loads((tmp_path / "demo" / "tiny-pool" / "pool.json").read_text())["adapters"]
+    assert {a["train"]["micro_batch_size"] for a in pool.values()} == {4}  # the demo's memory settings
+    assert {a["train"]["gradient_checkpointing"] for a in pool.values()} == {True}
     stamp = (tmp_path / "demo" / "tiny-exports" / "ja-zh" / "modmt.json").stat().st_mtime_ns
     again = run_demo(tmp_path / "demo", offline=True, quick=True, segments=2, beam=2)  # every step cached
     assert (tmp_path / "demo" / "tiny-exports" / "ja-zh" / "modmt.json").stat().st_mtime_ns == stamp

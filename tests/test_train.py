@@ -180,3 +180,22 @@ def test_gradient_checkpointing_trains_the_same_adapter(tmp_path, tiny_model_dir
         assert any(plain[k].abs().max() > 0 for k in plain if "lora_B" in k)  # it did train
     info = Pool(tmp_path / "recomputed").read()["adapters"]["in/ja"]
     assert info["train"]["gradient_checkpointing"] is True
+
+
+def test_micro_batches_train_the_same_adapter(tmp_path, tiny_model_dir, trained):
+    """A batch of 4 as 2 accumulated micro-batches of 2: the same optimizer steps, so the same adapter."""
+    from dataclasses import replace
+
+    lora = LoraSettings(rank=4, alpha=8, dropout=0.0)  # dropout masks would be drawn in another order
+    for name, micro in (("whole", None), ("micro", 2)):
+        train_pool(tiny_model_dir, trained["corpus"], trained["registry"], ["ja"], tmp_path / name, lora,
+                   replace(FAST, micro_batch_size=micro))
+    steps = {name: Pool(tmp_path / name).read()["adapters"]["in/ja"]["steps"] for name in ("whole", "micro")}
+    assert steps["whole"] == steps["micro"] > 1  # optimizer steps, not forward passes
+    for role in ("in", "out"):
+        whole = load_file(tmp_path / "whole" / role / "ja" / "adapter_model.safetensors")
+        micro = load_file(tmp_path / "micro" / role / "ja" / "adapter_model.safetensors")
+        assert max((whole[k] - micro[k]).abs().max().item() for k in whole) < 1e-5
+        assert any(whole[k].abs().max() > 0 for k in whole if "lora_B" in k)
+    with pytest.raises(ModmtError, match="must divide"):
+        TrainSettings(batch_size=8, micro_batch_size=3).check()

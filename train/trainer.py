@@ -24,10 +24,16 @@ class TrainSettings:
     # same gradients, ~30 % more compute, and activations no longer grow with every layer (for the
     # 0.5B model at batch 8 they are most of training's memory, docs/results.md).
     gradient_checkpointing: bool = False
+    # Examples per forward/backward pass; the optimizer still steps once per batch_size examples
+    # (gradient accumulation, with the loss normalised over the whole batch's target tokens), so the
+    # adapter is the same while activation memory shrinks with the micro-batch. None: the whole batch.
+    micro_batch_size: int | None = None
 
     def check(self) -> None:
         if self.epochs <= 0 or self.learning_rate <= 0 or self.batch_size < 1 or self.max_length < 8:
             raise ModmtError("epochs and learning rate must be > 0, batch size >= 1, max length >= 8")
+        if self.micro_batch_size is not None and (self.micro_batch_size < 1 or self.batch_size % self.micro_batch_size):
+            raise ModmtError(f"--micro-batch-size {self.micro_batch_size} must divide --batch-size {self.batch_size}")
         if self.max_pairs is not None and self.max_pairs < 1:
             raise ModmtError("--max-pairs must be at least 1")
 
@@ -86,9 +92,11 @@ class LabelPositionTrainer(Trainer):
         picked = targets[:, first:]
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), picked.reshape(-1),
                                                  ignore_index=-100, reduction="sum")
-        count = num_items_in_batch if num_items_in_batch is not None else (picked != -100).sum()
-        loss = loss / count
-        if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+        # As Trainer does: divide by the whole accumulated batch's token count only where the model
+        # takes it (then Trainer does not also divide by the accumulation steps), else by this micro-batch's.
+        whole_batch = self.model_accepts_loss_kwargs and num_items_in_batch is not None
+        loss = loss / (num_items_in_batch if whole_batch else (picked != -100).sum())
+        if self.args.average_tokens_across_devices and whole_batch:
             loss = loss * self.accelerator.num_processes  # as Trainer.compute_loss: DDP averages the gradients
         return (loss, outputs) if return_outputs else loss
 
@@ -117,9 +125,14 @@ def run_trainer(model, examples: list[dict], pad_id: int, work_dir: Path, settin
     wait_for_main_process()
     steps_per_epoch = -(-len(examples) // settings.batch_size)
     total_steps = int(steps_per_epoch * settings.epochs + 0.999)
+    process_batch = per_process_batch(settings.batch_size)
+    micro_batch = min(settings.micro_batch_size or process_batch, process_batch)
+    if process_batch % micro_batch:
+        raise ModmtError(f"--micro-batch-size {micro_batch} must divide each process's batch of {process_batch}")
     args = TrainingArguments(
         output_dir=str(work_dir), num_train_epochs=settings.epochs, learning_rate=settings.learning_rate,
-        per_device_train_batch_size=per_process_batch(settings.batch_size), seed=settings.seed, data_seed=settings.seed,
+        per_device_train_batch_size=micro_batch, gradient_accumulation_steps=process_batch // micro_batch,
+        seed=settings.seed, data_seed=settings.seed,
         save_strategy="steps", save_steps=settings.save_steps, save_total_limit=1,
         logging_strategy="steps", logging_steps=max(1, total_steps // 10), report_to=[],
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
