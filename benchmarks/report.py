@@ -89,16 +89,19 @@ def tuning_lines(work: Path) -> list[str]:
         return []
     tune = json.loads(path.read_text())
     lines = ["## Tuning on the dev split", "",
-             "Each side gets the same trials (learning rates), epochs and examples per language; each trial is "
+             "Each side gets the same grid of learning rates, epochs and examples per language; each trial is "
              "scored by mean chrF++ over every direction on the same dev segments (never devtest). Full "
-             "fine-tuning is scored as itself, the adapters as the pooled recipe's Setting 1 at 1:9.", "",
+             "fine-tuning is scored as itself, the adapters as the pooled recipe's Setting 1 at 1:9. A side "
+             "whose best learning rate is at an edge of its grid gets one more trial, one grid step beyond "
+             "it (marked *beyond the grid*).", "",
              "Train steps: full fine-tuning's, or the sum over the trial's ten adapters (each 1/10 of the "
              "examples); final loss: the last logged, or its mean over the adapters.", "",
              "| side | learning rate | dev chrF++ | scored as | segments × directions | train steps | final loss |",
              "|---|---:|---:|---|---:|---:|---:|"]
     chosen = tune.get("chosen", {})
     for t in tune["trials"]:
-        mark = " **(chosen)**" if chosen.get(t["side"]) == t["lr"] else ""
+        mark = (" *(beyond the grid)*" if t.get("beyond_grid") else "") + \
+            (" **(chosen)**" if chosen.get(t["side"]) == t["lr"] else "")
         train = t.get("train") or {}
         # Full fine-tuning records its steps; an adapter trial records each adapter's.
         steps = train["steps"] if "steps" in train else sum(a.get("steps", 0) for a in train.values())
@@ -109,9 +112,18 @@ def tuning_lines(work: Path) -> list[str]:
                      f"{'-' if loss is None else f'{loss:.3f}'} |")
     if "budget" in tune:
         b = tune["budget"]
-        lines += ["", f"Budget, equal for both sides: {b['trials_per_side']} trials each; epochs {b['epochs']}; "
-                      f"pairs per direction (full FT) or per adapter {b['pairs_per_direction_or_adapter']}; "
-                      f"{b['dev_segments_per_direction']} dev segments × {b['directions']} directions per trial."]
+        extra = [side for side, n in b["trials"].items() if n > b["grid_trials_per_side"]]
+        lines += ["", f"Budget: a grid of {b['grid_trials_per_side']} learning rates for each side"
+                      + (f", plus one trial beyond the edge for {' and '.join(extra)}" if extra else "")
+                      + f" ({', '.join(f'{n} {side}' for side, n in b['trials'].items())} trials); "
+                      f"epochs {b['epochs']}; pairs per direction (full FT) or per adapter "
+                      f"{b['pairs_per_direction_or_adapter']}; {b['dev_segments_per_direction']} dev segments × "
+                      f"{b['directions']} directions per trial."]
+        for side, lr in chosen.items():
+            side_lrs = sorted(t["lr"] for t in tune["trials"] if t["side"] == side)
+            if len(side_lrs) > 2 and lr in (side_lrs[0], side_lrs[-1]):
+                lines.append(f"The {side} side's best ({lr:g}) is still at the edge of what it tried: its "
+                             "optimum may lie further out.")
     else:
         lines += ["", "The search is still running: the rows above are the trials finished so far."]
     return lines + [""]

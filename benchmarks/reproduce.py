@@ -3,9 +3,10 @@
 Stages, each cached in --workdir and skipped once finished (a killed run continues with the same
 command and recomputes nothing it finished):
 
-  tune         equal-budget learning-rate search on the dev split: the same number of trials for full
-               fine-tuning and for the adapters, each scored on a fixed dev sample; the choices train
-               the stages below (full FT reuses its chosen trial's model)
+  tune         equal-budget learning-rate search on the dev split: the same grid size for full
+               fine-tuning and for the adapters, each trial scored on a fixed dev sample, one more trial
+               beyond a grid's edge where a side's best lies on it; the choices train the stages below
+               (full FT reuses its chosen trial's model)
   adapters     LoRA_in/LoRA_out for every language (the paper's recipe: English's pair on en->en)
   pooled-en    English's two adapters again with the pooled recipe (x->en / en->x), in a second pool
                that shares the other languages' adapters
@@ -148,19 +149,33 @@ def pooled_english_pool(main: Path, pooled: Path, recipe: str = "pooled") -> Non
                                          "languages": sorted({k.split("/")[1] for k in adapters})})
 
 
+def step_beyond_edge(grid, scores: dict) -> float | None:
+    """The learning rate one grid step past the edge of `grid` where the best score lies (None when the
+    best is inside it): a best at the edge means the search did not bracket the optimum."""
+    grid = sorted(grid)
+    best = max(grid, key=lambda lr: scores[lr])
+    if len(grid) < 2 or grid[0] < best < grid[-1]:
+        return None
+    beyond = best * grid[0] / grid[1] if best == grid[0] else best * grid[-1] / grid[-2]
+    return float(f"{beyond:.2g}")  # 8e-06, not 7.999999999999999e-06
+
+
 def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile: Profile, provider: str) -> dict:
     """The equal-budget search: each learning rate of each side trained with the profile's pairs and
     epochs, scored by mean chrF++ over every direction on the first `tune_segments` dev segments
     (dev, never devtest). Full fine-tuning is scored as itself; the adapters as the pooled recipe's
-    Setting 1 at 1:9 (the row the project recommends). Each trial is resumable on its own."""
+    Setting 1 at 1:9 (the row the project recommends). A side whose best is at the edge of its grid
+    gets one more trial, one grid step beyond it (once: the budget stays bounded and is reported).
+    Each trial is resumable on its own."""
     tune = work / "tune"
     dev = QualityRun(tune, corpus, profile, provider, split="dev")
     directions = directions_of(langs)
     full_row = Method("full", "Full-parameter fine-tuning", "full")
     merged_row = Method("s1-1:9", "Setting 1 (1:9)", "1:9", 1)
+    grids = {"full": profile.full_lr_trials, "adapters": profile.adapter_lr_trials}
     trials = []
-    sides = [("full", lr) for lr in profile.full_lr_trials] + [("adapters", lr) for lr in profile.adapter_lr_trials]
-    for side, lr in sides:
+
+    def run_trial(side: str, lr: float, beyond_grid: bool = False) -> None:
         trained = tune / f"{side}-lr{lr:g}"
         trial_profile = replace(profile, full_lr=lr) if side == "full" else replace(profile, adapter_lr=lr)
         started = time.perf_counter()
@@ -173,16 +188,25 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
         cells = [dev.cell(trained.name, trained, method, src, tgt, profile.tune_segments, full_dir)
                  for src, tgt in directions]
         trials.append({"side": side, "lr": lr, "row": method.label, "dev_chrf": round(mean_chrf(cells), 4),
-                       "segments_per_direction": cells[0]["n"], "directions": len(cells),
-                       "train": info, "seconds": round(time.perf_counter() - started, 1)})
+                       "segments_per_direction": cells[0]["n"], "directions": len(cells), "train": info,
+                       "seconds": round(time.perf_counter() - started, 1), "beyond_grid": beyond_grid})
         write_json_atomic(tune / "trials.json", {"trials": trials})  # progress a reader can look at
         click.echo(f"tune {side} lr {lr:g}: dev chrF++ {trials[-1]['dev_chrf']:.2f}", err=True)
+
+    for side, grid in grids.items():
+        for lr in grid:
+            run_trial(side, lr)
+    for side, grid in grids.items():
+        beyond = step_beyond_edge(grid, {t["lr"]: t["dev_chrf"] for t in trials if t["side"] == side})
+        if beyond is not None:
+            run_trial(side, beyond, beyond_grid=True)
     chosen = {side: max((t for t in trials if t["side"] == side), key=lambda t: t["dev_chrf"])["lr"]
-              for side in ("full", "adapters")}
-    budget = {"trials_per_side": len(profile.full_lr_trials), "epochs": {"full": profile.full_epochs,
-              "adapters": profile.adapter_epochs}, "pairs_per_direction_or_adapter": {"full": profile.full_pairs,
-              "adapters": profile.adapter_pairs}, "dev_segments_per_direction": dev.size(profile.tune_segments),
-              "directions": len(directions)}
+              for side in grids}
+    budget = {"grid_trials_per_side": len(profile.full_lr_trials),
+              "trials": {side: sum(t["side"] == side for t in trials) for side in grids},
+              "epochs": {"full": profile.full_epochs, "adapters": profile.adapter_epochs},
+              "pairs_per_direction_or_adapter": {"full": profile.full_pairs, "adapters": profile.adapter_pairs},
+              "dev_segments_per_direction": dev.size(profile.tune_segments), "directions": len(directions)}
     result = {"trials": trials, "chosen": chosen, "budget": budget}
     write_json_atomic(tune / "trials.json", result)
     return result

@@ -8,6 +8,16 @@ from modmt.runtime.languages import load_registry
 from modmt.train.corpus import open_corpus
 
 
+def test_a_best_learning_rate_at_the_grid_edge_gets_one_step_beyond():
+    from modmt.benchmarks.reproduce import step_beyond_edge
+
+    grid = [2e-5, 5e-5, 1e-4]
+    assert step_beyond_edge(grid, {2e-5: 41.9, 5e-5: 37.3, 1e-4: 33.4}) == 8e-6     # low edge: / 2.5
+    assert step_beyond_edge(grid, {2e-5: 30.0, 5e-5: 37.3, 1e-4: 38.0}) == 2e-4     # high edge: x 2
+    assert step_beyond_edge(grid, {2e-5: 30.0, 5e-5: 39.0, 1e-4: 38.0}) is None     # bracketed
+    assert step_beyond_edge([3e-4, 1e-3, 3e-3], {3e-4: 1.0, 1e-3: 2.0, 3e-3: 3.0}) == 9e-3
+
+
 def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     from modmt.benchmarks import reproduce as rp
     from modmt.train.tiny import write_tiny_corpus
@@ -24,13 +34,18 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     # and its choices train the rest (full FT and the pooled pool are the chosen trials themselves).
     tune = json.loads((work / "tune" / "trials.json").read_text())
     profile = rp.PROFILES["tiny"]
-    assert [(t["side"], t["lr"]) for t in tune["trials"]] == (
-        [("full", lr) for lr in profile.full_lr_trials] + [("adapters", lr) for lr in profile.adapter_lr_trials])
+    grid = [("full", lr) for lr in profile.full_lr_trials] + [("adapters", lr) for lr in profile.adapter_lr_trials]
+    assert [(t["side"], t["lr"]) for t in tune["trials"]][:4] == grid and not any(t["beyond_grid"] for t in tune["trials"][:4])
+    # A grid of two always has its best at an edge: each side got one trial a grid step beyond it.
     for side in ("full", "adapters"):
+        scores = {t["lr"]: t["dev_chrf"] for t in tune["trials"][:4] if t["side"] == side}
+        beyond = [t for t in tune["trials"][4:] if t["side"] == side]
+        assert [t["lr"] for t in beyond] == [rp.step_beyond_edge(list(scores), scores)] and beyond[0]["beyond_grid"]
         best = max((t for t in tune["trials"] if t["side"] == side), key=lambda t: t["dev_chrf"])
         assert tune["chosen"][side] == best["lr"]
+    assert tune["budget"]["trials"] == {"full": 3, "adapters": 3} and tune["budget"]["grid_trials_per_side"] == 2
     dev_cells = sorted((work / "tune" / "quality").glob("*/dev-*/*/*.json"))
-    assert len(dev_cells) == 20 * 4 and all(json.loads(c.read_text())["n"] == 3 for c in dev_cells)
+    assert len(dev_cells) == 20 * 6 and all(json.loads(c.read_text())["n"] == 3 for c in dev_cells)
     chosen_pool = work / "tune" / f"adapters-lr{tune['chosen']['adapters']:g}"
     main_meta = json.loads((work / "pool" / "pool.json").read_text())
     assert main_meta["english_adapters"] == "copy" and main_meta["adapters"]["out/en"]["direction"] == "en-en"
@@ -46,7 +61,9 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     for section in ("## Table 1", "gain ratio", "## The paper's findings, here", "## Our aim", "## Tuning on the dev split",
                     "## Stages", "## Where the method stops", "## Out of the training domain"):
         assert section in text
-    assert text.count("**(chosen)**") == 2 and "Budget, equal for both sides: 2 trials each" in text
+    assert text.count("**(chosen)**") == 2 and text.count("*(beyond the grid)*") == 2
+    assert "Budget: a grid of 2 learning rates for each side, plus one trial beyond the edge for full and " \
+           "adapters (3 full, 3 adapters trials)" in text
     assert "LoRA_out > LoRA_in on average:" in text and "Setting 1 (learned)" in text
     assert "Full-parameter fine-tuning | 100%" in text and "pooled en †" in text
     cells = sorted((work / "quality").glob("*/*/*/*.json"))
@@ -75,7 +92,7 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     write_report(moved)
     assert (moved / "report.md").read_text() == text
     committed = sorted(moved.glob("quality*/*/*/*/*.json")) + sorted(moved.glob("tune/quality/*/*/*/*.json"))
-    assert len(committed) == len(cells) + 7 * 20 + 5 * 8 + 20 * 4
+    assert len(committed) == len(cells) + 7 * 20 + 5 * 8 + 20 * len(tune["trials"])  # + the dev cells of every tuning trial
     for path in committed[::17]:
         cell = json.loads(path.read_text())
         assert abs(rescore(cell) - cell["chrf"]) < 1e-9
