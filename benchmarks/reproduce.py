@@ -187,6 +187,8 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
             method, full_dir = merged_row, None
         cells = [dev.cell(trained.name, trained, method, src, tgt, profile.tune_segments, full_dir)
                  for src, tgt in directions]
+        for base in ("shared-base", "full-base"):  # every cell is cached now: the trial's model-sized export goes
+            shutil.rmtree(tune / "onnx" / trained.name / "exports" / base, ignore_errors=True)
         trials.append({"side": side, "lr": lr, "row": method.label, "dev_chrf": round(mean_chrf(cells), 4),
                        "segments_per_direction": cells[0]["n"], "directions": len(cells), "train": info,
                        "seconds": round(time.perf_counter() - started, 1), "beyond_grid": beyond_grid})

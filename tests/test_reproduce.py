@@ -44,6 +44,7 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
         best = max((t for t in tune["trials"] if t["side"] == side), key=lambda t: t["dev_chrf"])
         assert tune["chosen"][side] == best["lr"]
     assert tune["budget"]["trials"] == {"full": 3, "adapters": 3} and tune["budget"]["grid_trials_per_side"] == 2
+    assert not list((work / "tune" / "onnx").glob("*/exports/*-base"))  # a scored trial's model-sized export is gone
     dev_cells = sorted((work / "tune" / "quality").glob("*/dev-*/*/*.json"))
     assert len(dev_cells) == 20 * 6 and all(json.loads(c.read_text())["n"] == 3 for c in dev_cells)
     chosen_pool = work / "tune" / f"adapters-lr{tune['chosen']['adapters']:g}"
