@@ -18,7 +18,7 @@ from modmt.runtime.fingerprint import sha256_file
 
 # What the report reads besides the cells, relative to the work folder.
 RUN_FILES = ["settings.json", "stages.json", "tune/trials.json", "pool/pool.json"]
-CELL_FOLDERS = ["quality", "quality-ood", "tune/quality"]
+CELL_FOLDERS = ["quality", "quality-ood", "quality-ood-trials", "tune/quality"]
 
 
 def _short_hash(path: Path) -> str | None:
@@ -39,6 +39,8 @@ class Fingerprints:
     def pool_dir(self, cell_folder: str, pool_key: str) -> Path:
         if cell_folder == "tune/quality":
             return self.work / "tune" / pool_key
+        if pool_key.startswith("tune-"):  # a tuning trial scored out of domain
+            return self.work / "tune" / pool_key.removeprefix("tune-")
         return self.work / {"main": "pool", "pooled": "pool-pooled-en"}.get(pool_key, pool_key)
 
     def of_cell(self, cell_folder: str, cell: dict, chosen_pooled: Path | None, full_dir: Path | None) -> dict:
@@ -46,7 +48,8 @@ class Fingerprints:
         export = onnx / "exports" / f"{cell['src']}-{cell['tgt']}" / cell["method"] / "modmt.json"
         found = {"base_model": self.base, "export_manifest": self.file(export)}
         if cell["method"] == "full":
-            model = (self.work / "tune" / cell["pool"] if cell_folder == "tune/quality" else full_dir)
+            model = (self.pool_dir(cell_folder, cell["pool"])
+                     if cell_folder == "tune/quality" or cell["pool"].startswith("tune-") else full_dir)
             found["full_model"] = self.file(model / "model.safetensors") if model else None
         elif cell["method"] != "base":
             pool = chosen_pooled if cell["pool"] == "pooled" and chosen_pooled else self.pool_dir(cell_folder, cell["pool"])
@@ -146,7 +149,7 @@ def write_run_evidence(work: Path, out: Path) -> Path:
     corpus = Path(stages.get("corpus", {}).get("result") or settings["data"] or work / "ddtp")
     corpora = {"quality": corpus, "tune/quality": corpus}
     if evaluation.get("ood"):
-        corpora["quality-ood"] = Path(evaluation["ood"])
+        corpora["quality-ood"] = corpora["quality-ood-trials"] = Path(evaluation["ood"])
     model_dir = resolve_model(settings["model"]) if settings["model"] else fetch_model(DEFAULT_MODEL)
     chosen = {}
     if (work / "tune" / "trials.json").exists():

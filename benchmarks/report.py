@@ -82,6 +82,11 @@ def fmt(value, digits=2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def trial_order(trial: dict) -> tuple:
+    """Full fine-tuning's trials first, each side by learning rate (trials beyond a grid run last)."""
+    return trial["side"] != "full", trial["lr"]
+
+
 def tuning_lines(work: Path) -> list[str]:
     """The equal-budget learning-rate search on the dev split (reproduce's `tune` stage), trial by trial."""
     path = work / "tune" / "trials.json"
@@ -99,7 +104,7 @@ def tuning_lines(work: Path) -> list[str]:
              "| side | learning rate | dev chrF++ | scored as | segments × directions | train steps | final loss |",
              "|---|---:|---:|---|---:|---:|---:|"]
     chosen = tune.get("chosen", {})
-    for t in tune["trials"]:
+    for t in sorted(tune["trials"], key=trial_order):
         mark = (" *(beyond the grid)*" if t.get("beyond_grid") else "") + \
             (" **(chosen)**" if chosen.get(t["side"]) == t["lr"] else "")
         train = t.get("train") or {}
@@ -122,7 +127,7 @@ def tuning_lines(work: Path) -> list[str]:
         for side, lr in chosen.items():
             side_lrs = sorted(t["lr"] for t in tune["trials"] if t["side"] == side)
             if len(side_lrs) > 2 and lr in (side_lrs[0], side_lrs[-1]):
-                lines.append(f"The {side} side's best ({lr:g}) is still at the edge of what it tried: its "
+                lines.append(f"\nThe {side} side's best ({lr:g}) is still at the edge of what it tried: its "
                              "optimum may lie further out.")
     else:
         lines += ["", "The search is still running: the rows above are the trials finished so far."]
@@ -325,6 +330,7 @@ def write_report(work: Path) -> str:
         lines += limits_lines(work, rows, labels, stats, all_dirs, merged_candidates(ratios))
         lines += out_of_domain_lines(work, chrf, order, rows, labels, stats, all_dirs)
     lines += tuning_lines(work)
+    lines += ood_trial_lines(work, chrf)
     # Stage wall times and plots.
     lines += ["## Stages", "", "| stage | wall time | attempts |", "|---|---:|---:|"]
     for name, entry in stages.items():
@@ -461,6 +467,42 @@ def out_of_domain_lines(work: Path, chrf, order, rows, labels, stats, all_dirs: 
         lines.append(f"| {row_label(key, labels)} | {inside or '-'} | {outside} | {ratio_in or '-'} | "
                      f"{ratio_out or '-'} |")
     lines += ["", f"Rows below the base out of domain (interval below zero): {', '.join(hurt) or 'none'}.", ""]
+    return lines
+
+
+def ood_trial_lines(work: Path, chrf) -> list[str]:
+    """Each tuning trial's row out of domain beside its dev score: does a lower learning rate keep more of
+    the base model's general ability, and what does it cost in domain?"""
+    trial_cells = load_cells(work, "quality-ood-trials")
+    base_cells = [c for c in load_cells(work, "quality-ood") if c["pool"] == "main" and c["method"] == "base"]
+    trials_path = work / "tune" / "trials.json"
+    if not trial_cells or not base_cells or not trials_path.exists():
+        return []
+    stats = SegmentStats(chrf)
+    sizes = {}
+    for key, cell in [("base", c) for c in base_cells] + [(c["pool"], c) for c in trial_cells]:
+        direction = f"{cell['src']}-{cell['tgt']}"  # each (row, direction) at its largest sample
+        if cell["n"] >= sizes.get((key, direction), 0):
+            sizes[(key, direction)] = cell["n"]
+            stats.add(key, direction, cell["hypotheses"], cell["references"])
+    directions = sorted({f"{c['src']}-{c['tgt']}" for c in trial_cells})
+    lines = ["## Learning rate and general ability", "",
+             "Every tuning trial's row (as scored on dev: full fine-tuning, or the pooled recipe's Setting 1 at "
+             "1:9) on the out-of-domain devtest, over the directions with English; − base: mean chrF++ "
+             "difference to the pre-trained model on the same segments, paired [95 % interval].", "",
+             "| side | learning rate | dev chrF++ (in domain) | out of domain chrF++ | out of domain − base |",
+             "|---|---:|---:|---:|---:|"]
+    for t in sorted(json.loads(trials_path.read_text())["trials"], key=trial_order):
+        key = f"tune-{t['side']}-lr{t['lr']:g}"
+        common = stats.common([key, "base"], directions)
+        if common != directions:
+            lines.append(f"| {t['side']} | {t['lr']:g} | {t['dev_chrf']:.2f} | (not scored yet) | - |")
+            continue
+        lines.append(f"| {t['side']} | {t['lr']:g} | {t['dev_chrf']:.2f} | "
+                     f"{mean(stats.score(key, d) for d in directions):.2f} | "
+                     f"{stats.difference(key, 'base', directions)} |")
+    lines += ["", f"Directions: {', '.join(directions)}; base out of domain "
+                  f"{mean(stats.score('base', d) for d in directions):.2f} chrF++ on them.", ""]
     return lines
 
 

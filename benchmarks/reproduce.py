@@ -16,6 +16,8 @@ command and recomputes nothing it finished):
                the main pool's adapters), so both recipes have the same rows
   quality      chrF++ of every (direction, method), headline rows on more segments than the others
   ood-quality  (with --ood) the headline rows again on a corpus from another domain
+  ood-trials   (with --ood) every tuning trial's row out of domain: the learning rate's cost to general
+               ability, beside its in-domain dev score
   evidence     the run's small files and every cell, enriched with provenance, into --evidence
   report       Table 1, gain ratios and paired-bootstrap intervals, findings, plots -> report.md,
                written from the evidence folder alone
@@ -149,6 +151,19 @@ def pooled_english_pool(main: Path, pooled: Path, recipe: str = "pooled") -> Non
                                          "languages": sorted({k.split("/")[1] for k in adapters})})
 
 
+def remove_model_sized_exports(onnx_work: Path) -> None:
+    """Delete a scored trial's shared/full base exports (2.4-2.6 GB each on the 0.5B model): its cells are
+    cached, so nothing reads them again, and a run with a dozen trials would otherwise fill the disk."""
+    for base in ("shared-base", "full-base"):
+        shutil.rmtree(onnx_work / "exports" / base, ignore_errors=True)
+
+
+# What a tuning trial is scored as: full fine-tuning as itself, the adapters as the pooled recipe's
+# Setting 1 at 1:9 (the row the project recommends).
+TRIAL_ROWS = {"full": Method("full", "Full-parameter fine-tuning", "full"),
+              "adapters": Method("s1-1:9", "Setting 1 (1:9)", "1:9", 1)}
+
+
 def step_beyond_edge(grid, scores: dict) -> float | None:
     """The learning rate one grid step past the edge of `grid` where the best score lies (None when the
     best is inside it): a best at the edge means the search did not bracket the optimum."""
@@ -170,8 +185,6 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
     tune = work / "tune"
     dev = QualityRun(tune, corpus, profile, provider, split="dev")
     directions = directions_of(langs)
-    full_row = Method("full", "Full-parameter fine-tuning", "full")
-    merged_row = Method("s1-1:9", "Setting 1 (1:9)", "1:9", 1)
     grids = {"full": profile.full_lr_trials, "adapters": profile.adapter_lr_trials}
     trials = []
 
@@ -179,16 +192,16 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
         trained = tune / f"{side}-lr{lr:g}"
         trial_profile = replace(profile, full_lr=lr) if side == "full" else replace(profile, adapter_lr=lr)
         started = time.perf_counter()
+        method = TRIAL_ROWS[side]
         if side == "full":  # the trial's folder is the fine-tuned model ...
             info = train_full_model(model_dir, corpus, registry, langs, trained, trial_profile)
-            method, full_dir = full_row, trained
+            full_dir = trained
         else:               # ... or the pool
             info = train_adapters(model_dir, corpus, registry, langs, trained, trial_profile, english="pooled")
-            method, full_dir = merged_row, None
+            full_dir = None
         cells = [dev.cell(trained.name, trained, method, src, tgt, profile.tune_segments, full_dir)
                  for src, tgt in directions]
-        for base in ("shared-base", "full-base"):  # every cell is cached now: the trial's model-sized export goes
-            shutil.rmtree(tune / "onnx" / trained.name / "exports" / base, ignore_errors=True)
+        remove_model_sized_exports(tune / "onnx" / trained.name)
         trials.append({"side": side, "lr": lr, "row": method.label, "dev_chrf": round(mean_chrf(cells), 4),
                        "segments_per_direction": cells[0]["n"], "directions": len(cells), "train": info,
                        "seconds": round(time.perf_counter() - started, 1), "beyond_grid": beyond_grid})
@@ -368,6 +381,24 @@ def run_ood_stage(in_domain: QualityRun, ood: QualityRun, langs, pools: dict, fu
     return {"rows": sorted({f"{k}+pooled-en" if pk == "pooled" else k for pk, k in rows}), "cells": len(plan)}
 
 
+def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
+    """Every tuning trial's row (as it was scored on dev) out of domain, on the directions with English
+    and the headline sample: what each learning rate costs the model's general ability, beside its
+    in-domain dev score. The trials are the learning-rate sweep the issue asks to try; no training."""
+    trials = json.loads((work / "tune" / "trials.json").read_text())["trials"]
+    directions = [d for d in directions_of(langs) if ENGLISH in d]
+    with click.progressbar(length=len(trials) * len(directions), label="chrF++ out of domain (tuning trials)",
+                           file=None) as bar:
+        for t in trials:
+            trained = work / "tune" / f"{t['side']}-lr{t['lr']:g}"
+            for src, tgt in directions:
+                ood.cell(f"tune-{trained.name}", trained, TRIAL_ROWS[t["side"]], src, tgt,
+                         ood.profile.headline_segments, trained if t["side"] == "full" else None)
+                bar.update(1)
+            remove_model_sized_exports(work / "onnx" / f"tune-{trained.name}")
+    return {"trials": len(trials), "cells": len(trials) * len(directions)}
+
+
 def reproduce(model: str | None, data: Path | None, profile_name: str, work: Path, provider: str = "auto",
               langs: list[str] | None = None, stop_after: str | None = None, ood: Path | None = None,
               evidence: Path | None = None) -> Path:
@@ -449,6 +480,9 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
             QualityRun(work, corpus, profile, provider), QualityRun(work, ood_corpus, profile, provider,
                                                                     folder="quality-ood"),
             langs, pools, full_dir)))
+        if profile.full_lr_trials:
+            plan.append(("ood-trials", lambda: run_ood_trials_stage(
+                QualityRun(work, ood_corpus, profile, provider, folder="quality-ood-trials"), work, langs)))
     for name, fn in plan:
         if stop_after in ("corpus", "tune"):
             break

@@ -60,7 +60,8 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     report = rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", ood=ood, evidence=evidence)
     text = (evidence / "report.md").read_text()
     for section in ("## Table 1", "gain ratio", "## The paper's findings, here", "## Our aim", "## Tuning on the dev split",
-                    "## Stages", "## Where the method stops", "## Out of the training domain"):
+                    "## Stages", "## Where the method stops", "## Out of the training domain",
+                    "## Learning rate and general ability"):
         assert section in text
     assert text.count("**(chosen)**") == 2 and text.count("*(beyond the grid)*") == 2
     assert "Budget: a grid of 2 learning rates for each side, plus one trial beyond the edge for full and " \
@@ -77,6 +78,9 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     # Out of domain: base, full, in, out, learned and each setting's best ratio on 20 directions, and the
     # pooled recipe's five headline rows on the 8 with English.
     assert len(list((work / "quality-ood").glob("*/*/*/*.json"))) == 7 * 20 + 5 * 8
+    # Every tuning trial's row out of domain on the 8 directions with English, none left "not scored".
+    assert len(list((work / "quality-ood-trials").glob("*/*/*/*.json"))) == len(tune["trials"]) * 8
+    assert "(not scored yet)" not in text and not list((work / "onnx").glob("tune-*/exports/*-base"))
     assert (evidence / "plots" / "learned_weights.png").exists() and (evidence / "plots" / "gap_vs_data.png").exists()
     assert report.endswith("report.md")
 
@@ -93,7 +97,8 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     write_report(moved)
     assert (moved / "report.md").read_text() == text
     committed = sorted(moved.glob("quality*/*/*/*/*.json")) + sorted(moved.glob("tune/quality/*/*/*/*.json"))
-    assert len(committed) == len(cells) + 7 * 20 + 5 * 8 + 20 * len(tune["trials"])  # + the dev cells of every tuning trial
+    # + the dev cells of every tuning trial, and each trial out of domain
+    assert len(committed) == len(cells) + 7 * 20 + 5 * 8 + 20 * len(tune["trials"]) + 8 * len(tune["trials"])
     for path in committed[::17]:
         cell = json.loads(path.read_text())
         assert abs(rescore(cell) - cell["chrf"]) < 1e-9
@@ -101,6 +106,8 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
         assert cell["fingerprints"]["base_model"] and cell["chrf_signature"].startswith("nrefs:1")
         if cell["method"] not in ("base", "full"):
             assert all(cell["fingerprints"]["adapters"].values()) and cell["fingerprints"]["export_manifest"]
+    for path in sorted(moved.glob("quality-ood-trials/tune-full-*/*/*/full.json"))[:2]:  # the trial's own model
+        assert json.loads(path.read_text())["fingerprints"]["full_model"]
     document = tmp_path / "clone" / "docs" / "results.md"
     document.parent.mkdir()
     marker = "results/table1-tiny"
