@@ -120,7 +120,8 @@ def run_demo(workdir: Path, offline: bool = False, quick: bool = False, max_pair
                     micro_batch_size=4, max_pairs=cap, seed=0, gradient_checkpointing=True)
     pool_dir = workdir / ("tiny-pool" if toy else "pool")
     step(f"3/6 adapters for {', '.join(langs)} (at most {cap} pairs each)")
-    in_child_process(train_adapters, model_dir, corpus_dir, langs, pool_dir, settings)
+    for lang in langs:  # a process per language: what one adapter's training leaves behind never adds up
+        in_child_process(train_adapters, model_dir, corpus_dir, [lang], pool_dir, settings)
 
     step(f"4/6 export {SRC}->{TGT} --w {WEIGHTS}")
     exports = workdir / ("tiny-exports" if toy else "exports")

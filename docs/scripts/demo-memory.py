@@ -23,21 +23,26 @@ started = time.perf_counter()
 demo = psutil.Popen([sys.executable, "-c", "from modmt.benchmarks.cli import main; main()", "demo",
                      "--workdir", args.workdir], stdout=sys.stdout, stderr=sys.stderr)
 peak_tree = peak_single = 0
+per_process = {}  # "parent", or "child N (from Ms)": which phase the peak belongs to (the log says what ran when)
 while demo.poll() is None:
     try:
         processes = [demo] + demo.children(recursive=True)
         sizes = []
         for p in processes:
             try:
-                sizes.append(p.memory_info().rss)
+                rss = p.memory_info().rss
             except psutil.NoSuchProcess:
-                pass
+                continue
+            sizes.append(rss)
+            label = "parent" if p.pid == demo.pid else f"child {p.pid} (from {p.create_time() - demo.create_time():.0f} s)"
+            per_process[label] = max(per_process.get(label, 0), rss)
         peak_tree, peak_single = max(peak_tree, sum(sizes)), max(peak_single, max(sizes, default=0))
     except psutil.NoSuchProcess:
         pass
     time.sleep(0.2)
 result = {"returncode": demo.returncode, "seconds": round(time.perf_counter() - started, 1),
           "peak_tree_rss_bytes": peak_tree, "peak_single_process_rss_bytes": peak_single,
+          "peak_rss_bytes_per_process": {k: v for k, v in per_process.items() if v > 100e6},
           "report": json.load(open(f"{args.workdir}/demo-report.json")) if demo.returncode == 0 else None}
 with open(args.out, "w") as f:
     json.dump(result, f, indent=2, ensure_ascii=False)
