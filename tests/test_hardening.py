@@ -81,7 +81,7 @@ VALID = {
     "--max-wait-ms": lambda v: 0 <= v <= 10_000, "--log-every": lambda v: 0.1 <= v <= 86_400,
 }
 INTEGER_RANGES = {
-    "--batch-size": (1, 1024), "--batch": (1, 1024), "--max-batch": (1, 1024), "--beam": (1, 64),
+    "--batch-size": (1, 1024), "--micro-batch-size": (1, 1024), "--batch": (1, 1024), "--max-batch": (1, 1024), "--beam": (1, 64),
     "--latency-beam": (1, 64), "--max-new-tokens": (1, 32_768), "--max-input-tokens": (1, 131_072),
     "--rank": (1, 4096), "--threads": (1, CORES), "--max-pairs": (1, 10**7), "--max-segments": (1, 10**7), "--save-steps": (1, 10**7),
     "--limit": (1, 10**7), "--segments": (1, 10**7), "--workers": (1, 10**7), "--shard-lines": (1, 10**7),
