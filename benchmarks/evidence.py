@@ -36,20 +36,24 @@ class Fingerprints:
             self.cache[path] = _short_hash(path)
         return self.cache[path]
 
-    def pool_dir(self, cell_folder: str, pool_key: str) -> Path:
+    def trial_dir(self, cell_folder: str, pool_key: str) -> Path | None:
+        """A tuning trial's folder (its pool or fine-tuned model) for its dev and out-of-domain cells, else None."""
         if cell_folder == "tune/quality":
             return self.work / "tune" / pool_key
         if pool_key.startswith("tune-"):  # a tuning trial scored out of domain
             return self.work / "tune" / pool_key.removeprefix("tune-")
-        return self.work / {"main": "pool", "pooled": "pool-pooled-en"}.get(pool_key, pool_key)
+        return None
+
+    def pool_dir(self, cell_folder: str, pool_key: str) -> Path:
+        return (self.trial_dir(cell_folder, pool_key)
+                or self.work / {"main": "pool", "pooled": "pool-pooled-en"}.get(pool_key, pool_key))
 
     def of_cell(self, cell_folder: str, cell: dict, chosen_pooled: Path | None, full_dir: Path | None) -> dict:
         onnx = self.work / ("tune/onnx" if cell_folder == "tune/quality" else "onnx") / cell["pool"]
         export = onnx / "exports" / f"{cell['src']}-{cell['tgt']}" / cell["method"] / "modmt.json"
         found = {"base_model": self.base, "export_manifest": self.file(export)}
         if cell["method"] == "full":
-            model = (self.pool_dir(cell_folder, cell["pool"])
-                     if cell_folder == "tune/quality" or cell["pool"].startswith("tune-") else full_dir)
+            model = self.trial_dir(cell_folder, cell["pool"]) or full_dir
             found["full_model"] = self.file(model / "model.safetensors") if model else None
         elif cell["method"] != "base":
             pool = chosen_pooled if cell["pool"] == "pooled" and chosen_pooled else self.pool_dir(cell_folder, cell["pool"])

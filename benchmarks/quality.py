@@ -1,5 +1,6 @@
 """`modmt-bench quality`: chrF++ of every direction and every Table-1 method, cached per (direction, method)."""
 import json
+import shutil
 import time
 from itertools import permutations
 from pathlib import Path
@@ -105,6 +106,13 @@ class OnnxMethods:
 
     def __init__(self, pool: Pool, work: Path, provider: str, full_dir: Path | None = None):
         self.pool, self.work, self.provider, self.full_dir = pool, work, provider, full_dir
+
+    @staticmethod
+    def remove_base_exports(work: Path) -> None:
+        """Delete the model-sized base exports under `work` (2.4-2.6 GB each on the 0.5B model); the
+        per-direction manifests stay, and a later translate would export the base again."""
+        for base in ("shared-base", "full-base"):
+            shutil.rmtree(work / "exports" / base, ignore_errors=True)
 
     def translate(self, src, tgt, method: Method, texts, beam, max_new_tokens, batch_size):
         from modmt.export.direction import ExportOptions

@@ -83,7 +83,7 @@ def fmt(value, digits=2) -> str:
 
 
 def trial_order(trial: dict) -> tuple:
-    """Full fine-tuning's trials first, each side by learning rate (trials beyond a grid run last)."""
+    """Full fine-tuning's trials first, each side by learning rate (a trial beyond the grid where its rate falls)."""
     return trial["side"] != "full", trial["lr"]
 
 

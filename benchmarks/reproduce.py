@@ -151,13 +151,6 @@ def pooled_english_pool(main: Path, pooled: Path, recipe: str = "pooled") -> Non
                                          "languages": sorted({k.split("/")[1] for k in adapters})})
 
 
-def remove_model_sized_exports(onnx_work: Path) -> None:
-    """Delete a scored trial's shared/full base exports (2.4-2.6 GB each on the 0.5B model): its cells are
-    cached, so nothing reads them again, and a run with a dozen trials would otherwise fill the disk."""
-    for base in ("shared-base", "full-base"):
-        shutil.rmtree(onnx_work / "exports" / base, ignore_errors=True)
-
-
 # What a tuning trial is scored as: full fine-tuning as itself, the adapters as the pooled recipe's
 # Setting 1 at 1:9 (the row the project recommends).
 TRIAL_ROWS = {"full": Method("full", "Full-parameter fine-tuning", "full"),
@@ -201,7 +194,7 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
             full_dir = None
         cells = [dev.cell(trained.name, trained, method, src, tgt, profile.tune_segments, full_dir)
                  for src, tgt in directions]
-        remove_model_sized_exports(tune / "onnx" / trained.name)
+        dev.release(trained.name)  # every cell is cached now
         trials.append({"side": side, "lr": lr, "row": method.label, "dev_chrf": round(mean_chrf(cells), 4),
                        "segments_per_direction": cells[0]["n"], "directions": len(cells), "train": info,
                        "seconds": round(time.perf_counter() - started, 1), "beyond_grid": beyond_grid})
@@ -285,9 +278,20 @@ class QualityRun:
         from modmt.train.pool import Pool
 
         if pool_key not in self.runners:
-            self.runners[pool_key] = OnnxMethods(Pool(pool_dir), self.work / "onnx" / pool_key, self.provider,
+            self.runners[pool_key] = OnnxMethods(Pool(pool_dir), self.onnx_dir(pool_key), self.provider,
                                                  full_dir=full_dir)
         return self.runners[pool_key]
+
+    def onnx_dir(self, pool_key: str) -> Path:
+        return self.work / "onnx" / pool_key
+
+    def release(self, pool_key: str) -> None:
+        """Delete a pool's model-sized base exports once its cells are cached: nothing reads them again,
+        and a run with a dozen tuning trials would otherwise fill the disk."""
+        from modmt.benchmarks.quality import OnnxMethods
+
+        self.runners.pop(pool_key, None)
+        OnnxMethods.remove_base_exports(self.onnx_dir(pool_key))
 
     def cell(self, pool_key: str, pool_dir: Path, method: Method, src: str, tgt: str, n: int | None,
              full_dir: Path | None = None) -> dict:
@@ -395,7 +399,7 @@ def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
                 ood.cell(f"tune-{trained.name}", trained, TRIAL_ROWS[t["side"]], src, tgt,
                          ood.profile.headline_segments, trained if t["side"] == "full" else None)
                 bar.update(1)
-            remove_model_sized_exports(work / "onnx" / f"tune-{trained.name}")
+            ood.release(f"tune-{trained.name}")
     return {"trials": len(trials), "cells": len(trials) * len(directions)}
 
 
