@@ -301,7 +301,7 @@ def shape_model_command(shape, tokenizer_from, out, pool_dir):
               help="Also score the headline rows on this corpus from another domain (`modmt data gettext`).")
 @click.option("--evidence", type=click.Path(path_type=Path), default=None,
               help="Where the run's committed evidence goes (default: WORKDIR/evidence); the report is built "
-                   "from it alone.")
+                   "from it alone. An existing evidence folder of the same run is resumed from (a new machine).")
 def reproduce_command(model, data, profile, workdir, provider, stop_after, ood, evidence):
     """Table 1 end to end: adapters, full FT, weight learning, chrF++ of every row, report.md (resumable)."""
     from modmt.benchmarks.reproduce import reproduce

@@ -7,7 +7,9 @@ cell (method, direction, which segments of which split, hypotheses and the refer
 scored against, chrF++ with its sacrebleu signature and summed statistics, fingerprints of the base
 model, the adapters or fine-tuned model and the export, and the command). `modmt-bench report`
 reads nothing else, so the folder can be committed and the report regenerated, and any cell
-re-scored with sacrebleu, without the machine that ran it.
+re-scored with sacrebleu, without the machine that ran it. And the run itself can resume from it on
+another machine (`restore_evidence`), retraining a model only where a cell still needs it and only
+if it comes out with the fingerprints the evidence recorded (`models_differing_from_evidence`).
 """
 import json
 import shutil
@@ -113,7 +115,9 @@ def write_evidence(work: Path, out: Path, corpora: dict[str, Path], command: str
                              "reference_sha256": prints.file(corpus / split / f"{cell['tgt']}.txt") if corpus else None},
                 "chrf_signature": signature,
                 "chrf_statistics": [int(sum(col)) for col in zip(*stats)],
-                "fingerprints": prints.of_cell(folder, cell, chosen_pooled, full_dir),
+                # A cell restored from evidence keeps the fingerprints recorded when it was decoded: its
+                # model may not be on this machine (a retrained one is checked equal before it is used).
+                "fingerprints": cell.get("fingerprints") or prints.of_cell(folder, cell, chosen_pooled, full_dir),
                 "command": command,
                 "hypotheses": cell["hypotheses"], "references": cell["references"],
             }
@@ -141,12 +145,74 @@ def reproduce_command(work: Path, settings: dict, ood: str | None) -> str:
     return shlex.join(words)
 
 
-def write_run_evidence(work: Path, out: Path) -> Path:
-    """write_evidence for a reproduce work folder, finished or not: its corpora, base model, chosen
-    tuning trials, full fine-tuning model and command read from what the run recorded."""
+def run_layout(work: Path) -> tuple[Path | None, Path]:
+    """Where a reproduce run keeps the chosen tuning trial's pool (None without tuning) and the full
+    fine-tuning model, read from what the run recorded."""
+    chosen = {}
+    if (work / "tune" / "trials.json").exists():
+        chosen = json.loads((work / "tune" / "trials.json").read_text()).get("chosen", {})
+    pooled = work / "tune" / f"adapters-lr{chosen['adapters']:g}" if "adapters" in chosen else None
+    full_dir = work / "tune" / f"full-lr{chosen['full']:g}" if "full" in chosen else work / "full"
+    return pooled, full_dir
+
+
+def restore_evidence(evidence: Path, work: Path) -> int:
+    """Fill a work folder from a committed evidence folder, file by file, never overwriting: the run's
+    settings, stage records and tuning trials, every cell, and the learned weights. A run whose machine
+    is gone then resumes where its evidence ends: a recorded trial is not retrained, a recorded cell is
+    not decoded again, and a model is retrained only when a missing cell needs it. Returns the number
+    of files restored."""
+    restored = 0
+
+    def restore(source: Path, target: Path) -> None:
+        nonlocal restored
+        if source.exists() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            restored += 1
+
+    for name in ("settings.json", "stages.json", "tune/trials.json"):
+        restore(evidence / name, work / name)
+    for folder in CELL_FOLDERS:
+        for path in sorted((evidence / folder).glob("*/*/*/*.json")):
+            restore(path, work / path.relative_to(evidence))
+    chosen_pooled, _ = run_layout(work)
+    for name, pool in (("pool", work / "pool"), ("pool-pooled-en", chosen_pooled or work / "pool-pooled-en")):
+        for path in sorted((evidence / name / "weights").glob("*.json")):
+            restore(path, pool / "weights" / path.name)
+    return restored
+
+
+def models_differing_from_evidence(work: Path, evidence: Path) -> list[str]:
+    """The models now in `work` (adapters, fine-tuned model, learned weights) whose fingerprints differ
+    from those recorded in `evidence` for the cells they decoded: a retrained model that is not the one
+    the evidence scored. Models absent from `work` are not compared."""
+    settings = json.loads((work / "settings.json").read_text())
+    prints = Fingerprints(work, base_model_fingerprint(settings))
+    chosen_pooled, full_dir = run_layout(work)
+    differing = set()
+    for folder in CELL_FOLDERS:
+        for path in sorted((evidence / folder).glob("*/*/*/*.json")):
+            cell = json.loads(path.read_text())
+            recorded, now = cell.get("fingerprints") or {}, prints.of_cell(folder, cell, chosen_pooled, full_dir)
+            pairs = [(key, recorded.get(key), now.get(key)) for key in ("base_model", "full_model", "learned_weights")]
+            pairs += [(f"adapter {name}", recorded.get("adapters", {}).get(name), sha)
+                      for name, sha in now.get("adapters", {}).items()]
+            differing.update(f"{cell['pool']} {name} ({was} in the evidence, {sha} now)"
+                             for name, was, sha in pairs if was and sha and was != sha)
+    return sorted(differing)
+
+
+def base_model_fingerprint(settings: dict) -> str:
     from modmt.runtime.fingerprint import model_fingerprint
     from modmt.train.models import DEFAULT_MODEL, fetch_model, resolve_model
 
+    return model_fingerprint(resolve_model(settings["model"]) if settings["model"] else fetch_model(DEFAULT_MODEL))
+
+
+def write_run_evidence(work: Path, out: Path) -> Path:
+    """write_evidence for a reproduce work folder, finished or not: its corpora, base model, chosen
+    tuning trials, full fine-tuning model and command read from what the run recorded."""
     settings = json.loads((work / "settings.json").read_text())
     evaluation = json.loads((work / "evaluation.json").read_text()) if (work / "evaluation.json").exists() else {}
     stages = json.loads((work / "stages.json").read_text()) if (work / "stages.json").exists() else {}
@@ -154,11 +220,6 @@ def write_run_evidence(work: Path, out: Path) -> Path:
     corpora = {"quality": corpus, "tune/quality": corpus}
     if evaluation.get("ood"):
         corpora["quality-ood"] = corpora["quality-ood-trials"] = Path(evaluation["ood"])
-    model_dir = resolve_model(settings["model"]) if settings["model"] else fetch_model(DEFAULT_MODEL)
-    chosen = {}
-    if (work / "tune" / "trials.json").exists():
-        chosen = json.loads((work / "tune" / "trials.json").read_text()).get("chosen", {})
-    pooled = work / "tune" / f"adapters-lr{chosen['adapters']:g}" if "adapters" in chosen else None
-    full_dir = work / "tune" / f"full-lr{chosen['full']:g}" if "full" in chosen else work / "full"
+    pooled, full_dir = run_layout(work)
     command = reproduce_command(work, settings, evaluation.get("ood"))
-    return write_evidence(work, out, corpora, command, model_fingerprint(model_dir), pooled, full_dir)
+    return write_evidence(work, out, corpora, command, base_model_fingerprint(settings), pooled, full_dir)

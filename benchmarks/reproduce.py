@@ -22,6 +22,9 @@ command and recomputes nothing it finished):
   report       Table 1, gain ratios and paired-bootstrap intervals, findings, plots -> report.md,
                written from the evidence folder alone
 
+With --evidence pointing at the committed evidence of the same run, a new machine resumes from it:
+recorded trials and cells are kept, learned weights restored, and a model is retrained only when a cell
+still to decode needs it, and must then match the fingerprints the evidence recorded.
 A profile fixes the budget: `paper` (the paper's settings as far as the data allows; for a GPU),
 `cpu` (what a 2-core machine finishes in one working session) and `tiny` (the test kit).
 """
@@ -168,37 +171,56 @@ def step_beyond_edge(grid, scores: dict) -> float | None:
     return float(f"{beyond:.2g}")  # 8e-06, not 7.999999999999999e-06
 
 
-def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile: Profile, provider: str) -> dict:
+def train_trial(model_dir, corpus, registry, langs, work: Path, profile: Profile, side: str, lr: float) -> dict:
+    """Train one tuning trial (resumable): full fine-tuning into tune/full-lr<lr>, or the pooled recipe's
+    adapters into the pool tune/adapters-lr<lr>."""
+    trained = work / "tune" / f"{side}-lr{lr:g}"
+    if side == "full":
+        return train_full_model(model_dir, corpus, registry, langs, trained, replace(profile, full_lr=lr))
+    return train_adapters(model_dir, corpus, registry, langs, trained, replace(profile, adapter_lr=lr),
+                          english="pooled")
+
+
+def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile: Profile, provider: str,
+                        after_training=None) -> dict:
     """The equal-budget search: each learning rate of each side trained with the profile's pairs and
     epochs, scored by mean chrF++ over every direction on the first `tune_segments` dev segments
     (dev, never devtest). Full fine-tuning is scored as itself; the adapters as the pooled recipe's
     Setting 1 at 1:9 (the row the project recommends). A side whose best is at the edge of its grid
     gets one more trial, one grid step beyond it (once: the budget stays bounded and is reported).
-    Each trial is resumable on its own."""
+    Each trial is resumable on its own; a trial already recorded with all its cells (also one restored
+    from evidence, whose model is not on this machine) is not trained again. after_training() runs once
+    a trial's model is trained, before its cells are scored."""
     tune = work / "tune"
     dev = QualityRun(tune, corpus, profile, provider, split="dev")
     directions = directions_of(langs)
     grids = {"full": profile.full_lr_trials, "adapters": profile.adapter_lr_trials}
+    recorded = {(t["side"], t["lr"]): t for t in
+                (json.loads((tune / "trials.json").read_text())["trials"] if (tune / "trials.json").exists() else [])}
     trials = []
 
     def run_trial(side: str, lr: float, beyond_grid: bool = False) -> None:
         trained = tune / f"{side}-lr{lr:g}"
-        trial_profile = replace(profile, full_lr=lr) if side == "full" else replace(profile, adapter_lr=lr)
-        started = time.perf_counter()
         method = TRIAL_ROWS[side]
-        if side == "full":  # the trial's folder is the fine-tuned model ...
-            info = train_full_model(model_dir, corpus, registry, langs, trained, trial_profile)
-            full_dir = trained
-        else:               # ... or the pool
-            info = train_adapters(model_dir, corpus, registry, langs, trained, trial_profile, english="pooled")
-            full_dir = None
+        n = dev.size(profile.tune_segments)
+        if (side, lr) in recorded and all(dev.cell_path(trained.name, n, src, tgt, method.key).exists()
+                                          for src, tgt in directions):
+            trials.append(recorded[(side, lr)])
+            click.echo(f"tune {side} lr {lr:g}: recorded, dev chrF++ {trials[-1]['dev_chrf']:.2f}", err=True)
+            return
+        started = time.perf_counter()
+        info = train_trial(model_dir, corpus, registry, langs, work, profile, side, lr)
+        if after_training is not None:
+            after_training()
+        full_dir = trained if side == "full" else None  # the trial's folder is the fine-tuned model, or the pool
         cells = [dev.cell(trained.name, trained, method, src, tgt, profile.tune_segments, full_dir)
                  for src, tgt in directions]
         dev.release(trained.name)  # every cell is cached now
         trials.append({"side": side, "lr": lr, "row": method.label, "dev_chrf": round(mean_chrf(cells), 4),
                        "segments_per_direction": cells[0]["n"], "directions": len(cells), "train": info,
                        "seconds": round(time.perf_counter() - started, 1), "beyond_grid": beyond_grid})
-        write_json_atomic(tune / "trials.json", {"trials": trials})  # progress a reader can look at
+        done = {(t["side"], t["lr"]) for t in trials}  # progress a reader can look at, recorded trials kept
+        write_json_atomic(tune / "trials.json", {"trials": trials + [t for k, t in recorded.items() if k not in done]})
         click.echo(f"tune {side} lr {lr:g}: dev chrF++ {trials[-1]['dev_chrf']:.2f}", err=True)
 
     for side, grid in grids.items():
@@ -256,11 +278,14 @@ class QualityRun:
     """chrF++ cells, cached as JSON with hypotheses and references (what the bootstrap resamples)."""
 
     def __init__(self, work: Path, corpus, profile: Profile, provider: str, split: str = "devtest",
-                 folder: str = "quality"):
+                 folder: str = "quality", prepare=None):
         from modmt.benchmarks.quality import chrf_scorer
 
         self.work, self.corpus, self.profile, self.provider, self.split = work, corpus, profile, provider, split
         self.folder = folder  # "quality-ood" keeps another corpus' cells apart (same exports)
+        # prepare(pool_key, method): makes sure the models a cell about to be decoded reads are on this
+        # machine (a run resumed from evidence retrains them only when a missing cell needs them).
+        self.prepare = prepare
         self.chrf = chrf_scorer()
         self.table = corpus.multiway(split, corpus.languages())
         self.runners = {}
@@ -299,6 +324,8 @@ class QualityRun:
         path = self.cell_path(pool_key, n, src, tgt, method.key)
         if path.exists():
             return json.loads(path.read_text())
+        if self.prepare is not None:
+            self.prepare(pool_key, method)
         sources, references = self.table[src][:n], self.table[tgt][:n]
         started = time.perf_counter()
         p = self.profile
@@ -417,6 +444,16 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
     settings_file = work / "settings.json"
     settings = json.loads(json.dumps({"model": model, "data": str(data) if data else None,
                                       "profile": asdict(profile), "langs": langs or LANGS}))
+    if evidence is not None and (evidence / "settings.json").exists():
+        # The committed evidence of this run outlives the machine that ran it: resume from it.
+        from modmt.benchmarks.evidence import restore_evidence
+
+        if json.loads((evidence / "settings.json").read_text()) != settings:
+            raise ModmtError(f"{evidence} holds the evidence of a run with other settings; use a new --evidence "
+                             "or the same --model, --data and --profile")
+        restored = restore_evidence(evidence, work)
+        if restored:
+            click.echo(f"restored {restored} files of the run from {evidence}", err=True)
     if settings_file.exists():
         recorded = json.loads(settings_file.read_text())
         if recorded != settings:
@@ -449,44 +486,96 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
 
     if profile.full_lr_trials and len(profile.full_lr_trials) != len(profile.adapter_lr_trials):
         raise ModmtError("a profile's tuning search gives both sides the same number of trials")
-    if profile.full_lr_trials:
-        # The search's choices train everything below; full FT and the pooled pool reuse their trials.
-        tuned = stages.run("tune", lambda: tune_learning_rates(model_dir, corpus, registry, langs, work, profile,
-                                                               provider))
-        profile = replace(profile, full_lr=tuned["chosen"]["full"], adapter_lr=tuned["chosen"]["adapters"])
+
+    def check_against_evidence():
+        """A model just trained (or found) must be the one the evidence scored, where it scored it."""
+        if evidence is not None and (evidence / "settings.json").exists():
+            from modmt.benchmarks.evidence import models_differing_from_evidence
+
+            differing = models_differing_from_evidence(work, evidence)
+            if differing:
+                raise ModmtError(f"a retrained model is not the one {evidence} scored ({'; '.join(differing)}): "
+                                 "training did not reproduce on this machine; resume where the run started, "
+                                 "or start a new --workdir and --evidence")
+
+    tuned = bool(profile.full_lr_trials)
+    if tuned:
+        # The search's choices train everything below; full FT and the pooled pool are their trials.
+        search = stages.run("tune", lambda: tune_learning_rates(model_dir, corpus, registry, langs, work, profile,
+                                                                provider, after_training=check_against_evidence))
+        profile = replace(profile, full_lr=search["chosen"]["full"], adapter_lr=search["chosen"]["adapters"])
         full_dir = work / "tune" / f"full-lr{profile.full_lr:g}"
         pools["pooled"] = work / "tune" / f"adapters-lr{profile.adapter_lr:g}"
 
-    def main_adapters():
-        if profile.full_lr_trials:  # the non-English adapters are the chosen trial's; English's copy pair is new
+    # The models the stages read, each built (or found: training resumes and skips what exists) when
+    # first needed, then checked against the fingerprints the evidence recorded for the cells it
+    # decoded: on a new machine a model is retrained, and a retrained model that differs is an error,
+    # never a table that mixes two trainings.
+    def build_main():
+        if tuned:  # the non-English adapters are the chosen trial's; English's copy pair is new
+            need("pooled")
             pooled_english_pool(pools["pooled"], pools["main"], recipe="copy")
         return train_adapters(model_dir, corpus, registry, langs, pools["main"], profile)
 
-    def pooled_adapters():
-        if profile.full_lr_trials:
-            return "the chosen tuning trial's pool"
+    def build_pooled():
+        if tuned:
+            return train_trial(model_dir, corpus, registry, langs, work, profile, "adapters", profile.adapter_lr)
+        need("main")
         pooled_english_pool(pools["main"], pools["pooled"])
         return train_adapters(model_dir, corpus, registry, langs, pools["pooled"], profile, english="pooled")
 
+    def build_full():
+        if tuned:
+            return train_trial(model_dir, corpus, registry, langs, work, profile, "full", profile.full_lr)
+        return train_full_model(model_dir, corpus, registry, langs, full_dir, profile)
+
+    builders = {"main": build_main, "pooled": build_pooled, "full": build_full}
+    built = {}
+
+    def need(product: str):
+        """product: "main", "pooled", "full" or a tuning trial's folder name ("full-lr2e-05")."""
+        if product not in built:
+            if product in builders:
+                built[product] = builders[product]()
+            else:
+                side, lr = product.rsplit("-lr", 1)
+                built[product] = train_trial(model_dir, corpus, registry, langs, work, profile, side, float(lr))
+            check_against_evidence()
+        return built[product]
+
+    def prepare(pool_key: str, method: Method) -> None:  # a cell is about to be decoded
+        if method.key == "full":
+            need(pool_key.removeprefix("tune-") if pool_key.startswith("tune-") else "full")
+        elif method.key != "base":
+            need(pool_key.removeprefix("tune-") if pool_key.startswith("tune-") else pool_key)
+
+    def quality_run(corpus_, folder="quality"):
+        return QualityRun(work, corpus_, profile, provider, folder=folder, prepare=prepare)
+
+    def pooled_stage():
+        info = need("pooled")
+        return "the chosen tuning trial's pool" if tuned else info
+
+    def weights_stage(pool: str):
+        need(pool)  # the adapters whose weights are learned (restored weights skip the learning)
+        return learn_all_weights(model_dir, pools[pool], corpus, registry, langs, profile,
+                                 only_english=pool == "pooled")
+
     plan = [
-        ("adapters", main_adapters),
-        ("pooled-en", pooled_adapters),
-        ("full", lambda: train_full_model(model_dir, corpus, registry, langs, full_dir, profile)),
-        ("weights", lambda: learn_all_weights(model_dir, pools["main"], corpus, registry, langs, profile)),
-        ("pooled-weights", lambda: learn_all_weights(model_dir, pools["pooled"], corpus, registry, langs, profile,
-                                                     only_english=True)),
-        ("quality", lambda: run_quality_stage(QualityRun(work, corpus, profile, provider), langs, pools, full_dir,
-                                              learned=True)),
+        ("adapters", lambda: need("main")),
+        ("pooled-en", pooled_stage),
+        ("full", lambda: need("full")),
+        ("weights", lambda: weights_stage("main")),
+        ("pooled-weights", lambda: weights_stage("pooled")),
+        ("quality", lambda: run_quality_stage(quality_run(corpus), langs, pools, full_dir, learned=True)),
     ]
     if ood is not None:
         ood_corpus = open_corpus(ood, registry)
-        plan.append(("ood-quality", lambda: run_ood_stage(
-            QualityRun(work, corpus, profile, provider), QualityRun(work, ood_corpus, profile, provider,
-                                                                    folder="quality-ood"),
-            langs, pools, full_dir)))
-        if profile.full_lr_trials:
-            plan.append(("ood-trials", lambda: run_ood_trials_stage(
-                QualityRun(work, ood_corpus, profile, provider, folder="quality-ood-trials"), work, langs)))
+        plan.append(("ood-quality", lambda: run_ood_stage(quality_run(corpus), quality_run(ood_corpus, "quality-ood"),
+                                                          langs, pools, full_dir)))
+        if tuned:
+            plan.append(("ood-trials", lambda: run_ood_trials_stage(quality_run(ood_corpus, "quality-ood-trials"),
+                                                                    work, langs)))
     for name, fn in plan:
         if stop_after in ("corpus", "tune"):
             break

@@ -135,6 +135,43 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     with pytest.raises(Exception, match="holds a run with other settings"):
         rp.reproduce(str(tiny_model_dir), corpus, "cpu", work, provider="cpu")
 
+    # A new machine with only the committed evidence, two cells short of a finished quality stage: the
+    # run resumes from it. No tuning trial is trained again except the chosen ones those two cells need
+    # (the main pool shares the chosen adapters trial's; the full cell is the chosen full trial), which
+    # retrain to the fingerprints the evidence recorded, and the two cells come back with their chrF++.
+    committed = tmp_path / "committed"
+    shutil.copytree(evidence, committed)
+    lost = {p.relative_to(work): json.loads(p.read_text())["chrf"] for p in
+            sorted((work / "quality" / "main").glob("devtest-*/fr-de/s1-1:9.json"))[:1]
+            + sorted((work / "quality" / "main").glob("devtest-*/de-fr/full.json"))[:1]}
+    assert len(lost) == 2
+    for path in lost:
+        (committed / path).unlink()
+    stages = json.loads((committed / "stages.json").read_text())
+    stages["quality"]["done"] = False
+    (committed / "stages.json").write_text(json.dumps(stages))
+    fresh = tmp_path / "fresh"
+    rp.reproduce(str(tiny_model_dir), corpus, "tiny", fresh, provider="cpu", ood=ood, evidence=committed)
+    trained = sorted(p.name for p in (fresh / "tune").iterdir() if p.name.startswith(("full-lr", "adapters-lr")))
+    assert trained == sorted([f"adapters-lr{tune['chosen']['adapters']:g}", f"full-lr{tune['chosen']['full']:g}"])
+    for path, chrf in lost.items():
+        assert json.loads((committed / path).read_text())["chrf"] == pytest.approx(chrf, abs=1e-9)
+    table = text[text.index("## Table 1"):text.index("## ", text.index("## Table 1") + 3)]
+    assert table in (committed / "report.md").read_text()
+    assert len(sorted(committed.rglob("*.json"))) == len(sorted(evidence.rglob("*.json")))
+    # A retrained model that is not the one the evidence scored is an error, never a mixed table.
+    cell_path = next((committed / "quality" / "main").glob("devtest-*/fr-de/out.json"))
+    cell = json.loads(cell_path.read_text())
+    cell["fingerprints"]["adapters"]["out/de"] = "0" * 16
+    cell_path.write_text(json.dumps(cell))
+    for folder in (fresh, committed):  # a cell to decode again, which needs the main pool's adapters
+        (folder / next(iter(lost))).unlink()
+    stages = json.loads((fresh / "stages.json").read_text())
+    stages["quality"]["done"] = False
+    (fresh / "stages.json").write_text(json.dumps(stages))
+    with pytest.raises(Exception, match="out/de .0000000000000000 in the evidence"):
+        rp.reproduce(str(tiny_model_dir), corpus, "tiny", fresh, provider="cpu", ood=ood, evidence=committed)
+
 
 def test_pooled_english_data_is_balanced(tmp_path):
     from modmt.train.data import adapter_data
