@@ -13,7 +13,8 @@ from modmt.runtime.languages import load_registry
 @click.option("--pool", type=click.Path(path_type=Path), required=True,
               help="Adapter pool from `modmt-train adapters`.")
 @click.option("--w", "weights", default="3:7", show_default=True,
-              help="w_in:w_out, e.g. 3:7, 0.3:0.7, 1:0 (LoRA_in only), 0:1 (LoRA_out only), or 'learned'.")
+              help="w_in:w_out, e.g. 3:7, 0.3:0.7, 1:0 (LoRA_in only), 0:1 (LoRA_out only), or 'learned'; "
+                   "IN:OUT@S scales the merged delta by S (1:9@0.5: weights 0.05 and 0.45).")
 @click.option("--setting", type=click.Choice(["1", "2"]), default="1", show_default=True,
               help="1: sum the products w*B*A; 2: merge A and B separately with sqrt(w) (same rank).")
 @click.option("--targets", default=None,

@@ -1,4 +1,5 @@
-"""Parse --w into merge weights: 'IN:OUT' normalised to sum 1, or 'learned' per-layer weights from the pool."""
+"""Parse --w into merge weights: 'IN:OUT' normalised to sum 1, optionally scaled ('IN:OUT@S': the pair sums
+to S, so the merged delta is S times as strong), or 'learned' per-layer weights from the pool."""
 import json
 import math
 import re
@@ -39,7 +40,9 @@ def weights_argument(weights_json: dict) -> str:
         return "learned"
     if "base" in weights_json:
         return "base"
-    return f"{weights_json['w_in']}:{weights_json['w_out']}"
+    w_in, w_out = weights_json["w_in"], weights_json["w_out"]
+    total = w_in + w_out
+    return f"{w_in}:{w_out}" if math.isclose(total, 1.0) else f"{w_in / total}:{w_out / total}@{total}"
 
 
 def parse_weights(text: str, learned_file: Path | None = None) -> MergeWeights:
@@ -58,14 +61,20 @@ def parse_weights(text: str, learned_file: Path | None = None) -> MergeWeights:
             raise ModmtError(f"learned weights {learned_file} hold no layers or a negative or non-finite weight; "
                              "learn them again with `modmt-train weights`")
         return MergeWeights(None, pairs)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*:\s*([0-9]*\.?[0-9]+)\s*", text)
+    number = r"\s*([0-9]*\.?[0-9]+)\s*"
+    match = re.fullmatch(f"{number}:{number}(?:@{number})?", text)
     if not match:
-        raise ModmtError(f"--w {text!r} is not IN:OUT with non-negative numbers (e.g. 3:7, 0.3:0.7, 1:0) "
-                         "or 'learned'")
+        raise ModmtError(f"--w {text!r} is not IN:OUT with non-negative numbers (e.g. 3:7, 0.3:0.7, 1:0), "
+                         "IN:OUT@SCALE (e.g. 1:9@0.5) or 'learned'")
     w_in, w_out = float(match.group(1)), float(match.group(2))
-    if not math.isfinite(w_in + w_out):
+    scale = float(match.group(3)) if match.group(3) is not None else 1.0
+    if not math.isfinite(w_in + w_out + scale):
         raise ModmtError(f"--w {text!r} is too large a number; give a ratio such as 3:7")
     if w_in + w_out == 0:
         raise ModmtError("--w 0:0 gives both adapters zero weight; give at least one a positive weight")
+    if scale == 0:
+        raise ModmtError(f"--w {text!r} scales the adapters to nothing; give a SCALE above 0 (1 is the plain merge), "
+                         "or translate with the base model")
     total = w_in + w_out
-    return MergeWeights((w_in / total, w_out / total))
+    # Both settings scale dW by the pair's sum: Setting 1 linearly, Setting 2 through sqrt(w) on A and on B.
+    return MergeWeights((scale * w_in / total, scale * w_out / total))

@@ -29,7 +29,7 @@ def peft_delta(tiny_model_dir, pool, src, tgt, weights, combination):
 
 
 @pytest.mark.parametrize("setting, combination", [(1, "cat"), (2, "linear")])
-@pytest.mark.parametrize("weights", [(0.3, 0.7), (0.9, 0.1), (1.0, 0.0)])
+@pytest.mark.parametrize("weights", [(0.3, 0.7), (0.9, 0.1), (1.0, 0.0), (0.05, 0.45)])  # last: 1:9@0.5
 def test_deltas_match_peft_add_weighted_adapter(tiny_model_dir, tiny_pool, setting, combination, weights):
     pool = Pool(tiny_pool)
     ours = merged_deltas(load_adapter(pool.adapter_dir("in", "ja")), load_adapter(pool.adapter_dir("out", "zh")),
@@ -104,6 +104,27 @@ def test_weight_parsing():
             parse_weights(bad)
     with pytest.raises(ModmtError, match="modmt-train weights"):
         parse_weights("learned", None)
+
+
+def test_scaled_weights_sum_to_the_scale_and_scale_the_delta(tiny_pool):
+    from modmt.runtime.merge_weights import weights_argument
+
+    assert parse_weights("1:9@0.5").uniform == pytest.approx((0.05, 0.45))
+    assert parse_weights(" 3 : 7 @ 1 ").uniform == pytest.approx((0.3, 0.7))
+    for bad, message in [("1:9@0", "SCALE above 0"), ("1:9@", "IN:OUT@SCALE"), ("1:9@-1", "IN:OUT@SCALE"),
+                         ("1:9@1e999", "IN:OUT@SCALE"), ("learned@0.5", "IN:OUT@SCALE")]:
+        with pytest.raises(ModmtError, match=message):
+            parse_weights(bad)
+    # A manifest records the scaled pair; the --w it came from is given back and parses to the same pair.
+    for text in ("1:9@0.5", "3:7", "1:0@0.25"):
+        recorded = parse_weights(text).to_json()
+        assert parse_weights(weights_argument(recorded)).uniform == pytest.approx(parse_weights(text).uniform)
+    pool = Pool(tiny_pool)
+    a, b = load_adapter(pool.adapter_dir("in", "ja")), load_adapter(pool.adapter_dir("out", "zh"))
+    for setting in (1, 2):
+        full, half = (merged_deltas(a, b, parse_weights(w), setting) for w in ("1:9", "1:9@0.5"))
+        for name in full:
+            np.testing.assert_allclose(half[name], 0.5 * full[name], rtol=1e-5, atol=1e-7)
 
 
 def test_setting_2_with_different_ranks_suggests_setting_1(tmp_path, tiny_model_dir, tiny_pool):
