@@ -18,6 +18,8 @@ command and recomputes nothing it finished):
   ood-quality  (with --ood) the headline rows again on a corpus from another domain
   ood-trials   (with --ood) every tuning trial's row out of domain: the learning rate's cost to general
                ability, beside its in-domain dev score
+  scale        (with --ood) the pooled recipe's best Setting-1 row with merge weights summing to 0.75 and
+               0.5 (--w IN:OUT@S), in domain and out of it: a weaker merge's cost and what it keeps
   evidence     the run's small files and every cell, enriched with provenance, into --evidence
   report       Table 1, gain ratios and paired-bootstrap intervals, findings, plots -> report.md,
                written from the evidence folder alone
@@ -44,6 +46,7 @@ from modmt.runtime.languages import ENGLISH
 
 LANGS = ["en", "fr", "de", "ja", "zh"]
 RATIOS = ("1:9", "3:7", "7:3", "9:1")
+SCALES = (0.5, 0.75)  # merge weights summing to less than 1 (--w IN:OUT@S), in and out of domain
 
 
 @dataclass(frozen=True)
@@ -412,6 +415,23 @@ def run_ood_stage(in_domain: QualityRun, ood: QualityRun, langs, pools: dict, fu
     return {"rows": sorted({f"{k}+pooled-en" if pk == "pooled" else k for pk, k in rows}), "cells": len(plan)}
 
 
+def run_scale_stage(main: QualityRun, in_domain: QualityRun, ood: QualityRun, langs, pools: dict) -> dict:
+    """The pooled recipe's best Setting-1 row with its merge weights summing to S < 1 (`--w IN:OUT@S`, dW
+    S times as strong), in domain and out of it, on the directions with English and the headline sample:
+    does a weaker merge keep more of the base model's general ability, and what does it cost in domain?
+    No training: the same adapters, exported with other weights."""
+    ratio = best_ratios(main, langs, pools)[1]
+    methods = [Method(f"s1-{ratio}@{scale:g}", f"Setting 1 ({ratio}) at {scale:g}", f"{ratio}@{scale:g}", 1)
+               for scale in SCALES]
+    plan = [(method, src, tgt) for method in methods for src, tgt in directions_of(langs) if ENGLISH in (src, tgt)]
+    for run in (in_domain, ood):
+        with click.progressbar(plan, label=f"chrF++ of weaker merges ({run.folder})", file=None) as bar:
+            for method, src, tgt in bar:
+                run.cell("pooled", pools["pooled"], method, src, tgt, run.profile.headline_segments)
+        run.runners.clear()  # one loaded base at a time; the exports stay for the next run
+    return {"ratio": ratio, "scales": list(SCALES), "cells": 2 * len(plan)}
+
+
 def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
     """Every tuning trial's row (as it was scored on dev) out of domain, on the directions with English
     and the headline sample: what each learning rate costs the model's general ability, beside its
@@ -576,6 +596,8 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
         if tuned:
             plan.append(("ood-trials", lambda: run_ood_trials_stage(quality_run(ood_corpus, "quality-ood-trials"),
                                                                     work, langs)))
+        plan.append(("scale", lambda: run_scale_stage(quality_run(corpus), quality_run(corpus, "quality-scale"),
+                                                      quality_run(ood_corpus, "quality-ood-scale"), langs, pools)))
     for name, fn in plan:
         if stop_after in ("corpus", "tune"):
             break

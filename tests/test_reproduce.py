@@ -80,6 +80,14 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     assert len(list((work / "quality-ood").glob("*/*/*/*.json"))) == 7 * 20 + 5 * 8
     # Every tuning trial's row out of domain on the 8 directions with English, none left "not scored".
     assert len(list((work / "quality-ood-trials").glob("*/*/*/*.json"))) == len(tune["trials"]) * 8
+    # Weaker merges (weights summing to 0.5 and 0.75) of the pooled recipe's best Setting-1 row, in domain
+    # and out of it, on the 8 directions with English; the report puts them beside the plain merge.
+    for folder in ("quality-scale", "quality-ood-scale"):
+        scaled = sorted((work / folder).glob("pooled/*/*/*.json"))
+        assert len(scaled) == 2 * 8 and {p.stem.split("@")[1] for p in scaled} == {"0.5", "0.75"}
+    assert "## Weaker merges and general ability" in text
+    assert [line.split(" | ")[0] for line in text.split("## Weaker merges")[1].splitlines()
+            if line.startswith("| ") and line[2:3].isdigit()] == ["| 1", "| 0.75", "| 0.5"]
     assert "(not scored yet)" not in text and not list((work / "onnx").glob("tune-*/exports/*-base"))
     assert (evidence / "plots" / "learned_weights.png").exists() and (evidence / "plots" / "gap_vs_data.png").exists()
     assert report.endswith("report.md")
@@ -98,7 +106,8 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     assert (moved / "report.md").read_text() == text
     committed = sorted(moved.glob("quality*/*/*/*/*.json")) + sorted(moved.glob("tune/quality/*/*/*/*.json"))
     # + the dev cells of every tuning trial, and each trial out of domain
-    assert len(committed) == len(cells) + 7 * 20 + 5 * 8 + 20 * len(tune["trials"]) + 8 * len(tune["trials"])
+    assert len(committed) == (len(cells) + 7 * 20 + 5 * 8 + 20 * len(tune["trials"]) + 8 * len(tune["trials"])
+                              + 2 * 2 * 8)
     for path in committed[::17]:
         cell = json.loads(path.read_text())
         assert abs(rescore(cell) - cell["chrf"]) < 1e-9
