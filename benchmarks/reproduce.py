@@ -185,7 +185,7 @@ def train_trial(model_dir, corpus, registry, langs, work: Path, profile: Profile
 
 
 def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile: Profile, provider: str,
-                        after_training=None) -> dict:
+                        after_training=None, after_scoring=None) -> dict:
     """The equal-budget search: each learning rate of each side trained with the profile's pairs and
     epochs, scored by mean chrF++ over every direction on the first `tune_segments` dev segments
     (dev, never devtest). Full fine-tuning is scored as itself; the adapters as the pooled recipe's
@@ -193,7 +193,8 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
     gets one more trial, one grid step beyond it (once: the budget stays bounded and is reported).
     Each trial is resumable on its own; a trial already recorded with all its cells (also one restored
     from evidence, whose model is not on this machine) is not trained again. after_training() runs once
-    a trial's model is trained, before its cells are scored."""
+    a trial's model is trained, before its cells are scored; after_scoring(folder, side) once they are,
+    while the model is still there (to score it elsewhere without training it again on a new machine)."""
     tune = work / "tune"
     dev = QualityRun(tune, corpus, profile, provider, split="dev")
     directions = directions_of(langs)
@@ -219,6 +220,8 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
         cells = [dev.cell(trained.name, trained, method, src, tgt, profile.tune_segments, full_dir)
                  for src, tgt in directions]
         dev.release(trained.name)  # every cell is cached now
+        if after_scoring is not None:
+            after_scoring(trained, side)
         trials.append({"side": side, "lr": lr, "row": method.label, "dev_chrf": round(mean_chrf(cells), 4),
                        "segments_per_direction": cells[0]["n"], "directions": len(cells), "train": info,
                        "seconds": round(time.perf_counter() - started, 1), "beyond_grid": beyond_grid})
@@ -432,22 +435,27 @@ def run_scale_stage(main: QualityRun, in_domain: QualityRun, ood: QualityRun, la
     return {"ratio": ratio, "scales": list(SCALES), "cells": 2 * len(plan)}
 
 
-def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
-    """Every tuning trial's row (as it was scored on dev) out of domain, on the directions with English
-    and the headline sample: what each learning rate costs the model's general ability, beside its
-    in-domain dev score. The trials are the learning-rate sweep the issue asks to try; no training."""
-    trials = json.loads((work / "tune" / "trials.json").read_text())["trials"]
+def score_trial_out_of_domain(ood: QualityRun, trained: Path, side: str, langs) -> int:
+    """One tuning trial's row (as scored on dev) on the out-of-domain corpus, over the directions with
+    English on the headline sample; its model-sized export is deleted afterwards. Returns the cells."""
     directions = [d for d in directions_of(langs) if ENGLISH in d]
-    with click.progressbar(length=len(trials) * len(directions), label="chrF++ out of domain (tuning trials)",
-                           file=None) as bar:
-        for t in trials:
-            trained = work / "tune" / f"{t['side']}-lr{t['lr']:g}"
-            for src, tgt in directions:
-                ood.cell(f"tune-{trained.name}", trained, TRIAL_ROWS[t["side"]], src, tgt,
-                         ood.profile.headline_segments, trained if t["side"] == "full" else None)
-                bar.update(1)
-            ood.release(f"tune-{trained.name}")
-    return {"trials": len(trials), "cells": len(trials) * len(directions)}
+    for src, tgt in directions:
+        ood.cell(f"tune-{trained.name}", trained, TRIAL_ROWS[side], src, tgt, ood.profile.headline_segments,
+                 trained if side == "full" else None)
+    ood.release(f"tune-{trained.name}")
+    return len(directions)
+
+
+def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
+    """Every tuning trial's row out of domain: what each learning rate costs the model's general ability,
+    beside its in-domain dev score. The trials are the learning-rate sweep the issue asks to try; no
+    training where the tune stage scored them already (it does with --ood, while the model is there)."""
+    trials = json.loads((work / "tune" / "trials.json").read_text())["trials"]
+    cells = 0
+    with click.progressbar(trials, label="chrF++ out of domain (tuning trials)", file=None) as bar:
+        for t in bar:
+            cells += score_trial_out_of_domain(ood, work / "tune" / f"{t['side']}-lr{t['lr']:g}", t["side"], langs)
+    return {"trials": len(trials), "cells": cells}
 
 
 def reproduce(model: str | None, data: Path | None, profile_name: str, work: Path, provider: str = "auto",
@@ -521,8 +529,14 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
     tuned = bool(profile.full_lr_trials)
     if tuned:
         # The search's choices train everything below; full FT and the pooled pool are their trials.
+        def score_elsewhere(trained: Path, side: str):  # the trial out of domain, while its model is here
+            if ood is not None:
+                ood_run = QualityRun(work, open_corpus(ood, registry), profile, provider, folder="quality-ood-trials")
+                score_trial_out_of_domain(ood_run, trained, side, langs)
+
         search = stages.run("tune", lambda: tune_learning_rates(model_dir, corpus, registry, langs, work, profile,
-                                                                provider, after_training=check_against_evidence))
+                                                                provider, after_training=check_against_evidence,
+                                                                after_scoring=score_elsewhere))
         profile = replace(profile, full_lr=search["chosen"]["full"], adapter_lr=search["chosen"]["adapters"])
         full_dir = work / "tune" / f"full-lr{profile.full_lr:g}"
         pools["pooled"] = work / "tune" / f"adapters-lr{profile.adapter_lr:g}"

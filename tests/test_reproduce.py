@@ -24,8 +24,12 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
 
     corpus = write_tiny_corpus(tmp_path / "corpus")
     work = tmp_path / "work"
+    # A test set from another domain: the toy corpus' devtest in reverse order (plumbing, not a domain).
+    ood = write_tiny_corpus(tmp_path / "ood")
+    for path in (ood / "devtest").glob("*.txt"):
+        path.write_text("".join(reversed(path.read_text().splitlines(keepends=True))))
     # A first run stopped after full fine-tuning, as at the end of a working session.
-    rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", stop_after="full")
+    rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", stop_after="full", ood=ood)
     stages = json.loads((work / "stages.json").read_text())
     assert [k for k, v in stages.items() if v["done"]] == ["corpus", "tune", "adapters", "pooled-en", "full",
                                                            "evidence"]
@@ -52,10 +56,9 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     assert main_meta["english_adapters"] == "copy" and main_meta["adapters"]["out/en"]["direction"] == "en-en"
     assert main_meta["adapters"]["in/fr"] == json.loads((chosen_pool / "pool.json").read_text())["adapters"]["in/fr"]
 
-    # A test set from another domain: the toy corpus' devtest in reverse order (plumbing, not a domain).
-    ood = write_tiny_corpus(tmp_path / "ood")
-    for path in (ood / "devtest").glob("*.txt"):
-        path.write_text("".join(reversed(path.read_text().splitlines(keepends=True))))
+    # With --ood, each trial was also scored out of domain as soon as its dev cells were, while its model
+    # was there (so a new machine need not retrain it for the ood-trials stage).
+    assert len(list((work / "quality-ood-trials").glob("*/*/*/*.json"))) == len(tune["trials"]) * 8
     evidence = tmp_path / "evidence"
     report = rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", ood=ood, evidence=evidence)
     text = (evidence / "report.md").read_text()
