@@ -145,14 +145,19 @@ def reproduce_command(work: Path, settings: dict, ood: str | None) -> str:
     return shlex.join(words)
 
 
+def trial_dir(work: Path, side: str, lr: float) -> Path:
+    """A reproduce run's tuning trial: its fine-tuned model (side "full") or its pool ("adapters")."""
+    return work / "tune" / f"{side}-lr{lr:g}"
+
+
 def run_layout(work: Path) -> tuple[Path | None, Path]:
     """Where a reproduce run keeps the chosen tuning trial's pool (None without tuning) and the full
     fine-tuning model, read from what the run recorded."""
     chosen = {}
     if (work / "tune" / "trials.json").exists():
         chosen = json.loads((work / "tune" / "trials.json").read_text()).get("chosen", {})
-    pooled = work / "tune" / f"adapters-lr{chosen['adapters']:g}" if "adapters" in chosen else None
-    full_dir = work / "tune" / f"full-lr{chosen['full']:g}" if "full" in chosen else work / "full"
+    pooled = trial_dir(work, "adapters", chosen["adapters"]) if "adapters" in chosen else None
+    full_dir = trial_dir(work, "full", chosen["full"]) if "full" in chosen else work / "full"
     return pooled, full_dir
 
 

@@ -500,7 +500,7 @@ def ood_trial_lines(work: Path, chrf) -> list[str]:
             lines.append(f"| {t['side']} | {t['lr']:g} | {t['dev_chrf']:.2f} | (not scored yet) | - |")
             continue
         against_base = (str(stats.difference(key, "base", directions))
-                        if base_done and stats.common([key, "base"], directions) == directions else "(base not scored yet)")
+                        if stats.common([key, "base"], directions) == directions else "(base not scored yet)")
         lines.append(f"| {t['side']} | {t['lr']:g} | {t['dev_chrf']:.2f} | "
                      f"{mean(stats.score(key, d) for d in directions):.2f} | {against_base} |")
     base = (f"; base out of domain {mean(stats.score('base', d) for d in directions):.2f} chrF++ on them"
@@ -520,8 +520,9 @@ def scale_lines(work: Path, chrf) -> list[str]:
     stats, directions = {}, {}
     for name, folder, scale_folder in domains:
         stats[name] = SegmentStats(chrf)
-        plain = [("base", c) for c in load_cells(work, folder) if c["pool"] == "main" and c["method"] == "base"]
-        plain += [("1", c) for c in load_cells(work, folder) if c["pool"] == "pooled" and c["method"] == method]
+        table1 = load_cells(work, folder)
+        plain = [("base", c) for c in table1 if c["pool"] == "main" and c["method"] == "base"]
+        plain += [("1", c) for c in table1 if c["pool"] == "pooled" and c["method"] == method]
         for key, cell in plain + [(f"{float(c['method'].split('@')[1]):g}", c) for c in scaled[name]]:
             if cell["n"] == max((c["n"] for c in scaled[name]), default=0):  # the scaled rows' sample
                 stats[name].add(key, f"{cell['src']}-{cell['tgt']}", cell["hypotheses"], cell["references"])

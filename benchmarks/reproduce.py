@@ -39,6 +39,7 @@ from pathlib import Path
 
 import click
 
+from modmt.benchmarks.evidence import trial_dir
 from modmt.benchmarks.table1 import Method, table1_methods
 from modmt.runtime.atomic import write_json_atomic
 from modmt.runtime.errors import ModmtError
@@ -177,7 +178,7 @@ def step_beyond_edge(grid, scores: dict) -> float | None:
 def train_trial(model_dir, corpus, registry, langs, work: Path, profile: Profile, side: str, lr: float) -> dict:
     """Train one tuning trial (resumable): full fine-tuning into tune/full-lr<lr>, or the pooled recipe's
     adapters into the pool tune/adapters-lr<lr>."""
-    trained = work / "tune" / f"{side}-lr{lr:g}"
+    trained = trial_dir(work, side, lr)
     if side == "full":
         return train_full_model(model_dir, corpus, registry, langs, trained, replace(profile, full_lr=lr))
     return train_adapters(model_dir, corpus, registry, langs, trained, replace(profile, adapter_lr=lr),
@@ -204,7 +205,7 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
     trials = []
 
     def run_trial(side: str, lr: float, beyond_grid: bool = False) -> None:
-        trained = tune / f"{side}-lr{lr:g}"
+        trained = trial_dir(work, side, lr)
         method = TRIAL_ROWS[side]
         n = dev.size(profile.tune_segments)
         if (side, lr) in recorded and all(dev.cell_path(trained.name, n, src, tgt, method.key).exists()
@@ -454,7 +455,7 @@ def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
     cells = 0
     with click.progressbar(trials, label="chrF++ out of domain (tuning trials)", file=None) as bar:
         for t in bar:
-            cells += score_trial_out_of_domain(ood, work / "tune" / f"{t['side']}-lr{t['lr']:g}", t["side"], langs)
+            cells += score_trial_out_of_domain(ood, trial_dir(work, t["side"], t["lr"]), t["side"], langs)
     return {"trials": len(trials), "cells": cells}
 
 
@@ -509,6 +510,7 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
     corpus_dir = Path(stages.run("corpus", corpus_stage))
     corpus = open_corpus(corpus_dir, registry)
     model_dir = resolve_model(model) if model else fetch_model(DEFAULT_MODEL)
+    ood_corpus = open_corpus(ood, registry) if ood is not None else None
     pools = {"main": work / "pool", "pooled": work / "pool-pooled-en"}
     full_dir = work / "full"
 
@@ -529,17 +531,20 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
     tuned = bool(profile.full_lr_trials)
     if tuned:
         # The search's choices train everything below; full FT and the pooled pool are their trials.
-        def score_elsewhere(trained: Path, side: str):  # the trial out of domain, while its model is here
-            if ood is not None:
-                ood_run = QualityRun(work, open_corpus(ood, registry), profile, provider, folder="quality-ood-trials")
-                score_trial_out_of_domain(ood_run, trained, side, langs)
+        def tune_stage():
+            out_of_domain = (QualityRun(work, ood_corpus, profile, provider, folder="quality-ood-trials")
+                             if ood_corpus is not None else None)
 
-        search = stages.run("tune", lambda: tune_learning_rates(model_dir, corpus, registry, langs, work, profile,
-                                                                provider, after_training=check_against_evidence,
-                                                                after_scoring=score_elsewhere))
+            def score_elsewhere(trained: Path, side: str):  # each trial out of domain, while its model is here
+                if out_of_domain is not None:
+                    score_trial_out_of_domain(out_of_domain, trained, side, langs)
+            return tune_learning_rates(model_dir, corpus, registry, langs, work, profile, provider,
+                                       after_training=check_against_evidence, after_scoring=score_elsewhere)
+
+        search = stages.run("tune", tune_stage)
         profile = replace(profile, full_lr=search["chosen"]["full"], adapter_lr=search["chosen"]["adapters"])
-        full_dir = work / "tune" / f"full-lr{profile.full_lr:g}"
-        pools["pooled"] = work / "tune" / f"adapters-lr{profile.adapter_lr:g}"
+        full_dir = trial_dir(work, "full", profile.full_lr)
+        pools["pooled"] = trial_dir(work, "adapters", profile.adapter_lr)
 
     # The models the stages read, each built (or found: training resumes and skips what exists) when
     # first needed, then checked against the fingerprints the evidence recorded for the cells it
@@ -603,8 +608,7 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
         ("pooled-weights", lambda: weights_stage("pooled")),
         ("quality", lambda: run_quality_stage(quality_run(corpus), langs, pools, full_dir, learned=True)),
     ]
-    if ood is not None:
-        ood_corpus = open_corpus(ood, registry)
+    if ood_corpus is not None:
         plan.append(("ood-quality", lambda: run_ood_stage(quality_run(corpus), quality_run(ood_corpus, "quality-ood"),
                                                           langs, pools, full_dir)))
         if tuned:
