@@ -32,14 +32,19 @@ def in_child_process(fn, *args):
 
 
 def train_adapters(model_dir: Path, corpus_dir: Path, langs: list[str], pool_dir: Path, settings: dict) -> None:
+    import torch
+
     from modmt.runtime.languages import load_registry
     from modmt.train.adapters import LoraSettings, train_pool
     from modmt.train.corpus import open_corpus
     from modmt.train.trainer import TrainSettings
 
     registry = load_registry()
+    # On a CPU the frozen base is kept in fp16 (computed in fp32): 1 GB less for the 0.5B model, ~20 %
+    # slower (docs/results.md, "The demo"); on a GPU the base is bf16 already.
+    frozen_base = "fp32" if torch.cuda.is_available() else "fp16"
     train_pool(model_dir, open_corpus(corpus_dir, registry), registry, langs, pool_dir, LoraSettings(),
-               TrainSettings(**settings), resume=True)
+               TrainSettings(**settings), resume=True, frozen_base=frozen_base)
 
 
 def export_one(pool_dir: Path, weights: str, out: Path) -> None:

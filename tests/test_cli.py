@@ -87,3 +87,10 @@ def test_train_errors_are_one_line(tmp_path):
                  str(tmp_path / "p"), "--rank", "0")
     assert result.returncode == 2 and "Invalid value for '--rank': 0 is not in the range 1<=x<=4096" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_frozen_base_takes_fp32_or_fp16(tmp_path):
+    result = run("modmt-train", "adapters", "--model", str(tmp_path / "m"), "--data", str(tmp_path), "--out",
+                 str(tmp_path / "p"), "--frozen-base", "int8")
+    assert result.returncode == 2 and "Invalid value for '--frozen-base': 'int8' is not one of 'fp32', 'fp16'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -199,3 +199,103 @@ def test_micro_batches_train_the_same_adapter(tmp_path, tiny_model_dir, trained)
         assert any(whole[k].abs().max() > 0 for k in whole if "lora_B" in k)
     with pytest.raises(ModmtError, match="must divide"):
         TrainSettings(batch_size=8, micro_batch_size=3).check()
+
+
+def _lora_step(model, ids):
+    """Logits and the LoRA gradients of one forward/backward on a fresh PEFT wrapper (seeded init)."""
+    from peft import get_peft_model
+
+    torch.manual_seed(0)
+    peft_model = get_peft_model(model, LoraSettings(rank=4, alpha=8, dropout=0.0).peft_config())
+    for name, p in peft_model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)  # B starts at zero; non-zero so that A's gradient is too
+    logits = peft_model(input_ids=ids).logits
+    (logits.float() ** 2).mean().backward()
+    grads = {n: p.grad.clone() for n, p in peft_model.named_parameters() if "lora_" in n}
+    assert all(g.dtype == torch.float32 for g in grads.values())  # the adapter trains in fp32
+    peft_model.unload()
+    return logits.detach(), grads
+
+
+def test_frozen_fp16_base_is_the_rounded_model_in_half_the_memory(tiny_model_dir, monkeypatch):
+    """The fp16-stored base computes what the fp32 model with its matrices rounded to fp16 computes,
+    forward and backward (the custom backward upcasts the saved fp16 weight), keeps tied weights tied,
+    and closes its mapping of the checkpoint without changing the tensors left in fp32."""
+    import gc
+
+    from transformers import AutoModelForCausalLM
+
+    from modmt.train import frozen_fp16
+    from modmt.train.frozen_fp16 import FP16StoredLinear, store_frozen_base_in_fp16
+
+    def mapped():
+        return [line for line in open("/proc/self/maps") if str(tiny_model_dir) in line]
+
+    rounded = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    with torch.no_grad():
+        for module in rounded.modules():
+            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+                module.weight.copy_(module.weight.half().float())
+    fresh = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).state_dict()
+    fresh_small = {k: v.clone() for k, v in fresh.items() if v.dim() == 1}  # norms, biases
+    del fresh
+    gc.collect()
+    before = len(mapped())  # the rounded model's own mapping of the file
+    stored = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    assert len(mapped()) > before  # transformers maps the safetensors file: the page release is exercised
+    info = store_frozen_base_in_fp16(stored)
+    gc.collect()
+    assert len(mapped()) == before  # nothing of `stored` refers to the file any more
+    assert info["kept_fp32"] == [] and info["fp16_matrices"] == 1 + 7 * 2  # embedding (= lm_head), 7 per layer
+    assert stored.lm_head.weight is stored.model.embed_tokens.weight
+    assert stored.lm_head.weight.dtype == torch.float16 and isinstance(stored.lm_head, FP16StoredLinear)
+    for name, tensor in stored.state_dict().items():
+        if name in fresh_small:
+            assert tensor.dtype == torch.float32 and torch.equal(tensor, fresh_small[name]), name
+
+    ids = torch.tensor([[5, 17, 99, 3, 250, 7]])
+    want_logits, want_grads = _lora_step(rounded, ids)
+    for chunk_bytes in (32 << 20, 1024):  # whole matrices; then a few rows at a time (every matrix chunked)
+        monkeypatch.setattr(frozen_fp16, "CHUNK_ROWS_BYTES", chunk_bytes)
+        got_logits, got_grads = _lora_step(stored, ids)
+        assert got_logits.dtype == torch.float32
+        assert (got_logits - want_logits).abs().max() < 1e-5
+        assert want_grads.keys() == got_grads.keys() and len(got_grads) == 2 * 7 * 2
+        for name, want in want_grads.items():
+            assert torch.allclose(got_grads[name], want, rtol=1e-4, atol=1e-7), name
+            assert want.abs().max() > 0
+
+
+def test_frozen_fp16_keeps_a_matrix_fp16_cannot_hold(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from modmt.train.frozen_fp16 import store_frozen_base_in_fp16
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight[0, 0] = 1e5  # beyond fp16's 65504: would become inf
+    info = store_frozen_base_in_fp16(model)
+    assert info["kept_fp32"] == ["model.layers.0.mlp.up_proj"]
+    assert model.model.layers[0].mlp.up_proj.weight.dtype == torch.float32
+    assert torch.isfinite(model(input_ids=torch.tensor([[1, 2, 3]])).logits).all()
+
+
+def test_training_on_a_frozen_fp16_base(tmp_path, tiny_model_dir, trained):
+    """The adapters trained on the fp16-stored base are close to the fp32 ones (the base differs by its
+    rounding only) and the pool records how the base was stored."""
+    lora = LoraSettings(rank=4, alpha=8, dropout=0.0)
+    train_pool(tiny_model_dir, trained["corpus"], trained["registry"], ["ja"], tmp_path / "fp16", lora, FAST,
+               frozen_base="fp16")
+    info = Pool(tmp_path / "fp16").read()["adapters"]["in/ja"]
+    assert info["frozen_base"]["frozen_base"] == "fp16" and info["frozen_base"]["fp16_matrices"] == 15
+    assert "frozen_base" not in trained["pool"].read()["adapters"]["in/ja"]
+    for role in ("in", "out"):
+        fp32 = load_file(trained["root"] / "pool" / role / "ja" / "adapter_model.safetensors")
+        fp16 = load_file(tmp_path / "fp16" / role / "ja" / "adapter_model.safetensors")
+        for key in fp32:
+            assert fp16[key].dtype == torch.float32
+            assert (fp16[key] - fp32[key]).norm() < 0.1 * fp32[key].norm(), key  # Adam amplifies the rounding a little
+    with pytest.raises(ModmtError, match="--frozen-base is one of fp32, fp16"):
+        train_pool(tiny_model_dir, trained["corpus"], trained["registry"], ["ja"], tmp_path / "x", lora, FAST,
+                   frozen_base="int8")

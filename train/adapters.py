@@ -23,6 +23,8 @@ from modmt.train.data import ENGLISH_RECIPES, adapter_data, adapter_direction, d
 from modmt.train.pool import ROLES, Pool
 from modmt.train.trainer import TrainSettings, run_trainer
 
+FROZEN_BASES = ("fp32", "fp16")  # how training stores the frozen base's matrices (it computes in fp32 either way)
+
 
 @dataclass
 class LoraSettings:
@@ -65,7 +67,8 @@ def load_base(model_dir: Path):
 
 def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Corpus, registry: LanguageRegistry,
                   lora: LoraSettings, settings: TrainSettings, resume: bool, base_parameters: int,
-                  stop_after_step: int | None = None, english: str = "copy", pooled_langs: list[str] = ()) -> dict:
+                  stop_after_step: int | None = None, english: str = "copy", pooled_langs: list[str] = (),
+                  storage: dict | None = None) -> dict:
     """Train one adapter into the pool; returns what pool.json records for it."""
     import transformers
     from peft import get_peft_model
@@ -94,7 +97,8 @@ def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Co
                 "data_hash": data_hash(groups[0][0], pairs) if len(groups) == 1 else
                 "+".join(data_hash(d, g) for d, g in groups),
                 "lora": asdict(lora), "train": {**settings.to_json(), "seed": seed, "processes": world_size()},
-                "trainable_parameters": trainable, "trainable_ratio": trainable / base_parameters, **stats}
+                "trainable_parameters": trainable, "trainable_ratio": trainable / base_parameters, **stats,
+                **(storage or {})}
         if is_main_process():  # under torchrun every process holds the same adapter; one writes it
             with atomic_directory(pool.adapter_dir(role, lang)) as tmp:
                 peft_model.save_pretrained(tmp)
@@ -110,14 +114,18 @@ def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Co
 
 def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, langs: list[str], out: Path,
                lora: LoraSettings, settings: TrainSettings, resume: bool = False, retrain: bool = False,
-               stop_after_step: int | None = None, english: str = "copy") -> list[dict]:
+               stop_after_step: int | None = None, english: str = "copy", frozen_base: str = "fp32") -> list[dict]:
     """Train every missing adapter of `langs` into the pool at `out`; returns the new adapters' info.
 
     english: how English's two adapters are trained, "copy" (the paper: en->en) or "pooled" (x->en
     and en->x over the pool's other languages); a pool holds one recipe, recorded in pool.json.
+    frozen_base: "fp16" keeps the frozen base's matrices in fp16 while training (half the memory; the
+    adapters learn against the rounded base, recorded with each of them; train/frozen_fp16.py).
     """
     lora.check()
     settings.check()
+    if frozen_base not in FROZEN_BASES:
+        raise ModmtError(f"--frozen-base is one of {', '.join(FROZEN_BASES)}, got {frozen_base!r}")
     if english not in ENGLISH_RECIPES:
         raise ModmtError(f"--english-adapters is one of {', '.join(ENGLISH_RECIPES)}, got {english!r}")
     for code in langs:
@@ -138,6 +146,11 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
         return []
     model, tokenizer = load_base(model_dir)
     base_parameters = count_parameters(model)
+    storage = {}
+    if frozen_base == "fp16":
+        from modmt.train.frozen_fp16 import store_frozen_base_in_fp16
+
+        storage = {"frozen_base": store_frozen_base_in_fp16(model)}
     if is_main_process():
         pool.create_or_check(fingerprint, str(model_dir), base_parameters, english)
     wait_for_main_process()
@@ -148,7 +161,7 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
         echo(f"== LoRA_{role}({code}): {source} pairs", err=True)
         started = time.perf_counter()
         info = train_adapter(model, tokenizer, pool, role, code, corpus, registry, lora, settings, resume,
-                             base_parameters, stop_after_step, english, pooled_langs)
+                             base_parameters, stop_after_step, english, pooled_langs, storage)
         loss = f"{info['first_loss']:.3f} -> {info['final_loss']:.3f}" if info["final_loss"] is not None else "n/a"
         echo(f"{role}/{code}: {info['pairs']} pairs, {info['steps']} steps, loss {loss}, "
              f"{info['tokens_per_second']:.0f} tokens/s, {(time.perf_counter() - started) / 60:.1f} min, "

@@ -202,8 +202,12 @@ def training_options(f):
 @click.option("--english-adapters", type=click.Choice(["copy", "pooled"]), default="copy", show_default=True,
               help="copy: English's adapters learn en->en (the paper); pooled: LoRA_out(en) learns x->en and "
                    "LoRA_in(en) en->x, balanced over the other languages (merges into English translate).")
+@click.option("--frozen-base", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16: keep the frozen base's matrices in fp16 while training (computed in fp32): about half "
+                   "the memory, ~10-20% slower; the adapters learn against the base rounded to fp16 (CPU only).")
 def adapters_command(model, data, epochs, batch_size, max_length, max_pairs, seed, save_steps, resume,
-                     gradient_checkpointing, micro_batch_size, langs, out, rank, alpha, dropout, targets, lr, retrain, english_adapters):
+                     gradient_checkpointing, micro_batch_size, langs, out, rank, alpha, dropout, targets, lr, retrain,
+                     english_adapters, frozen_base):
     """Train LoRA_in(l) on l->en and LoRA_out(l) on en->l for every language l into a pool.
 
     English's two adapters train on en->en copies, as in the paper. Adapters the pool already has
@@ -224,7 +228,7 @@ def adapters_command(model, data, epochs, batch_size, max_length, max_pairs, see
     codes = [lang.code for lang in registry.parse_list(langs)]
     corpus = open_corpus(data, registry)
     train_pool(resolve_model(model), corpus, registry, codes, out, lora, settings, resume=resume, retrain=retrain,
-               english=english_adapters)
+               english=english_adapters, frozen_base=frozen_base)
 
 
 @train_group.command("full")
