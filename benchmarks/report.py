@@ -104,6 +104,11 @@ def tuning_lines(work: Path) -> list[str]:
              "| side | learning rate | dev chrF++ | scored as | segments × directions | train steps | final loss |",
              "|---|---:|---:|---|---:|---:|---:|"]
     chosen = tune.get("chosen", {})
+    base_cells = [c for c in load_cells(work, "tune/quality") if c["pool"] == "base"]
+    base = sum(c["chrf"] for c in base_cells) / len(base_cells) if base_cells else None
+    if base is not None:
+        lines.append(f"| base (no training) | - | {base:.2f} | Pre-train | {base_cells[0]['n']} × {len(base_cells)} "
+                     "| 0 | - |")
     for t in sorted(tune["trials"], key=trial_order):
         mark = (" *(beyond the grid)*" if t.get("beyond_grid") else "") + \
             (" **(chosen)**" if chosen.get(t["side"]) == t["lr"] else "")
@@ -129,6 +134,10 @@ def tuning_lines(work: Path) -> list[str]:
             if len(side_lrs) > 2 and lr in (side_lrs[0], side_lrs[-1]):
                 lines.append(f"\nThe {side} side's best ({lr:g}) is still at the edge of what it tried: its "
                              "optimum may lie further out.")
+            best = max(t["dev_chrf"] for t in tune["trials"] if t["side"] == side)
+            if base is not None:
+                lines.append(f"\nThe {side} side's best is {best - base:+.2f} chrF++ against the untrained base "
+                             f"on the same dev segments ({best:.2f} vs {base:.2f}).")
     else:
         lines += ["", "The search is still running: the rows above are the trials finished so far."]
     return lines + [""]

@@ -249,6 +249,17 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
     return result
 
 
+def score_base_on_dev(work: Path, corpus, profile: Profile, provider: str, langs, pool_dir: Path,
+                      prepare=None) -> dict:
+    """The untrained base on the tuning search's dev segments: the reference that says whether a trial's
+    learning rate improves on not training at all (full fine-tuning's best lies at its lowest rate)."""
+    dev = QualityRun(work / "tune", corpus, profile, provider, split="dev", prepare=prepare)
+    base = Method("base", "Pre-train", "base")
+    cells = [dev.cell("base", pool_dir, base, src, tgt, profile.tune_segments) for src, tgt in directions_of(langs)]
+    dev.release("base")
+    return {"dev_chrf": round(mean_chrf(cells), 4), "segments_per_direction": cells[0]["n"], "directions": len(cells)}
+
+
 def train_full_model(model_dir, corpus, registry, langs, out: Path, profile: Profile):
     from modmt.train.full import train_full
     from modmt.train.trainer import TrainSettings
@@ -602,6 +613,9 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
 
     plan = [
         ("adapters", lambda: need("main")),
+        # only the base model is read; the main pool names it
+        *([("tune-base", lambda: score_base_on_dev(work, corpus, profile, provider, langs, pools["main"], prepare))]
+          if tuned else []),
         ("pooled-en", pooled_stage),
         ("full", lambda: need("full")),
         ("weights", lambda: weights_stage("main")),

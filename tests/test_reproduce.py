@@ -31,8 +31,8 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     # A first run stopped after full fine-tuning, as at the end of a working session.
     rp.reproduce(str(tiny_model_dir), corpus, "tiny", work, provider="cpu", stop_after="full", ood=ood)
     stages = json.loads((work / "stages.json").read_text())
-    assert [k for k, v in stages.items() if v["done"]] == ["corpus", "tune", "adapters", "pooled-en", "full",
-                                                           "evidence"]
+    assert [k for k, v in stages.items() if v["done"]] == ["corpus", "tune", "adapters", "tune-base", "pooled-en",
+                                                           "full", "evidence"]
     assert not (work / "quality").exists()
     # The tuning search: equal trials per side, every trial scored on the dev split, the best chosen,
     # and its choices train the rest (full FT and the pooled pool are the chosen trials themselves).
@@ -49,8 +49,11 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
         assert tune["chosen"][side] == best["lr"]
     assert tune["budget"]["trials"] == {"full": 3, "adapters": 3} and tune["budget"]["grid_trials_per_side"] == 2
     assert not list((work / "tune" / "onnx").glob("*/exports/*-base"))  # a scored trial's model-sized export is gone
-    dev_cells = sorted((work / "tune" / "quality").glob("*/dev-*/*/*.json"))
-    assert len(dev_cells) == 20 * 6 and all(json.loads(c.read_text())["n"] == 3 for c in dev_cells)
+    dev_cells = sorted((work / "tune" / "quality").glob("*/dev-*/*/*.json"))  # six trials and the base
+    assert len(dev_cells) == 20 * 7 and all(json.loads(c.read_text())["n"] == 3 for c in dev_cells)
+    base_dev = [json.loads(c.read_text()) for c in dev_cells if c.parts[-4] == "base"]
+    assert len(base_dev) == 20 and {c["method"] for c in base_dev} == {"base"}
+    assert stages["tune-base"]["result"]["dev_chrf"] == round(sum(c["chrf"] for c in base_dev) / 20, 4)
     chosen_pool = work / "tune" / f"adapters-lr{tune['chosen']['adapters']:g}"
     main_meta = json.loads((work / "pool" / "pool.json").read_text())
     assert main_meta["english_adapters"] == "copy" and main_meta["adapters"]["out/en"]["direction"] == "en-en"
@@ -67,6 +70,11 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
                     "## Learning rate and general ability"):
         assert section in text
     assert text.count("**(chosen)**") == 2 and text.count("*(beyond the grid)*") == 2
+    base_dev_chrf = stages["tune-base"]["result"]["dev_chrf"]
+    assert f"| base (no training) | - | {base_dev_chrf:.2f} | Pre-train | 3 × 20 | 0 | - |" in text
+    for side in ("full", "adapters"):
+        best = max(t["dev_chrf"] for t in tune["trials"] if t["side"] == side)
+        assert f"The {side} side's best is {best - base_dev_chrf:+.2f} chrF++ against the untrained base" in text
     assert "Budget: a grid of 2 learning rates for each side, plus one trial beyond the edge for full and " \
            "adapters (3 full, 3 adapters trials)" in text
     assert "LoRA_out > LoRA_in on average:" in text and "Setting 1 (learned)" in text
@@ -110,7 +118,7 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     committed = sorted(moved.glob("quality*/*/*/*/*.json")) + sorted(moved.glob("tune/quality/*/*/*/*.json"))
     # + the dev cells of every tuning trial, and each trial out of domain
     assert len(committed) == (len(cells) + 7 * 20 + 5 * 8 + 20 * len(tune["trials"]) + 8 * len(tune["trials"])
-                              + 2 * 2 * 8)
+                              + 2 * 2 * 8 + 20)  # + the base on the dev segments
     for path in committed[::17]:
         cell = json.loads(path.read_text())
         assert abs(rescore(cell) - cell["chrf"]) < 1e-9
