@@ -70,6 +70,8 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
                     "## Learning rate and general ability"):
         assert section in text
     assert text.count("**(chosen)**") == 2 and text.count("*(beyond the grid)*") == 2
+    assert (f"Learning rates: the dev search's choices below, full fine-tuning {tune['chosen']['full']:g} and the "
+            f"adapters {tune['chosen']['adapters']:g}, train every row") in text
     base_dev_chrf = stages["tune-base"]["result"]["dev_chrf"]
     assert f"| base (no training) | - | {base_dev_chrf:.2f} | Pre-train | 3 × 20 | 0 | - |" in text
     for side in ("full", "adapters"):
