@@ -20,7 +20,8 @@ from modmt.runtime.fingerprint import sha256_file
 
 # What the report reads besides the cells, relative to the work folder.
 RUN_FILES = ["settings.json", "stages.json", "tune/trials.json", "pool/pool.json"]
-CELL_FOLDERS = ["quality", "quality-ood", "quality-ood-trials", "quality-scale", "quality-ood-scale", "tune/quality"]
+CELL_FOLDERS = ["quality", "quality-ood", "quality-ood-trials", "quality-scale", "quality-ood-scale", "quality-mix",
+                "quality-ood-mix", "tune/quality"]
 
 
 def _short_hash(path: Path) -> str | None:
@@ -222,9 +223,10 @@ def write_run_evidence(work: Path, out: Path) -> Path:
     evaluation = json.loads((work / "evaluation.json").read_text()) if (work / "evaluation.json").exists() else {}
     stages = json.loads((work / "stages.json").read_text()) if (work / "stages.json").exists() else {}
     corpus = Path(stages.get("corpus", {}).get("result") or settings["data"] or work / "ddtp")
-    corpora = {"quality": corpus, "quality-scale": corpus, "tune/quality": corpus}
+    corpora = {"quality": corpus, "quality-scale": corpus, "quality-mix": corpus, "tune/quality": corpus}
     if evaluation.get("ood"):
-        corpora["quality-ood"] = corpora["quality-ood-trials"] = corpora["quality-ood-scale"] = Path(evaluation["ood"])
+        for folder in ("quality-ood", "quality-ood-trials", "quality-ood-scale", "quality-ood-mix"):
+            corpora[folder] = Path(evaluation["ood"])
     pooled, full_dir = run_layout(work)
     command = reproduce_command(work, settings, evaluation.get("ood"))
     return write_evidence(work, out, corpora, command, base_model_fingerprint(settings), pooled, full_dir)

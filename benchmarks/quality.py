@@ -110,7 +110,7 @@ class OnnxMethods:
     @staticmethod
     def remove_base_exports(work: Path) -> None:
         """Delete the model-sized base exports under `work` (2.4-2.6 GB each on the 0.5B model); the
-        per-direction manifests stay, and a later translate would export the base again."""
+        per-direction manifests stay, and a later translate exports the base and its direction again."""
         for base in ("shared-base", "full-base"):
             shutil.rmtree(work / "exports" / base, ignore_errors=True)
 
@@ -121,18 +121,20 @@ class OnnxMethods:
         from modmt.runtime.translator import Translator
 
         out = self.work / "exports" / f"{src}-{tgt}" / method.key
-        if method.key == "full" and not (out / "modmt.json").exists():
+        base = self.work / "exports" / ("full-base" if method.key == "full" else "shared-base")
+        # A direction's export is made again when its base was released (remove_base_exports) since.
+        current = (out / "modmt.json").exists() and (base / "modmt.json").exists()
+        if method.key == "full" and not current:
             # The fine-tuned model is a shared base of its own: exported once, prompted per direction.
             if self.full_dir is None:
                 raise ModmtError("the full fine-tuning row needs --full-model DIR (a `modmt-train full` output)")
-            full_base = self.work / "exports" / "full-base"
-            if not (full_base / "modmt.json").exists():
-                export_model_base(self.full_dir, full_base)
-            export_plain_direction(full_base, src, tgt, out, load_registry())
-        elif not (out / "modmt.json").exists():
+            if not (base / "modmt.json").exists():
+                export_model_base(self.full_dir, base)
+            export_plain_direction(base, src, tgt, out, load_registry())
+        elif not current:
             export_shared_direction(self.pool.root, src, tgt,
                                     ExportOptions(weights=method.weights, setting=method.setting),
-                                    self.work / "exports" / "shared-base", out, load_registry(), force=True)
+                                    base, out, load_registry(), force=True)
         translator = Translator(out, provider=self.provider, verify="size")
         return [" ".join(t.split()) for t in translator.translate(texts, beam=beam, max_new_tokens=max_new_tokens,
                                                                    batch_size=batch_size)]

@@ -351,6 +351,7 @@ def write_report(work: Path) -> str:
     lines += tuning_lines(work)
     lines += ood_trial_lines(work, chrf)
     lines += scale_lines(work, chrf)
+    lines += mix_lines(work, chrf)
     # Stage wall times and plots.
     lines += ["## Stages", "", "| stage | wall time | attempts |", "|---|---:|---:|"]
     for name, entry in stages.items():
@@ -527,42 +528,89 @@ def ood_trial_lines(work: Path, chrf) -> list[str]:
     return lines + ["", f"Directions: {', '.join(directions)}{base}.", ""]
 
 
+DOMAINS = (("in domain", "quality"), ("out of domain", "quality-ood"))
+
+
+def against_base(work: Path, chrf, rows: dict[str, dict[str, list[dict]]]) -> dict[str, list[str]]:
+    """Table cells (chrF++ and its paired difference to the base, in domain then out of domain) for rows
+    given as key -> {domain: cells}, on the rows' own sample (the largest n among them) and directions;
+    a row missing any of them reads "(not scored yet)"."""
+    stats, directions = {}, {}
+    for name, folder in DOMAINS:
+        stats[name] = SegmentStats(chrf)
+        variant = [c for row in rows.values() for c in row.get(name, [])]
+        n = max((c["n"] for c in variant), default=0)
+        base = [c for c in load_cells(work, folder) if c["pool"] == "main" and c["method"] == "base"]
+        for key, cells in [("base", base), *((k, row.get(name, [])) for k, row in rows.items())]:
+            for cell in cells:
+                if cell["n"] == n:
+                    stats[name].add(key, f"{cell['src']}-{cell['tgt']}", cell["hypotheses"], cell["references"])
+        directions[name] = sorted({f"{c['src']}-{c['tgt']}" for c in variant})
+    table = {}
+    for key in rows:
+        table[key] = []
+        for name, _ in DOMAINS:
+            common = stats[name].common([key, "base"], directions[name])
+            if not directions[name] or common != directions[name]:
+                table[key] += ["(not scored yet)", "-"]
+                continue
+            table[key] += [f"{mean(stats[name].score(key, d) for d in common):.2f}",
+                           str(stats[name].difference(key, "base", common))]
+    return table
+
+
+def pooled_row(work: Path, method: str) -> dict[str, list[dict]]:
+    """The pooled recipe's Table-1 cells of `method`, in and out of domain."""
+    return {name: [c for c in load_cells(work, folder) if c["pool"] == "pooled" and c["method"] == method]
+            for name, folder in DOMAINS}
+
+
+ABILITY_HEADER = ["in domain chrF++", "in domain − base", "out of domain chrF++", "out of domain − base"]
+
+
 def scale_lines(work: Path, chrf) -> list[str]:
     """The pooled recipe's best Setting-1 row with merge weights summing to S < 1, beside the plain merge
     (S = 1), in domain and out of it: what a weaker merge costs in domain and keeps of general ability."""
-    domains = [("in domain", "quality", "quality-scale"), ("out of domain", "quality-ood", "quality-ood-scale")]
-    scaled = {name: load_cells(work, folder) for name, _, folder in domains}
+    scaled = {name: load_cells(work, folder) for name, folder in
+              (("in domain", "quality-scale"), ("out of domain", "quality-ood-scale"))}
     if not any(scaled.values()):
         return []
     method = next(c["method"] for cells in scaled.values() for c in cells).split("@")[0]  # e.g. s1-1:9
-    scales = sorted({float(c["method"].split("@")[1]) for cells in scaled.values() for c in cells}) + [1.0]
-    stats, directions = {}, {}
-    for name, folder, scale_folder in domains:
-        stats[name] = SegmentStats(chrf)
-        table1 = load_cells(work, folder)
-        plain = [("base", c) for c in table1 if c["pool"] == "main" and c["method"] == "base"]
-        plain += [("1", c) for c in table1 if c["pool"] == "pooled" and c["method"] == method]
-        for key, cell in plain + [(f"{float(c['method'].split('@')[1]):g}", c) for c in scaled[name]]:
-            if cell["n"] == max((c["n"] for c in scaled[name]), default=0):  # the scaled rows' sample
-                stats[name].add(key, f"{cell['src']}-{cell['tgt']}", cell["hypotheses"], cell["references"])
-        directions[name] = sorted({f"{c['src']}-{c['tgt']}" for c in scaled[name]})
+    scales = sorted({float(c["method"].split("@")[1]) for cells in scaled.values() for c in cells}, reverse=True)
+    rows = {"1": pooled_row(work, method)}
+    for scale in scales:
+        rows[f"{scale:g}"] = {name: [c for c in cells if float(c["method"].split("@")[1]) == scale]
+                              for name, cells in scaled.items()}
     lines = ["## Weaker merges and general ability", "",
              f"The pooled recipe's {method.replace('s1-', 'Setting 1 at ')} with its merge weights summing to S "
              "(`--w IN:OUT@S`: the merged delta S times as strong; S = 1 is the Table-1 row), over the directions "
              "with English on the headline sample; − base: mean chrF++ difference to the pre-trained model on "
              "the same segments, paired [95 % interval]. No training: the same adapters, other weights.", "",
-             "| S | in domain chrF++ | in domain − base | out of domain chrF++ | out of domain − base |",
-             "|---:|---:|---:|---:|---:|"]
-    for scale in reversed(scales):
-        key, cells = f"{scale:g}", []
-        for name, *_ in domains:
-            common = stats[name].common([key, "base"], directions[name])
-            if not directions[name] or common != directions[name]:
-                cells += ["(not scored yet)", "-"]
-                continue
-            cells += [f"{mean(stats[name].score(key, d) for d in common):.2f}",
-                      str(stats[name].difference(key, "base", common))]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+             "| S | " + " | ".join(ABILITY_HEADER) + " |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(work, chrf, rows).items()]
+    return lines + [""]
+
+
+def mix_lines(work: Path, chrf) -> list[str]:
+    """The pooled recipe trained with general-domain pairs mixed in (the `mix` stage), beside the recipe
+    as trained on the training domain alone, in domain and out of it."""
+    mixed = {name: load_cells(work, folder) for name, folder in
+             (("in domain", "quality-mix"), ("out of domain", "quality-ood-mix"))}
+    if not any(mixed.values()):
+        return []
+    method = next(c["method"] for cells in mixed.values() for c in cells)
+    stages = json.loads((work / "stages.json").read_text()) if (work / "stages.json").exists() else {}
+    share = (stages.get("mix", {}).get("result") or {}).get("share")
+    rows = {"training domain only": pooled_row(work, method),
+            f"{share:.0%} general-domain pairs mixed in" if share else "general-domain pairs mixed in": mixed}
+    lines = ["## Mixing general-domain pairs into training", "",
+             f"The pooled recipe's {method.replace('s1-', 'Setting 1 at ')}, its adapters trained again with a share "
+             "of every adapter's pairs (the same number in all) taken from the out-of-domain corpus' train split "
+             "(messages that are never its dev or devtest ones, but the same register: the out-of-domain test is "
+             "then no longer a domain these adapters never saw). Directions with English, headline sample; − base "
+             "as above.", "",
+             "| training | " + " | ".join(ABILITY_HEADER) + " |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(work, chrf, rows).items()]
     return lines + [""]
 
 

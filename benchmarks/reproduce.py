@@ -48,6 +48,7 @@ from modmt.runtime.languages import ENGLISH
 LANGS = ["en", "fr", "de", "ja", "zh"]
 RATIOS = ("1:9", "3:7", "7:3", "9:1")
 SCALES = (0.5, 0.75)  # merge weights summing to less than 1 (--w IN:OUT@S), in and out of domain
+MIX_SHARE = 0.25  # of each adapter's pairs, from the out-of-domain corpus' train split (the `mix` stage)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def directions_of(langs: list[str]) -> list[tuple[str, str]]:
     return list(permutations(langs, 2))
 
 
-def train_adapters(model_dir, corpus, registry, langs, pool_dir, profile: Profile, english="copy"):
+def train_adapters(model_dir, corpus, registry, langs, pool_dir, profile: Profile, english="copy", mix=None):
     from modmt.train.adapters import LoraSettings, train_pool
     from modmt.train.trainer import TrainSettings
 
@@ -135,7 +136,8 @@ def train_adapters(model_dir, corpus, registry, langs, pool_dir, profile: Profil
                              max_pairs=profile.adapter_pairs, seed=0, save_steps=25)
     from modmt.train.pool import Pool
 
-    train_pool(model_dir, corpus, registry, langs, pool_dir, LoraSettings(), settings, resume=True, english=english)
+    train_pool(model_dir, corpus, registry, langs, pool_dir, LoraSettings(), settings, resume=True, english=english,
+               mix=mix)
     # Every adapter of the pool, also those an earlier (killed) attempt finished: pool.json has them all.
     return {key: {"pairs": i["pairs"], "steps": i["steps"], "final_loss": i["final_loss"], "seconds": i["seconds"]}
             for key, i in Pool(pool_dir).read()["adapters"].items()}
@@ -447,6 +449,23 @@ def run_scale_stage(main: QualityRun, in_domain: QualityRun, ood: QualityRun, la
     return {"ratio": ratio, "scales": list(SCALES), "cells": 2 * len(plan)}
 
 
+def run_mix_stage(main: QualityRun, in_domain: QualityRun, ood: QualityRun, langs, pools: dict) -> dict:
+    """The pooled recipe trained again with MIX_SHARE of every adapter's pairs from the out-of-domain
+    corpus' train split (general-domain text; never its dev or devtest messages), scored as the scale
+    stage's row (the best Setting-1 ratio) in domain and out of it, on the directions with English:
+    does mixing general-domain pairs into training keep more of the base model's general ability?"""
+    ratio = best_ratios(main, langs, pools)[1]
+    method = Method(f"s1-{ratio}", f"Setting 1 ({ratio})", ratio, 1)
+    plan = [(src, tgt) for src, tgt in directions_of(langs) if ENGLISH in (src, tgt)]
+    for run in (in_domain, ood):
+        with click.progressbar(plan, label=f"chrF++ of the mixed-domain pool ({run.folder})", file=None) as bar:
+            for src, tgt in bar:
+                run.cell("pool-mixed", pools["pool-mixed"], method, src, tgt, run.profile.headline_segments)
+        run.runners.clear()  # one loaded base at a time; the exports stay for the next run
+    ood.release("pool-mixed")  # the two runs share the pool's exports: delete the base once both are done
+    return {"ratio": ratio, "share": MIX_SHARE, "cells": 2 * len(plan)}
+
+
 def score_trial_out_of_domain(ood: QualityRun, trained: Path, side: str, langs) -> int:
     """One tuning trial's row (as scored on dev) on the out-of-domain corpus, over the directions with
     English on the headline sample; its model-sized export is deleted afterwards. Returns the cells."""
@@ -468,6 +487,13 @@ def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
         for t in bar:
             cells += score_trial_out_of_domain(ood, trial_dir(work, t["side"], t["lr"]), t["side"], langs)
     return {"trials": len(trials), "cells": cells}
+
+
+def has_train_split(corpus, langs) -> bool:
+    try:
+        return all(corpus.pairs(code) for code in langs if code != ENGLISH)
+    except ModmtError:
+        return False
 
 
 def reproduce(model: str | None, data: Path | None, profile_name: str, work: Path, provider: str = "auto",
@@ -522,7 +548,7 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
     corpus = open_corpus(corpus_dir, registry)
     model_dir = resolve_model(model) if model else fetch_model(DEFAULT_MODEL)
     ood_corpus = open_corpus(ood, registry) if ood is not None else None
-    pools = {"main": work / "pool", "pooled": work / "pool-pooled-en"}
+    pools = {"main": work / "pool", "pooled": work / "pool-pooled-en", "pool-mixed": work / "pool-mixed"}
     full_dir = work / "full"
 
     if profile.full_lr_trials and len(profile.full_lr_trials) != len(profile.adapter_lr_trials):
@@ -579,7 +605,11 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
             return train_trial(model_dir, corpus, registry, langs, work, profile, "full", profile.full_lr)
         return train_full_model(model_dir, corpus, registry, langs, full_dir, profile)
 
-    builders = {"main": build_main, "pooled": build_pooled, "full": build_full}
+    def build_mixed():  # the pooled recipe, a share of every adapter's pairs from the general-domain corpus
+        return train_adapters(model_dir, corpus, registry, langs, pools["pool-mixed"], profile, english="pooled",
+                              mix=(ood_corpus, MIX_SHARE))
+
+    builders = {"main": build_main, "pooled": build_pooled, "full": build_full, "pool-mixed": build_mixed}
     built = {}
 
     def need(product: str):
@@ -630,6 +660,12 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
                                                                     work, langs)))
         plan.append(("scale", lambda: run_scale_stage(quality_run(corpus), quality_run(corpus, "quality-scale"),
                                                       quality_run(ood_corpus, "quality-ood-scale"), langs, pools)))
+        if has_train_split(ood_corpus, langs):
+            plan.append(("mix", lambda: run_mix_stage(quality_run(corpus), quality_run(corpus, "quality-mix"),
+                                                      quality_run(ood_corpus, "quality-ood-mix"), langs, pools)))
+        else:
+            click.echo(f"{ood}: no train split for every language, so no `mix` stage (rebuild it with "
+                       "`modmt data gettext` to get one)", err=True)
     for name, fn in plan:
         if stop_after in ("corpus", "tune"):
             break

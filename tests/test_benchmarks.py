@@ -162,3 +162,20 @@ def test_demo_phases_in_child_processes_raise_their_own_errors(tmp_path):
     with pytest.raises(ModmtError, match="pool"):
         in_child_process(export_one, tmp_path / "no-pool", "3:7", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_released_base_is_exported_again_when_a_direction_needs_it(tmp_path, tiny_pool):
+    """remove_base_exports deletes the model-sized shared base but keeps each direction's manifest: a later
+    translate through a new runner (another stage, a resumed run) exports both again, same output."""
+    from modmt.benchmarks.quality import OnnxMethods
+    from modmt.benchmarks.table1 import Method
+    from modmt.train.pool import Pool
+
+    method = Method("s1-3:7", "Setting 1 (3:7)", "3:7", 1)
+    texts = ["hello world", "a small web server"]
+    first = OnnxMethods(Pool(tiny_pool), tmp_path, "cpu").translate("ja", "zh", method, texts, 1, 6, 2)
+    OnnxMethods.remove_base_exports(tmp_path)
+    assert (tmp_path / "exports" / "ja-zh" / "s1-3:7" / "modmt.json").exists()
+    assert not (tmp_path / "exports" / "shared-base").exists()
+    again = OnnxMethods(Pool(tiny_pool), tmp_path, "cpu").translate("ja", "zh", method, texts, 1, 6, 2)
+    assert again == first and (tmp_path / "exports" / "shared-base" / "modmt.json").exists()

@@ -86,6 +86,16 @@ def test_corpus_aligns_by_msgid_and_splits_by_hash(tmp_path):
         i = int(en.split("number ")[1].split()[0])
         assert (fr, ja, zh) == (f"[fr] phrase {i}.", f"[ja] phrase {i}.", f"[zh] phrase {i}.")
     assert sentence(3) not in [r[0] for r in rows]
+    # --max-segments 20: the other 9 messages are the train split, none of them a dev or devtest message
+    info = build_gettext_corpus(root, languages(), tmp_path / "small", exclude={"[fr] phrase 3."}, max_segments=20)
+    assert (info["dev"], info["devtest"], info["train"]) == (10, 10, 9)
+    small = open_corpus(tmp_path / "small", load_registry())
+    evaluated = set(small.segments("dev", "en") + small.segments("devtest", "en"))
+    for code in ("fr", "ja", "zh"):
+        pairs = small.pairs(code)
+        assert len(pairs) == 9 and not evaluated & {english for english, _ in pairs}
+        assert all(text == f"[{code}] phrase {english.split('number ')[1].split()[0]}." for english, text in pairs)
+    assert info["train"] + 20 == 29 and not (tmp_path / "c" / "train").exists()  # 1000 > 29: no train split
     # the same catalogs give the same split on any machine
     build_gettext_corpus(root, languages(), tmp_path / "again", exclude={"[fr] phrase 3."})
     assert (tmp_path / "again" / "devtest" / "en.txt").read_text() == (tmp_path / "c" / "devtest" / "en.txt").read_text()
@@ -109,4 +119,4 @@ def test_cli_excludes_a_training_corpus(tmp_path):
     result = CliRunner().invoke(data_group, ["gettext", "--langs", "en,fr,ja,zh", "--out", str(tmp_path / "c"),
                                              "--locale-dir", str(root), "--exclude-corpus", str(tmp_path / "ddtp")])
     assert result.exit_code == 0, result.output
-    assert "dev 14, devtest 15 segments x 4 languages" in result.output and "1 left out" in result.output
+    assert "dev 14, devtest 15 segments x 4 languages, train 0 pairs" in result.output and "1 left out" in result.output

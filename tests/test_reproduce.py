@@ -99,7 +99,17 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
         scaled = sorted((work / folder).glob("pooled/*/*/*.json"))
         assert len(scaled) == 2 * 8 and {p.stem.split("@")[1] for p in scaled} == {"0.5", "0.75"}
     assert "## Weaker merges and general ability" in text
-    assert [line.split(" | ")[0] for line in text.split("## Weaker merges")[1].splitlines()
+    # Mixing general-domain pairs (the out-of-domain corpus' train split) into the pooled recipe's training:
+    # its own pool, a quarter of every adapter's pairs from the other corpus, scored in and out of domain.
+    mixed_pool = json.loads((work / "pool-mixed" / "pool.json").read_text())["adapters"]
+    assert len(mixed_pool) == 10 and all(a["mixed_in"]["share"] == rp.MIX_SHARE and a["mixed_in"]["pairs"] > 0
+                                         for a in mixed_pool.values())
+    for folder in ("quality-mix", "quality-ood-mix"):
+        assert len(list((work / folder).glob("pool-mixed/*/*/*.json"))) == 8
+    mix_section = text.split("## Mixing general-domain pairs into training")[1].split("## ")[0]
+    assert "| training domain only | " in mix_section and "| 25% general-domain pairs mixed in | " in mix_section
+    assert "(not scored yet)" not in mix_section
+    assert [line.split(" | ")[0] for line in text.split("## Weaker merges")[1].split("\n## ")[0].splitlines()
             if line.startswith("| ") and line[2:3].isdigit()] == ["| 1", "| 0.75", "| 0.5"]
     assert "(not scored yet)" not in text and not list((work / "onnx").glob("tune-*/exports/*-base"))
     assert (evidence / "plots" / "learned_weights.png").exists() and (evidence / "plots" / "gap_vs_data.png").exists()
@@ -120,7 +130,7 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     committed = sorted(moved.glob("quality*/*/*/*/*.json")) + sorted(moved.glob("tune/quality/*/*/*/*.json"))
     # + the dev cells of every tuning trial, and each trial out of domain
     assert len(committed) == (len(cells) + 7 * 20 + 5 * 8 + 20 * len(tune["trials"]) + 8 * len(tune["trials"])
-                              + 2 * 2 * 8 + 20)  # + the base on the dev segments
+                              + 2 * 2 * 8 + 20 + 2 * 8)  # + the base on the dev segments, + the mixed pool
     for path in committed[::17]:
         cell = json.loads(path.read_text())
         assert abs(rescore(cell) - cell["chrf"]) < 1e-9

@@ -299,3 +299,50 @@ def test_training_on_a_frozen_fp16_base(tmp_path, tiny_model_dir, trained):
     with pytest.raises(ModmtError, match="--frozen-base is one of fp32, fp16"):
         train_pool(tiny_model_dir, trained["corpus"], trained["registry"], ["ja"], tmp_path / "x", lora, FAST,
                    frozen_base="int8")
+
+
+def test_mixing_general_domain_pairs_into_training(tmp_path, tiny_model_dir, trained):
+    """--mix-data: a share of each adapter's pairs comes from another corpus, same direction, same count."""
+    from modmt.train.data import adapter_data, mix_in
+
+    general_root = tmp_path / "general" / "train"
+    general_root.mkdir(parents=True)
+    for code in ("ja", "zh"):
+        (general_root / f"en-{code}.tsv").write_text("".join(f"General sentence {i}.\t[{code}] general {i}\n"
+                                                            for i in range(40)))
+    registry = trained["registry"]
+    general = open_corpus(tmp_path / "general", registry)
+    groups = adapter_data(trained["corpus"], "in", "ja", max_pairs=8, seed=0)
+    mixed, taken = mix_in(groups, general, 0.25, seed=0)
+    assert taken == 2 and [len(g) for _, g in mixed] == [6, 2] and {d for d, _ in mixed} == {groups[0][0]}
+    assert set(mixed[0][1]) <= set(groups[0][1]) and all(src.startswith("[ja] general") for src, _ in mixed[1][1])
+    with pytest.raises(ModmtError, match="--mix-share must be between 0 and 1"):
+        mix_in(groups, general, 1.0, seed=0)
+
+    train_pool(tiny_model_dir, trained["corpus"], registry, ["ja"], tmp_path / "mixed",
+               LoraSettings(rank=4, alpha=8, dropout=0.0), replace_settings(FAST, max_pairs=8), mix=(general, 0.25))
+    info = Pool(tmp_path / "mixed").read()["adapters"]["out/ja"]
+    assert info["mixed_in"] == {"corpus": str(tmp_path / "general"), "share": 0.25, "pairs": 2}
+    assert info["pairs"] == 8 and info["direction"] == "en-ja" and "+" in info["data_hash"]
+    with pytest.raises(ModmtError, match="no training pairs for de: expected .*general/train/en-de.tsv"):  # before loading the model
+        train_pool(tiny_model_dir, trained["corpus"], registry, ["de"], tmp_path / "x",
+                   LoraSettings(rank=4, alpha=8), FAST, mix=(general, 0.25))
+
+
+def replace_settings(settings, **changes):
+    from dataclasses import replace
+
+    return replace(settings, **changes)
+
+
+def test_mixing_rounds_over_all_groups():
+    """Four pooled-English groups of 2 pairs at a quarter: 2 general pairs in all, not 4 x round(0.5) = 0."""
+    from modmt.train.data import Direction, mix_in
+
+    class General:
+        def pairs(self, code):
+            return [(f"general {i}", f"[{code}] {i}") for i in range(10)]
+
+    groups = [(Direction(code, "en"), [(f"{code} {i}", f"en {i}") for i in range(2)]) for code in ("fr", "de", "ja", "zh")]
+    mixed, taken = mix_in(groups, General(), 0.25, seed=0)
+    assert taken == 2 and sum(len(g) for _, g in mixed) == 8

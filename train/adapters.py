@@ -19,7 +19,8 @@ from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import LanguageRegistry
 from modmt.train.corpus import Corpus
 from modmt.train.distributed import is_main_process, wait_for_main_process, world_size
-from modmt.train.data import ENGLISH_RECIPES, adapter_data, adapter_direction, data_hash, direction_pairs, encode_pairs
+from modmt.train.data import (ENGLISH_RECIPES, adapter_data, adapter_direction, data_hash, direction_pairs,
+                               encode_pairs, mix_in)
 from modmt.train.pool import ROLES, Pool
 from modmt.train.trainer import TrainSettings, run_trainer
 
@@ -68,13 +69,15 @@ def load_base(model_dir: Path):
 def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Corpus, registry: LanguageRegistry,
                   lora: LoraSettings, settings: TrainSettings, resume: bool, base_parameters: int,
                   stop_after_step: int | None = None, english: str = "copy", pooled_langs: list[str] = (),
-                  storage: dict | None = None) -> dict:
+                  storage: dict | None = None, mix: tuple[Corpus, float] | None = None) -> dict:
     """Train one adapter into the pool; returns what pool.json records for it."""
     import transformers
     from peft import get_peft_model
 
     seed = settings.seed + ROLES.index(role)  # en's two adapters see the same en->en data: differ by seed
     groups = adapter_data(corpus, role, lang, english, settings.max_pairs, seed, pooled_langs)
+    if mix is not None:
+        groups, mixed_pairs = mix_in(groups, mix[0], mix[1], seed)
     examples, too_long, pairs = [], 0, []
     for direction, group in groups:
         encoded, skipped = encode_pairs(tokenizer, registry, direction, group, settings.max_length)
@@ -92,13 +95,16 @@ def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Co
         stats = run_trainer(peft_model, examples, tokenizer.pad_token_id, work,
                             TrainSettings(**{**settings.to_json(), "seed": seed}), resume, stop_after_step)
         trainable = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
-        info = {"role": role, "lang": lang, "direction": ",".join(str(d) for d, _ in groups), "pairs": len(pairs),
+        info = {"role": role, "lang": lang, "direction": ",".join(dict.fromkeys(str(d) for d, _ in groups)),
+                "pairs": len(pairs),
                 "skipped_too_long": too_long,
                 "data_hash": data_hash(groups[0][0], pairs) if len(groups) == 1 else
                 "+".join(data_hash(d, g) for d, g in groups),
                 "lora": asdict(lora), "train": {**settings.to_json(), "seed": seed, "processes": world_size()},
                 "trainable_parameters": trainable, "trainable_ratio": trainable / base_parameters, **stats,
                 **(storage or {})}
+        if mix is not None:
+            info["mixed_in"] = {"corpus": str(mix[0].root), "share": mix[1], "pairs": mixed_pairs}
         if is_main_process():  # under torchrun every process holds the same adapter; one writes it
             with atomic_directory(pool.adapter_dir(role, lang)) as tmp:
                 peft_model.save_pretrained(tmp)
@@ -114,13 +120,16 @@ def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Co
 
 def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, langs: list[str], out: Path,
                lora: LoraSettings, settings: TrainSettings, resume: bool = False, retrain: bool = False,
-               stop_after_step: int | None = None, english: str = "copy", frozen_base: str = "fp32") -> list[dict]:
+               stop_after_step: int | None = None, english: str = "copy", frozen_base: str = "fp32",
+               mix: tuple[Corpus, float] | None = None) -> list[dict]:
     """Train every missing adapter of `langs` into the pool at `out`; returns the new adapters' info.
 
     english: how English's two adapters are trained, "copy" (the paper: en->en) or "pooled" (x->en
     and en->x over the pool's other languages); a pool holds one recipe, recorded in pool.json.
     frozen_base: "fp16" keeps the frozen base's matrices in fp16 while training (half the memory; the
     adapters learn against the rounded base, recorded with each of them; train/frozen_fp16.py).
+    mix: (corpus, share): that share of each adapter's pairs comes from another corpus' pairs of the
+    same direction (general-domain text, to keep the base model's general ability), recorded per adapter.
     """
     lora.check()
     settings.check()
@@ -131,6 +140,9 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
     for code in langs:
         registry.get(code)
         direction_pairs(corpus, adapter_direction("out", code))  # fail early on missing data
+        if mix is not None:
+            mix_in([], *mix, 0)  # the share's range
+            direction_pairs(mix[0], adapter_direction("out", code))
     fingerprint = model_fingerprint(model_dir)
     pool = Pool(out)
     if pool.exists():
@@ -161,7 +173,7 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
         echo(f"== LoRA_{role}({code}): {source} pairs", err=True)
         started = time.perf_counter()
         info = train_adapter(model, tokenizer, pool, role, code, corpus, registry, lora, settings, resume,
-                             base_parameters, stop_after_step, english, pooled_langs, storage)
+                             base_parameters, stop_after_step, english, pooled_langs, storage, mix)
         loss = f"{info['first_loss']:.3f} -> {info['final_loss']:.3f}" if info["final_loss"] is not None else "n/a"
         echo(f"{role}/{code}: {info['pairs']} pairs, {info['steps']} steps, loss {loss}, "
              f"{info['tokens_per_second']:.0f} tokens/s, {(time.perf_counter() - started) / 60:.1f} min, "

@@ -53,13 +53,14 @@ def ddtp_command(langs, out, include_long, lists, force):
 @click.option("--exclude-corpus", type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="A training corpus whose texts must not appear in this one (e.g. corpora/ddtp).")
 @click.option("--max-segments", type=POSITIVE_INT, default=1000, show_default=True,
-              help="At most this many segments, half dev, half devtest.")
+              help="At most this many segments, half dev, half devtest; the messages after them are the train split.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def gettext_command(langs, out, locale_dir, exclude_corpus, max_segments, force):
     """Build an out-of-domain test corpus from installed programs' translated messages (.mo files).
 
     Messages translated into every language and reading as sentences, aligned by their English
-    msgid, split into dev and devtest by a hash of it. No train split: it only evaluates.
+    msgid, split into dev and devtest by a hash of it; the messages beyond --max-segments are a small
+    train split (general-domain pairs that `modmt-train adapters --mix-data` can mix in).
     """
     from modmt.train.corpus import open_corpus
     from modmt.train.gettext_corpus import build_gettext_corpus
@@ -76,7 +77,8 @@ def gettext_command(langs, out, locale_dir, exclude_corpus, max_segments, force)
                 for english, text in training.pairs(code):
                     exclude.update((english, text))
     info = build_gettext_corpus(locale_dir, languages, out, exclude, max_segments, force)
-    click.echo(f"wrote {out}: dev {info['dev']}, devtest {info['devtest']} segments x {len(languages)} languages "
+    click.echo(f"wrote {out}: dev {info['dev']}, devtest {info['devtest']} segments x {len(languages)} languages, "
+               f"train {info['train']} pairs per language "
                f"from {len(info['domains'])} message domains ({info['excluded_as_training_text']} left out as "
                "training text)")
 
@@ -205,9 +207,14 @@ def training_options(f):
 @click.option("--frozen-base", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="fp16: keep the frozen base's matrices in fp16 while training (computed in fp32): about half "
                    "the memory, ~10-20% slower; the adapters learn against the base rounded to fp16 (CPU only).")
+@click.option("--mix-data", type=click.Path(path_type=Path), default=None,
+              help="A corpus of another domain (e.g. `modmt data gettext`'s) whose pairs replace --mix-share of each "
+                   "adapter's: general-domain text, to keep the base model's general ability.")
+@click.option("--mix-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.25,
+              show_default=True, help="Share of each adapter's pairs taken from --mix-data.")
 def adapters_command(model, data, epochs, batch_size, max_length, max_pairs, seed, save_steps, resume,
                      gradient_checkpointing, micro_batch_size, langs, out, rank, alpha, dropout, targets, lr, retrain,
-                     english_adapters, frozen_base):
+                     english_adapters, frozen_base, mix_data, mix_share):
     """Train LoRA_in(l) on l->en and LoRA_out(l) on en->l for every language l into a pool.
 
     English's two adapters train on en->en copies, as in the paper. Adapters the pool already has
@@ -227,8 +234,9 @@ def adapters_command(model, data, epochs, batch_size, max_length, max_pairs, see
     registry = load_registry()
     codes = [lang.code for lang in registry.parse_list(langs)]
     corpus = open_corpus(data, registry)
+    mix = (open_corpus(mix_data, registry), mix_share) if mix_data is not None else None
     train_pool(resolve_model(model), corpus, registry, codes, out, lora, settings, resume=resume, retrain=retrain,
-               english=english_adapters, frozen_base=frozen_base)
+               english=english_adapters, frozen_base=frozen_base, mix=mix)
 
 
 @train_group.command("full")

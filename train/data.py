@@ -27,6 +27,25 @@ def adapter_direction(role: str, lang: str) -> Direction:
 ENGLISH_RECIPES = ("copy", "pooled")
 
 
+def mix_in(groups: list, general: Corpus, share: float, seed: int) -> list:
+    """The same groups with `share` of each group's pairs replaced by pairs of the same direction from
+    `general` (a corpus of another domain): as many examples as before, fewer of the training domain.
+    Returns the groups and how many pairs came from `general`."""
+    if not 0 < share < 1:
+        raise ModmtError(f"--mix-share must be between 0 and 1 (exclusive), got {share}")
+    mixed, taken, seen = [], 0, 0
+    for direction, pairs in groups:
+        # rounded on the running total, so that small groups (pooled English: a quarter each) still add up
+        k = round(share * (seen + len(pairs))) - round(share * seen)
+        seen += len(pairs)
+        extra = cap_pairs(direction_pairs(general, direction), k, seed) if k else []
+        mixed.append((direction, cap_pairs(pairs, len(pairs) - len(extra), seed)))
+        if extra:  # a general corpus with fewer pairs than asked for gives what it has
+            mixed.append((direction, extra))
+            taken += len(extra)
+    return mixed, taken
+
+
 def adapter_data(corpus: Corpus, role: str, lang: str, english: str = "copy", max_pairs: int | None = None,
                  seed: int = 0, pooled_langs: list[str] = ()) -> list[tuple[Direction, list[tuple[str, str]]]]:
     """The (direction, pairs) groups one adapter trains on, capped at max_pairs in all.

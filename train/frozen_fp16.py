@@ -24,13 +24,11 @@ from torch.nn import functional as F
 
 from modmt.runtime.errors import ModmtError
 
-FP16_MAX = 65504.0
-
-
+FP16_MAX = 65504.0  # a weight beyond it would become inf: its matrix stays fp32
 CHUNK_ROWS_BYTES = 32 << 20  # the largest fp32 copy of a matrix's rows that a product makes at a time
 
 
-def _row_chunks(weight16: torch.Tensor):
+def _row_chunks(weight16: torch.Tensor) -> list[tuple[int, int]]:
     rows = max(1, CHUNK_ROWS_BYTES // (4 * weight16.shape[1]))
     return [(start, min(start + rows, weight16.shape[0])) for start in range(0, weight16.shape[0], rows)]
 
@@ -130,7 +128,7 @@ def store_frozen_base_in_fp16(model) -> dict:
             weight = module.weight
             if id(weight) not in converted:
                 low, high = torch.aminmax(weight)
-                if max(-low.item(), high.item()) > FP16_MAX:  # would overflow to inf: keep it in fp32
+                if max(-low.item(), high.item()) > FP16_MAX:
                     kept_fp32.append(name)
                     continue
                 converted[id(weight)] = nn.Parameter(weight.to(torch.float16), requires_grad=False)

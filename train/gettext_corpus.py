@@ -7,7 +7,9 @@ aligned across languages by its English msgid within one domain; a message trans
 requested language, that reads as a sentence (no format directives, markup, accelerators or line
 breaks) and that no DDTP training pair contains, becomes one multiway segment. Segments are split
 into dev and devtest by a hash of the msgid, like `modmt data ddtp`, so the set is the same on every
-machine that has the same catalogs. There is no train split: this corpus only evaluates.
+machine that has the same catalogs. The messages beyond the evaluation sets (by the same hash order, so
+never a dev or devtest message) are a small train split of English-centric pairs: general-domain text
+that training can mix in to keep the base model's general ability (`modmt-train adapters --mix-data`).
 """
 import gettext
 import hashlib
@@ -80,21 +82,23 @@ def aligned_messages(locale_dir: Path, languages: list[Language], min_words: int
 def build_gettext_corpus(locale_dir: Path, languages: list[Language], out: Path, exclude: set[str] = frozenset(),
                          max_segments: int = 1000, force: bool = False) -> dict:
     """Write dev/<code>.txt and devtest/<code>.txt (half each by msgid hash, at most max_segments in
-    all) and corpus.json. `exclude` holds texts (any language) that must not appear, e.g. training pairs."""
+    all), train/en-<code>.tsv (the messages after those) and corpus.json. `exclude` holds texts (any
+    language) that must not appear, e.g. another corpus' training pairs."""
     if out.exists() and not force:
         raise ModmtError(f"{out} exists; pass --force to rebuild it")
     messages, per_domain = aligned_messages(locale_dir, languages)
     rows = [row for row in messages.values() if not any(text in exclude for text in row.values())]
     excluded = len(messages) - len(rows)
     rows.sort(key=lambda row: hashlib.sha256(row[ENGLISH].encode()).hexdigest())
-    rows = rows[:max_segments]
+    rows, train_rows = rows[:max_segments], rows[max_segments:]
     if len(rows) < 20:
         raise ModmtError(f"only {len(rows)} messages are translated into every one of "
                          f"{', '.join(lang.code for lang in languages)} under {locale_dir}: too few to score; "
                          "drop a language or install more translations")
     splits = {"dev": rows[: len(rows) // 2], "devtest": rows[len(rows) // 2:]}
     info = {"source": f"gettext message catalogs under {locale_dir}", "languages": [l.code for l in languages],
-            "dev": len(splits["dev"]), "devtest": len(splits["devtest"]), "excluded_as_training_text": excluded,
+            "dev": len(splits["dev"]), "devtest": len(splits["devtest"]), "train": len(train_rows),
+            "excluded_as_training_text": excluded,
             "domains": dict(sorted(per_domain.items(), key=lambda kv: -kv[1]))}
     with atomic_directory(out) as tmp:
         for split, split_rows in splits.items():
@@ -102,5 +106,11 @@ def build_gettext_corpus(locale_dir: Path, languages: list[Language], out: Path,
             for lang in languages:
                 (tmp / split / f"{lang.code}.txt").write_text("".join(r[lang.code] + "\n" for r in split_rows),
                                                               encoding="utf-8")
+        if train_rows:
+            (tmp / "train").mkdir()
+            for lang in languages:
+                if lang.code != ENGLISH:
+                    (tmp / "train" / f"en-{lang.code}.tsv").write_text(
+                        "".join(f"{r[ENGLISH]}\t{r[lang.code]}\n" for r in train_rows), encoding="utf-8")
         (tmp / "corpus.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return info
