@@ -8,6 +8,7 @@ command and recomputes nothing it finished):
                beyond a grid's edge where a side's best lies on it; the choices train the stages below
                (full FT reuses its chosen trial's model)
   adapters     LoRA_in/LoRA_out for every language (the paper's recipe: English's pair on en->en)
+  tune-base    (after tune) the untrained base on the search's dev sample: the trials' reference
   pooled-en    English's two adapters again with the pooled recipe (x->en / en->x), in a second pool
                that shares the other languages' adapters
   full         the full fine-tuning baseline on every l->en and en->l pair
@@ -20,6 +21,8 @@ command and recomputes nothing it finished):
                ability, beside its in-domain dev score
   scale        (with --ood) the pooled recipe's best Setting-1 row with merge weights summing to 0.75 and
                0.5 (--w IN:OUT@S), in domain and out of it: a weaker merge's cost and what it keeps
+  mix          (with --ood that has a train split) the pooled recipe trained again with a quarter of every
+               adapter's pairs from that split, scored like `scale`: what mixing general-domain text keeps
   evidence     the run's small files and every cell, enriched with provenance, into --evidence
   report       Table 1, gain ratios and paired-bootstrap intervals, findings, plots -> report.md,
                written from the evidence folder alone
