@@ -114,7 +114,7 @@ def run_demo(workdir: Path, offline: bool = False, quick: bool = False, max_pair
         click.secho("    TINY RANDOM MODEL / TOY CORPUS: THE NUMBERS BELOW MEAN NOTHING", fg="red", bold=True, err=True)
     corpus = open_corpus(corpus_dir, registry)
 
-    # Defaults sized for a 2-core CPU: ~1 minute per adapter on the real model (measured, see README).
+    # Defaults sized for a 2-core CPU: 1.5-2.4 min per adapter on the real model (docs/results.md, "The demo").
     langs = ["ja", "zh"] if quick else ["en", "fr", "de", "ja", "zh"]
     cap = max_pairs or (8 if quick else 48)
     # Gradient checkpointing and micro-batches of 4 (two per optimizer step) train the same adapters
