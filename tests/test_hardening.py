@@ -76,7 +76,7 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 VALID = {
     "--seed": lambda v: v == int(v) and 0 <= v <= 2**32 - 1,
     "--epochs": lambda v: 0 < v <= 1000, "--lr": lambda v: 0 < v <= 10, "--alpha": lambda v: 0 < v <= 1e9,
-    "--dropout": lambda v: 0 <= v < 1, "--length-penalty": lambda v: True,
+    "--dropout": lambda v: 0 <= v < 1, "--mix-share": lambda v: 0 < v < 1, "--length-penalty": lambda v: True,
     "--max-length": lambda v: v == int(v) and 8 <= v <= 131_072, "--gpus-per-worker": lambda v: 0 <= v <= 1024,
     "--max-wait-ms": lambda v: 0 <= v <= 10_000, "--log-every": lambda v: 0.1 <= v <= 86_400,
 }

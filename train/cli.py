@@ -5,7 +5,8 @@ import click
 
 from modmt.runtime.errors import run_cli
 from modmt.runtime.languages import load_registry
-from modmt.runtime.options import BATCH, DROPOUT, EPOCHS, LEARNING_RATE, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, RANK, SEQUENCE_LENGTH
+from modmt.runtime.options import (BATCH, DROPOUT, EPOCHS, LEARNING_RATE, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT,
+                                   RANK, SEQUENCE_LENGTH, SHARE)
 
 
 @click.group(name="data")
@@ -210,7 +211,7 @@ def training_options(f):
 @click.option("--mix-data", type=click.Path(path_type=Path), default=None,
               help="A corpus of another domain (e.g. `modmt data gettext`'s) whose pairs replace --mix-share of each "
                    "adapter's: general-domain text, to keep the base model's general ability.")
-@click.option("--mix-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.25,
+@click.option("--mix-share", type=SHARE, default=0.25,
               show_default=True, help="Share of each adapter's pairs taken from --mix-data.")
 def adapters_command(model, data, epochs, batch_size, max_length, max_pairs, seed, save_steps, resume,
                      gradient_checkpointing, micro_batch_size, langs, out, rank, alpha, dropout, targets, lr, retrain,
