@@ -30,10 +30,10 @@ def row_label(key: str, labels: dict) -> str:
     return f"{label}, pooled en †" if pooled else label
 
 
-def collect(work: Path, chrf, folder: str = "quality"):
+def collect(cells: list[dict], chrf):
     """Rows {key: {direction: cell}} at the largest sample each (direction, row) has, and the segment stats."""
     rows, labels = {}, {}
-    for cell in load_cells(work, folder):
+    for cell in cells:
         key, direction = row_key(cell), f"{cell['src']}-{cell['tgt']}"
         labels[cell["method"]] = cell["label"]
         current = rows.setdefault(key, {}).get(direction)
@@ -87,18 +87,11 @@ def trial_order(trial: dict) -> tuple:
     return trial["side"] != "full", trial["lr"]
 
 
-def tuned_learning_rates(work: Path) -> dict | None:
-    """The learning rates the finished dev search chose ({"full": lr, "adapters": lr}), or None."""
-    path = work / "tune" / "trials.json"
-    return json.loads(path.read_text()).get("chosen") if path.exists() else None
-
-
-def tuning_lines(work: Path) -> list[str]:
-    """The equal-budget learning-rate search on the dev split (reproduce's `tune` stage), trial by trial."""
-    path = work / "tune" / "trials.json"
-    if not path.exists():
+def tuning_lines(work: Path, tune: dict | None) -> list[str]:
+    """The equal-budget learning-rate search on the dev split (reproduce's `tune` stage, its trials.json),
+    trial by trial."""
+    if tune is None:
         return []
-    tune = json.loads(path.read_text())
     lines = ["## Tuning on the dev split", "",
              "Each side gets the same grid of learning rates, epochs and examples per language; each trial is "
              "scored by mean chrF++ over every direction on the same dev segments (never devtest). Full "
@@ -140,8 +133,8 @@ def tuning_lines(work: Path) -> list[str]:
             if len(side_lrs) > 2 and lr in (side_lrs[0], side_lrs[-1]):
                 lines.append(f"\nThe {side} side's best ({lr:g}) is still at the edge of what it tried: its "
                              "optimum may lie further out.")
-            best = max(t["dev_chrf"] for t in tune["trials"] if t["side"] == side)
             if base is not None:
+                best = max(t["dev_chrf"] for t in tune["trials"] if t["side"] == side)
                 lines.append(f"\nThe {side} side's best is {best - base:+.2f} chrF++ against the untrained base "
                              f"on the same dev segments ({best:.2f} vs {base:.2f}).")
     else:
@@ -157,7 +150,11 @@ def write_report(work: Path) -> str:
     stages = json.loads((work / "stages.json").read_text()) if (work / "stages.json").exists() else {}
     langs = settings["langs"]
     chrf = chrf_scorer()
-    rows, labels, stats = collect(work, chrf)
+    # Every section reads the cells from here: each folder is read once per report.
+    domain_cells = {folder: load_cells(work, folder) for _, folder in DOMAINS}
+    trials_path = work / "tune" / "trials.json"
+    tune = json.loads(trials_path.read_text()) if trials_path.exists() else None
+    rows, labels, stats = collect(domain_cells["quality"], chrf)
     pool_meta = json.loads((work / "pool" / "pool.json").read_text()) if (work / "pool" / "pool.json").exists() else {}
     all_dirs = [f"{s}-{t}" for s in langs for t in langs if s != t]
     non_en = [d for d in all_dirs if ENGLISH not in d.split("-")]
@@ -168,7 +165,7 @@ def write_report(work: Path) -> str:
     lines = [f"# Table 1 reproduction: profile `{profile['name']}`", "",
              f"Model `{settings['model'] or 'qwen2.5-coder-0.5b-instruct'}`, data `{settings['data'] or 'DDTP'}`, "
              f"languages {', '.join(langs)}. {profile['why']}", ""]
-    chosen = tuned_learning_rates(work)
+    chosen = tune.get("chosen") if tune else None  # the finished dev search's {"full": lr, "adapters": lr}
     if chosen:  # the profile's own learning rates are its defaults; a tuned run trains at the search's choice
         lines += [f"Learning rates: the dev search's choices below, full fine-tuning {chosen['full']:g} and the "
                   f"adapters {chosen['adapters']:g}, train every row (not the rates the profile's description names).", ""]
@@ -347,11 +344,11 @@ def write_report(work: Path) -> str:
 
     if {"base", "full"} <= complete:
         lines += limits_lines(work, rows, labels, stats, all_dirs, merged_candidates(ratios))
-        lines += out_of_domain_lines(work, chrf, order, rows, labels, stats, all_dirs)
-    lines += tuning_lines(work)
-    lines += ood_trial_lines(work, chrf)
-    lines += scale_lines(work, chrf)
-    lines += mix_lines(work, chrf)
+        lines += out_of_domain_lines(work, chrf, domain_cells["quality-ood"], order, labels, stats, all_dirs)
+    lines += tuning_lines(work, tune)
+    lines += ood_trial_lines(work, chrf, domain_cells["quality-ood"], tune)
+    lines += scale_lines(work, chrf, domain_cells)
+    lines += mix_lines(work, chrf, domain_cells, stages)
     # Stage wall times and plots.
     lines += ["## Stages", "", "| stage | wall time | attempts |", "|---|---:|---:|"]
     for name, entry in stages.items():
@@ -457,9 +454,9 @@ def _rank_note(points, cap) -> str:
     return f"Spearman ρ between pairs used and the gap = {rho:+.2f} over {len(points)} directions (no interval)."
 
 
-def out_of_domain_lines(work: Path, chrf, order, rows, labels, stats, all_dirs: list[str]) -> list[str]:
+def out_of_domain_lines(work: Path, chrf, ood_cells: list[dict], order, labels, stats, all_dirs: list[str]) -> list[str]:
     """The headline rows' gain over the base in domain beside their change out of it (another corpus)."""
-    ood_rows, _, ood_stats = collect(work, chrf, "quality-ood")
+    ood_rows, _, ood_stats = collect(ood_cells, chrf)
     if not ood_rows:
         return []
     info_path = work / "corpora" / "quality-ood.json"
@@ -491,13 +488,12 @@ def out_of_domain_lines(work: Path, chrf, order, rows, labels, stats, all_dirs: 
     return lines
 
 
-def ood_trial_lines(work: Path, chrf) -> list[str]:
+def ood_trial_lines(work: Path, chrf, ood_cells: list[dict], tune: dict | None) -> list[str]:
     """Each tuning trial's row out of domain beside its dev score: does a lower learning rate keep more of
     the base model's general ability, and what does it cost in domain?"""
     trial_cells = load_cells(work, "quality-ood-trials")
-    base_cells = [c for c in load_cells(work, "quality-ood") if c["pool"] == "main" and c["method"] == "base"]
-    trials_path = work / "tune" / "trials.json"
-    if not trial_cells or not trials_path.exists():
+    base_cells = [c for c in ood_cells if c["pool"] == "main" and c["method"] == "base"]
+    if not trial_cells or tune is None:
         return []
     stats = SegmentStats(chrf)
     sizes = {}
@@ -514,7 +510,7 @@ def ood_trial_lines(work: Path, chrf) -> list[str]:
              "| side | learning rate | dev chrF++ (in domain) | out of domain chrF++ | out of domain − base |",
              "|---|---:|---:|---:|---:|"]
     base_done = stats.common(["base"], directions) == directions  # the ood-quality stage scores the base
-    for t in sorted(json.loads(trials_path.read_text())["trials"], key=trial_order):
+    for t in sorted(tune["trials"], key=trial_order):
         key = f"tune-{t['side']}-lr{t['lr']:g}"
         if stats.common([key], directions) != directions:
             lines.append(f"| {t['side']} | {t['lr']:g} | {t['dev_chrf']:.2f} | (not scored yet) | - |")
@@ -531,16 +527,17 @@ def ood_trial_lines(work: Path, chrf) -> list[str]:
 DOMAINS = (("in domain", "quality"), ("out of domain", "quality-ood"))
 
 
-def against_base(work: Path, chrf, rows: dict[str, dict[str, list[dict]]]) -> dict[str, list[str]]:
+def against_base(chrf, rows: dict[str, dict[str, list[dict]]], domain_cells: dict[str, list[dict]]) -> dict[str, list[str]]:
     """Table cells (chrF++ and its paired difference to the base, in domain then out of domain) for rows
     given as key -> {domain: cells}, on the rows' own sample (the largest n among them) and directions;
-    a row missing any of them reads "(not scored yet)"."""
+    a row missing any of them reads "(not scored yet)". The base comes from the Table-1 cells of each
+    domain (domain_cells: folder -> cells)."""
     stats, directions = {}, {}
     for name, folder in DOMAINS:
         stats[name] = SegmentStats(chrf)
         variant = [c for row in rows.values() for c in row.get(name, [])]
         n = max((c["n"] for c in variant), default=0)
-        base = [c for c in load_cells(work, folder) if c["pool"] == "main" and c["method"] == "base"]
+        base = [c for c in domain_cells[folder] if c["pool"] == "main" and c["method"] == "base"]
         for key, cells in [("base", base), *((k, row.get(name, [])) for k, row in rows.items())]:
             for cell in cells:
                 if cell["n"] == n:
@@ -559,16 +556,16 @@ def against_base(work: Path, chrf, rows: dict[str, dict[str, list[dict]]]) -> di
     return table
 
 
-def pooled_row(work: Path, method: str) -> dict[str, list[dict]]:
+def pooled_row(domain_cells: dict[str, list[dict]], method: str) -> dict[str, list[dict]]:
     """The pooled recipe's Table-1 cells of `method`, in and out of domain."""
-    return {name: [c for c in load_cells(work, folder) if c["pool"] == "pooled" and c["method"] == method]
+    return {name: [c for c in domain_cells[folder] if c["pool"] == "pooled" and c["method"] == method]
             for name, folder in DOMAINS}
 
 
 ABILITY_HEADER = ["in domain chrF++", "in domain − base", "out of domain chrF++", "out of domain − base"]
 
 
-def scale_lines(work: Path, chrf) -> list[str]:
+def scale_lines(work: Path, chrf, domain_cells: dict[str, list[dict]]) -> list[str]:
     """The pooled recipe's best Setting-1 row with merge weights summing to S < 1, beside the plain merge
     (S = 1), in domain and out of it: what a weaker merge costs in domain and keeps of general ability."""
     scaled = {name: load_cells(work, folder) for name, folder in
@@ -577,7 +574,7 @@ def scale_lines(work: Path, chrf) -> list[str]:
         return []
     method = next(c["method"] for cells in scaled.values() for c in cells).split("@")[0]  # e.g. s1-1:9
     scales = sorted({float(c["method"].split("@")[1]) for cells in scaled.values() for c in cells}, reverse=True)
-    rows = {"1": pooled_row(work, method)}
+    rows = {"1": pooled_row(domain_cells, method)}
     for scale in scales:
         rows[f"{scale:g}"] = {name: [c for c in cells if float(c["method"].split("@")[1]) == scale]
                               for name, cells in scaled.items()}
@@ -587,11 +584,11 @@ def scale_lines(work: Path, chrf) -> list[str]:
              "with English on the headline sample; − base: mean chrF++ difference to the pre-trained model on "
              "the same segments, paired [95 % interval]. No training: the same adapters, other weights.", "",
              "| S | " + " | ".join(ABILITY_HEADER) + " |", "|---:|---:|---:|---:|---:|"]
-    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(work, chrf, rows).items()]
+    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(chrf, rows, domain_cells).items()]
     return lines + [""]
 
 
-def mix_lines(work: Path, chrf) -> list[str]:
+def mix_lines(work: Path, chrf, domain_cells: dict[str, list[dict]], stages: dict) -> list[str]:
     """The pooled recipe trained with general-domain pairs mixed in (the `mix` stage), beside the recipe
     as trained on the training domain alone, in domain and out of it."""
     mixed = {name: load_cells(work, folder) for name, folder in
@@ -599,9 +596,8 @@ def mix_lines(work: Path, chrf) -> list[str]:
     if not any(mixed.values()):
         return []
     method = next(c["method"] for cells in mixed.values() for c in cells)
-    stages = json.loads((work / "stages.json").read_text()) if (work / "stages.json").exists() else {}
     share = (stages.get("mix", {}).get("result") or {}).get("share")
-    rows = {"training domain only": pooled_row(work, method),
+    rows = {"training domain only": pooled_row(domain_cells, method),
             f"{share:.0%} general-domain pairs mixed in" if share else "general-domain pairs mixed in": mixed}
     lines = ["## Mixing general-domain pairs into training", "",
              f"The pooled recipe's {method.replace('s1-', 'Setting 1 at ')}, its adapters trained again with a share "
@@ -610,7 +606,7 @@ def mix_lines(work: Path, chrf) -> list[str]:
              "then no longer a domain these adapters never saw). Directions with English, headline sample; − base "
              "as above.", "",
              "| training | " + " | ".join(ABILITY_HEADER) + " |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(work, chrf, rows).items()]
+    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(chrf, rows, domain_cells).items()]
     return lines + [""]
 
 

@@ -435,6 +435,19 @@ def run_ood_stage(in_domain: QualityRun, ood: QualityRun, langs, pools: dict, fu
     return {"rows": sorted({f"{k}+pooled-en" if pk == "pooled" else k for pk, k in rows}), "cells": len(plan)}
 
 
+def score_in_both_runs(in_domain: QualityRun, ood: QualityRun, pool_key: str, pool_dir: Path, methods, langs,
+                       label: str) -> int:
+    """Each method of one pool on the directions with English and the headline sample, in domain and then
+    out of it (one loaded base at a time; the exports stay for the second run). Returns the cells."""
+    plan = [(method, src, tgt) for method in methods for src, tgt in directions_of(langs) if ENGLISH in (src, tgt)]
+    for run in (in_domain, ood):
+        with click.progressbar(plan, label=f"{label} ({run.folder})", file=None) as bar:
+            for method, src, tgt in bar:
+                run.cell(pool_key, pool_dir, method, src, tgt, run.profile.headline_segments)
+        run.runners.clear()
+    return 2 * len(plan)
+
+
 def run_scale_stage(main: QualityRun, in_domain: QualityRun, ood: QualityRun, langs, pools: dict) -> dict:
     """The pooled recipe's best Setting-1 row with its merge weights summing to S < 1 (`--w IN:OUT@S`, dW
     S times as strong), in domain and out of it, on the directions with English and the headline sample:
@@ -443,13 +456,8 @@ def run_scale_stage(main: QualityRun, in_domain: QualityRun, ood: QualityRun, la
     ratio = best_ratios(main, langs, pools)[1]
     methods = [Method(f"s1-{ratio}@{scale:g}", f"Setting 1 ({ratio}) at {scale:g}", f"{ratio}@{scale:g}", 1)
                for scale in SCALES]
-    plan = [(method, src, tgt) for method in methods for src, tgt in directions_of(langs) if ENGLISH in (src, tgt)]
-    for run in (in_domain, ood):
-        with click.progressbar(plan, label=f"chrF++ of weaker merges ({run.folder})", file=None) as bar:
-            for method, src, tgt in bar:
-                run.cell("pooled", pools["pooled"], method, src, tgt, run.profile.headline_segments)
-        run.runners.clear()  # one loaded base at a time; the exports stay for the next run
-    return {"ratio": ratio, "scales": list(SCALES), "cells": 2 * len(plan)}
+    cells = score_in_both_runs(in_domain, ood, "pooled", pools["pooled"], methods, langs, "chrF++ of weaker merges")
+    return {"ratio": ratio, "scales": list(SCALES), "cells": cells}
 
 
 def run_mix_stage(main: QualityRun, in_domain: QualityRun, ood: QualityRun, langs, pools: dict) -> dict:
@@ -459,14 +467,10 @@ def run_mix_stage(main: QualityRun, in_domain: QualityRun, ood: QualityRun, lang
     does mixing general-domain pairs into training keep more of the base model's general ability?"""
     ratio = best_ratios(main, langs, pools)[1]
     method = Method(f"s1-{ratio}", f"Setting 1 ({ratio})", ratio, 1)
-    plan = [(src, tgt) for src, tgt in directions_of(langs) if ENGLISH in (src, tgt)]
-    for run in (in_domain, ood):
-        with click.progressbar(plan, label=f"chrF++ of the mixed-domain pool ({run.folder})", file=None) as bar:
-            for src, tgt in bar:
-                run.cell("pool-mixed", pools["pool-mixed"], method, src, tgt, run.profile.headline_segments)
-        run.runners.clear()  # one loaded base at a time; the exports stay for the next run
+    cells = score_in_both_runs(in_domain, ood, "pool-mixed", pools["pool-mixed"], [method], langs,
+                               "chrF++ of the mixed-domain pool")
     ood.release("pool-mixed")  # the two runs share the pool's exports: delete the base once both are done
-    return {"ratio": ratio, "share": MIX_SHARE, "cells": 2 * len(plan)}
+    return {"ratio": ratio, "share": MIX_SHARE, "cells": cells}
 
 
 def score_trial_out_of_domain(ood: QualityRun, trained: Path, side: str, langs) -> int:

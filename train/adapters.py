@@ -19,8 +19,8 @@ from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import LanguageRegistry
 from modmt.train.corpus import Corpus
 from modmt.train.distributed import is_main_process, wait_for_main_process, world_size
-from modmt.train.data import (ENGLISH_RECIPES, adapter_data, adapter_direction, data_hash, direction_pairs,
-                               encode_pairs, mix_in)
+from modmt.train.data import (ENGLISH_RECIPES, adapter_data, adapter_direction, check_mix_share, data_hash,
+                               direction_pairs, encode_pairs, mix_in)
 from modmt.train.pool import ROLES, Pool
 from modmt.train.trainer import TrainSettings, run_trainer
 
@@ -137,11 +137,12 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
         raise ModmtError(f"--frozen-base is one of {', '.join(FROZEN_BASES)}, got {frozen_base!r}")
     if english not in ENGLISH_RECIPES:
         raise ModmtError(f"--english-adapters is one of {', '.join(ENGLISH_RECIPES)}, got {english!r}")
+    if mix is not None:
+        check_mix_share(mix[1])
     for code in langs:
         registry.get(code)
         direction_pairs(corpus, adapter_direction("out", code))  # fail early on missing data
         if mix is not None:
-            mix_in([], *mix, 0)  # the share's range
             direction_pairs(mix[0], adapter_direction("out", code))
     fingerprint = model_fingerprint(model_dir)
     pool = Pool(out)

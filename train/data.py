@@ -27,12 +27,16 @@ def adapter_direction(role: str, lang: str) -> Direction:
 ENGLISH_RECIPES = ("copy", "pooled")
 
 
+def check_mix_share(share: float) -> None:
+    if not 0 < share < 1:
+        raise ModmtError(f"--mix-share must be between 0 and 1 (exclusive), got {share}")
+
+
 def mix_in(groups: list, general: Corpus, share: float, seed: int) -> list:
     """The same groups with `share` of each group's pairs replaced by pairs of the same direction from
     `general` (a corpus of another domain): as many examples as before, fewer of the training domain.
     Returns the groups and how many pairs came from `general`."""
-    if not 0 < share < 1:
-        raise ModmtError(f"--mix-share must be between 0 and 1 (exclusive), got {share}")
+    check_mix_share(share)
     mixed, taken, seen = [], 0, 0
     for direction, pairs in groups:
         # rounded on the running total, so that small groups (pooled English: a quarter each) still add up
