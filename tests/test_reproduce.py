@@ -80,6 +80,16 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     assert "Budget: a grid of 2 learning rates for each side, plus one trial beyond the edge for full and " \
            "adapters (3 full, 3 adapters trials)" in text
     assert "LoRA_out > LoRA_in on average:" in text and "Setting 1 (learned)" in text
+    # The 70 % verdict: each recipe's best merged row, in domain and the same row out of it.
+    aim = text.split("## Merged ≥ 70% of full fine-tuning's gain, per recipe and domain")[1].split("\n## ")[0]
+    aim_rows = [line.split(" | ") for line in aim.splitlines() if line.startswith(("| paper's", "| pooled"))]
+    assert [(r[0], r[2]) for r in aim_rows] == [("| paper's", "in domain"), ("| paper's", "out of domain"),
+                                                 ("| pooled", "in domain"), ("| pooled", "out of domain")]
+    assert aim_rows[0][1] == aim_rows[1][1] and aim_rows[2][1] == aim_rows[3][1] and "pooled en" in aim_rows[2][1]
+    verdicts = {"holds", "does not hold", "holds on the point estimate; the interval also holds less",
+                "does not hold on the point estimate; the interval reaches it",
+                "no verdict: full fine-tuning does not gain over the base here"}
+    assert all(r[-1].strip(" |*") in verdicts for r in aim_rows)
     assert "Full-parameter fine-tuning | 100%" in text and "pooled en †" in text
     cells = sorted((work / "quality").glob("*/*/*/*.json"))
     # 20 directions x (base, in, out, full, learned, 1:9 of both settings) on the headline sample, x the 8
@@ -241,6 +251,21 @@ def test_paired_bootstrap_intervals():
     assert 0.2 < ratio.value < 0.8 and ratio.low < ratio.value < ratio.high
     assert stats.gain_ratio("good", "bad", "good", ["x-y"]).value == pytest.approx(1.0)
     assert stats.score("good", "x-y") == pytest.approx(100.0)
+
+
+def test_the_aim_verdict_reads_the_interval_of_the_gain_ratio():
+    from modmt.benchmarks.report import aim_verdict
+    from modmt.benchmarks.significance import Interval
+
+    gains = Interval(5.0, 3.0, 7.0)
+    assert aim_verdict(gains, Interval(0.9, 0.75, 1.1)) == "holds"
+    assert aim_verdict(gains, Interval(0.9, 0.70, 1.1)) == "holds"  # at the aim counts
+    assert aim_verdict(gains, Interval(0.5, 0.3, 0.69)) == "does not hold"
+    assert aim_verdict(gains, Interval(0.8, 0.6, 1.0)).startswith("holds on the point estimate")
+    assert aim_verdict(gains, Interval(0.6, 0.4, 0.8)).startswith("does not hold on the point estimate")
+    # out of domain full fine-tuning may lose to the base: a share of a loss is no verdict
+    assert aim_verdict(Interval(-2.0, -3.0, -1.0), Interval(1.5, 1.0, 2.0)).startswith("no verdict")
+    assert aim_verdict(Interval(0.5, -0.2, 1.2), Interval(0.9, 0.8, 1.0)).startswith("no verdict")
 
 
 def test_gap_trend_is_read_only_where_the_training_data_differed():
