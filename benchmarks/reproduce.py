@@ -424,9 +424,13 @@ def run_ood_stage(in_domain: QualityRun, ood: QualityRun, langs, pools: dict, fu
     directions = directions_of(langs)
     methods = {m.key: m for m in table1_methods(RATIOS, full=full_dir is not None, learned=True)}
     best = best_ratios(in_domain, langs, pools)
-    rows = [("main", k) for k in ("base", "full", "in", "out", "learned") if k in methods]
-    rows += [("main", f"s{s}-{best[s]}") for s in (1, 2)]
-    rows += [("pooled", k) for k in ("in", "out", "learned", f"s1-{best[1]}", f"s2-{best[2]}") if "pooled" in pools]
+    # The rows the 70 % verdict needs first (base, full FT, the merged rows of both recipes), so that a run
+    # cut short already answers it out of domain; the single adapters last.
+    merged = ["learned", f"s1-{best[1]}", f"s2-{best[2]}"]
+    rows = [("main", k) for k in ["base", "full"] + merged if k in methods]
+    rows += [("pooled", k) for k in merged if "pooled" in pools]
+    rows += [(pool_key, k) for pool_key in ("main", "pooled") for k in ("in", "out")
+             if pool_key == "main" or "pooled" in pools]
     plan = [(pool_key, key, src, tgt) for pool_key, key in rows for src, tgt in directions
             if pool_key == "main" or ENGLISH in (src, tgt)]
     with click.progressbar(plan, label="chrF++ out of domain (headline rows)", file=None) as bar:
