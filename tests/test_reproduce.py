@@ -269,7 +269,7 @@ def test_the_aim_verdict_reads_the_interval_of_the_gain_ratio():
 
 
 def test_gap_trend_is_read_only_where_the_training_data_differed():
-    from modmt.benchmarks.report import _rank_note
+    from modmt.benchmarks.report_limits import _rank_note
     from modmt.benchmarks.significance import Interval
 
     gaps = [(415, Interval(-3.0, -4.0, -2.0)), (5116, Interval(-1.0, -2.0, 0.0)), (18624, Interval(0.5, -0.5, 1.5))]

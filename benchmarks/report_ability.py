@@ -1,0 +1,163 @@
+"""The report's sections on the base model's general ability: the headline rows out of the training domain,
+each learning rate out of domain, weaker merges, and training with general-domain pairs mixed in."""
+import json
+from pathlib import Path
+from statistics import mean
+
+from modmt.benchmarks.report_cells import load_cells, row_label, trial_order
+from modmt.benchmarks.significance import SegmentStats
+
+
+def out_of_domain_lines(work: Path, ood_rows, ood_stats, order, labels, stats, all_dirs: list[str]) -> list[str]:
+    """The headline rows' gain over the base in domain beside their change out of it (another corpus)."""
+    if not ood_rows:
+        return []
+    info_path = work / "corpora" / "quality-ood.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    keys = [k for k in order if k in ood_rows and k != "base" and all(d in ood_rows[k] for d in all_dirs)]
+    if "base" not in ood_rows or not keys:
+        return []
+    sizes = sorted({c["n"] for cells in ood_rows.values() for c in cells.values()})
+    lines = ["## Out of the training domain", "",
+             f"The headline rows again on {info.get('source', 'another corpus')} ({'/'.join(map(str, sizes))} "
+             "segments per direction; software messages, not package descriptions). Gain = row − base, mean over "
+             "all 20 directions, paired [95 % interval]; the gain ratio divides by full fine-tuning's gain on "
+             "the same corpus.", "",
+             "| Method | in domain: − base | out of domain: − base | in domain: gain ratio | "
+             "out of domain: gain ratio |", "|---|---:|---:|---:|---:|"]
+    hurt = []
+    for key in keys:
+        inside = stats.difference(key, "base", all_dirs) if stats.common([key, "base"], all_dirs) == all_dirs else None
+        outside = ood_stats.difference(key, "base", all_dirs)
+        if outside.high < 0:
+            hurt.append(row_label(key, labels))
+        ratio_in = (stats.gain_ratio(key, "base", "full", all_dirs)
+                    if key != "full" and stats.common([key, "base", "full"], all_dirs) == all_dirs else None)
+        ratio_out = (ood_stats.gain_ratio(key, "base", "full", all_dirs)
+                     if key != "full" and "full" in ood_rows else None)
+        lines.append(f"| {row_label(key, labels)} | {inside or '-'} | {outside} | {ratio_in or '-'} | "
+                     f"{ratio_out or '-'} |")
+    lines += ["", f"Rows below the base out of domain (interval below zero): {', '.join(hurt) or 'none'}.", ""]
+    return lines
+
+
+def ood_trial_lines(work: Path, chrf, ood_cells: list[dict], tune: dict | None) -> list[str]:
+    """Each tuning trial's row out of domain beside its dev score: does a lower learning rate keep more of
+    the base model's general ability, and what does it cost in domain?"""
+    trial_cells = load_cells(work, "quality-ood-trials")
+    base_cells = [c for c in ood_cells if c["pool"] == "main" and c["method"] == "base"]
+    if not trial_cells or tune is None:
+        return []
+    stats = SegmentStats(chrf)
+    sizes = {}
+    for key, cell in [("base", c) for c in base_cells] + [(c["pool"], c) for c in trial_cells]:
+        direction = f"{cell['src']}-{cell['tgt']}"  # each (row, direction) at its largest sample
+        if cell["n"] >= sizes.get((key, direction), 0):
+            sizes[(key, direction)] = cell["n"]
+            stats.add(key, direction, cell["hypotheses"], cell["references"])
+    directions = sorted({f"{c['src']}-{c['tgt']}" for c in trial_cells})
+    lines = ["## Learning rate and general ability", "",
+             "Every tuning trial's row (as scored on dev: full fine-tuning, or the pooled recipe's Setting 1 at "
+             "1:9) on the out-of-domain devtest, over the directions with English; − base: mean chrF++ "
+             "difference to the pre-trained model on the same segments, paired [95 % interval].", "",
+             "| side | learning rate | dev chrF++ (in domain) | out of domain chrF++ | out of domain − base |",
+             "|---|---:|---:|---:|---:|"]
+    base_done = stats.common(["base"], directions) == directions  # the ood-quality stage scores the base
+    for t in sorted(tune["trials"], key=trial_order):
+        key = f"tune-{t['side']}-lr{t['lr']:g}"
+        if stats.common([key], directions) != directions:
+            lines.append(f"| {t['side']} | {t['lr']:g} | {t['dev_chrf']:.2f} | (not scored yet) | - |")
+            continue
+        against_base = (str(stats.difference(key, "base", directions))
+                        if stats.common([key, "base"], directions) == directions else "(base not scored yet)")
+        lines.append(f"| {t['side']} | {t['lr']:g} | {t['dev_chrf']:.2f} | "
+                     f"{mean(stats.score(key, d) for d in directions):.2f} | {against_base} |")
+    base = (f"; base out of domain {mean(stats.score('base', d) for d in directions):.2f} chrF++ on them"
+            if base_done else "")
+    return lines + ["", f"Directions: {', '.join(directions)}{base}.", ""]
+
+
+DOMAINS = (("in domain", "quality"), ("out of domain", "quality-ood"))
+
+
+def against_base(chrf, rows: dict[str, dict[str, list[dict]]], domain_cells: dict[str, list[dict]]) -> dict[str, list[str]]:
+    """Table cells (chrF++ and its paired difference to the base, in domain then out of domain) for rows
+    given as key -> {domain: cells}, on the rows' own sample (the largest n among them) and directions;
+    a row missing any of them reads "(not scored yet)". The base comes from the Table-1 cells of each
+    domain (domain_cells: folder -> cells)."""
+    stats, directions = {}, {}
+    for name, folder in DOMAINS:
+        stats[name] = SegmentStats(chrf)
+        variant = [c for row in rows.values() for c in row.get(name, [])]
+        n = max((c["n"] for c in variant), default=0)
+        base = [c for c in domain_cells[folder] if c["pool"] == "main" and c["method"] == "base"]
+        for key, cells in [("base", base), *((k, row.get(name, [])) for k, row in rows.items())]:
+            for cell in cells:
+                if cell["n"] == n:
+                    stats[name].add(key, f"{cell['src']}-{cell['tgt']}", cell["hypotheses"], cell["references"])
+        directions[name] = sorted({f"{c['src']}-{c['tgt']}" for c in variant})
+    table = {}
+    for key in rows:
+        table[key] = []
+        for name, _ in DOMAINS:
+            common = stats[name].common([key, "base"], directions[name])
+            if not directions[name] or common != directions[name]:
+                table[key] += ["(not scored yet)", "-"]
+                continue
+            table[key] += [f"{mean(stats[name].score(key, d) for d in common):.2f}",
+                           str(stats[name].difference(key, "base", common))]
+    return table
+
+
+def pooled_row(domain_cells: dict[str, list[dict]], method: str) -> dict[str, list[dict]]:
+    """The pooled recipe's Table-1 cells of `method`, in and out of domain."""
+    return {name: [c for c in domain_cells[folder] if c["pool"] == "pooled" and c["method"] == method]
+            for name, folder in DOMAINS}
+
+
+ABILITY_HEADER = ["in domain chrF++", "in domain − base", "out of domain chrF++", "out of domain − base"]
+
+
+def scale_lines(work: Path, chrf, domain_cells: dict[str, list[dict]]) -> list[str]:
+    """The pooled recipe's best Setting-1 row with merge weights summing to S < 1, beside the plain merge
+    (S = 1), in domain and out of it: what a weaker merge costs in domain and keeps of general ability."""
+    scaled = {name: load_cells(work, folder) for name, folder in
+              (("in domain", "quality-scale"), ("out of domain", "quality-ood-scale"))}
+    if not any(scaled.values()):
+        return []
+    method = next(c["method"] for cells in scaled.values() for c in cells).split("@")[0]  # e.g. s1-1:9
+    scales = sorted({float(c["method"].split("@")[1]) for cells in scaled.values() for c in cells}, reverse=True)
+    rows = {"1": pooled_row(domain_cells, method)}
+    for scale in scales:
+        rows[f"{scale:g}"] = {name: [c for c in cells if float(c["method"].split("@")[1]) == scale]
+                              for name, cells in scaled.items()}
+    lines = ["## Weaker merges and general ability", "",
+             f"The pooled recipe's {method.replace('s1-', 'Setting 1 at ')} with its merge weights summing to S "
+             "(`--w IN:OUT@S`: the merged delta S times as strong; S = 1 is the Table-1 row), over the directions "
+             "with English on the headline sample; − base: mean chrF++ difference to the pre-trained model on "
+             "the same segments, paired [95 % interval]. No training: the same adapters, other weights.", "",
+             "| S | " + " | ".join(ABILITY_HEADER) + " |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(chrf, rows, domain_cells).items()]
+    return lines + [""]
+
+
+def mix_lines(work: Path, chrf, domain_cells: dict[str, list[dict]], stages: dict) -> list[str]:
+    """The pooled recipe trained with general-domain pairs mixed in (the `mix` stage), beside the recipe
+    as trained on the training domain alone, in domain and out of it."""
+    mixed = {name: load_cells(work, folder) for name, folder in
+             (("in domain", "quality-mix"), ("out of domain", "quality-ood-mix"))}
+    if not any(mixed.values()):
+        return []
+    method = next(c["method"] for cells in mixed.values() for c in cells)
+    share = (stages.get("mix", {}).get("result") or {}).get("share")
+    rows = {"training domain only": pooled_row(domain_cells, method),
+            f"{share:.0%} general-domain pairs mixed in" if share else "general-domain pairs mixed in": mixed}
+    lines = ["## Mixing general-domain pairs into training", "",
+             f"The pooled recipe's {method.replace('s1-', 'Setting 1 at ')}, its adapters trained again with a share "
+             "of every adapter's pairs (the same number in all) taken from the out-of-domain corpus' train split "
+             "(messages that are never its dev or devtest ones, but the same register: the out-of-domain test is "
+             "then no longer a domain these adapters never saw). Directions with English, headline sample; − base "
+             "as above.", "",
+             "| training | " + " | ".join(ABILITY_HEADER) + " |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(chrf, rows, domain_cells).items()]
+    return lines + [""]
