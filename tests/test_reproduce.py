@@ -89,7 +89,7 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     verdicts = {"holds", "does not hold", "holds on the point estimate; the interval also holds less",
                 "does not hold on the point estimate; the interval reaches it",
                 "no verdict: full fine-tuning does not gain over the base here"}
-    assert all(r[-1].strip(" |*") in verdicts for r in aim_rows)
+    assert all(r[-2].strip(" |*") in verdicts for r in aim_rows)
     assert "Full-parameter fine-tuning | 100%" in text and "pooled en †" in text
     cells = sorted((work / "quality").glob("*/*/*/*.json"))
     # 20 directions x (base, in, out, full, learned, 1:9 of both settings) on the headline sample, x the 8
