@@ -401,7 +401,8 @@ def run_quality_stage(q: QualityRun, langs, pools: dict, full_dir: Path | None, 
     en_directions = [d for d in directions if ENGLISH in d]
     pooled = []
     if "pooled" in pools:
-        pooled_headline = ["in", "out"] + (["learned"] if learned else []) + [f"s{s}-{best[s]}" for s in (1, 2)]
+        # the merged rows first: the 70 % verdict needs them, the single adapters only the table
+        pooled_headline = [f"s{s}-{best[s]}" for s in (1, 2)] + (["learned"] if learned else []) + ["in", "out"]
         pooled = [(k, p.headline_segments) for k in pooled_headline]
         pooled += [(f"s{s}-{r}", p.other_segments) for s in (1, 2) for r in RATIOS if r != best[s]]
     total = len(headline) * len(directions) + len(pooled) * len(en_directions)
