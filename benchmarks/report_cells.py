@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 from modmt.benchmarks.significance import SegmentStats
+from modmt.runtime.languages import ENGLISH
 
 
 ROW_ORDER = ["base", "full", "in", "out", "s1-1:9", "s1-3:7", "s1-7:3", "s1-9:1", "s2-1:9", "s2-3:7", "s2-7:3",
@@ -33,11 +34,13 @@ def collect(cells: list[dict], chrf):
         if current is None or cell["n"] > current["n"]:
             rows[key][direction] = cell
     # A pooled-en row has only the directions with English; the others use exactly the main pool's
-    # adapters, so they take the main row's cell (same adapters, same segments).
+    # adapters, so they take the main row's cell (same adapters, same segments). A direction with English
+    # that the pooled row lacks stays missing: the main pool's English adapters are another recipe.
     for key in [k for k in rows if k.endswith("+pooled-en")]:
         main = rows.get(key.split("+")[0], {})
         for direction, cell in main.items():
-            rows[key].setdefault(direction, cell)
+            if ENGLISH not in direction.split("-"):
+                rows[key].setdefault(direction, cell)
     stats = SegmentStats(chrf)
     for key, cells in rows.items():
         for direction, cell in cells.items():

@@ -253,6 +253,21 @@ def test_paired_bootstrap_intervals():
     assert stats.score("good", "x-y") == pytest.approx(100.0)
 
 
+def test_a_pooled_row_borrows_only_the_directions_without_english():
+    from modmt.benchmarks.quality import chrf_scorer
+    from modmt.benchmarks.report_cells import collect
+
+    langs = ["en", "fr", "de"]
+    def cell(pool, src, tgt):
+        return {"pool": pool, "method": "s1-1:9", "label": "Setting 1 (1:9)", "src": src, "tgt": tgt, "n": 2,
+                "chrf": 50.0, "hypotheses": ["a cat", "a dog"], "references": ["a cat", "the dog"]}
+    main = [cell("main", s, t) for s in langs for t in langs if s != t]
+    # a run cut short: the pooled recipe has scored one of its four directions with English
+    rows, _, _ = collect(main + [cell("pooled", "en", "fr")], chrf_scorer())
+    assert sorted(rows["s1-1:9+pooled-en"]) == ["de-fr", "en-fr", "fr-de"]
+    assert rows["s1-1:9+pooled-en"]["en-fr"]["pool"] == "pooled" and rows["s1-1:9+pooled-en"]["de-fr"]["pool"] == "main"
+
+
 def test_the_aim_verdict_reads_the_interval_of_the_gain_ratio():
     from modmt.benchmarks.report import aim_verdict
     from modmt.benchmarks.significance import Interval
