@@ -115,14 +115,24 @@ def pooled_row(domain_cells: dict[str, list[dict]], method: str) -> dict[str, li
             for name, folder in DOMAINS}
 
 
-ABILITY_HEADER = ["in domain chrF++", "in domain − base", "out of domain chrF++", "out of domain − base"]
+def variant_cells(work: Path, variant: str) -> dict[str, list[dict]]:
+    """A variant's cells (reproduce's quality-VARIANT and quality-ood-VARIANT folders), in and out of domain."""
+    return {"in domain": load_cells(work, f"quality-{variant}"),
+            "out of domain": load_cells(work, f"quality-ood-{variant}")}
+
+
+def ability_table(first: str, align: str, rows, chrf, domain_cells: dict[str, list[dict]]) -> list[str]:
+    """A row per key: its chrF++ and paired difference to the base, in domain and out of it."""
+    lines = [f"| {first} | in domain chrF++ | in domain − base | out of domain chrF++ | out of domain − base |",
+             f"|{align}|---:|---:|---:|---:|"]
+    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(chrf, rows, domain_cells).items()]
+    return lines + [""]
 
 
 def scale_lines(work: Path, chrf, domain_cells: dict[str, list[dict]]) -> list[str]:
     """The pooled recipe's best Setting-1 row with merge weights summing to S < 1, beside the plain merge
     (S = 1), in domain and out of it: what a weaker merge costs in domain and keeps of general ability."""
-    scaled = {name: load_cells(work, folder) for name, folder in
-              (("in domain", "quality-scale"), ("out of domain", "quality-ood-scale"))}
+    scaled = variant_cells(work, "scale")
     if not any(scaled.values()):
         return []
     method = next(c["method"] for cells in scaled.values() for c in cells).split("@")[0]  # e.g. s1-1:9
@@ -135,17 +145,14 @@ def scale_lines(work: Path, chrf, domain_cells: dict[str, list[dict]]) -> list[s
              f"The pooled recipe's {method.replace('s1-', 'Setting 1 at ')} with its merge weights summing to S "
              "(`--w IN:OUT@S`: the merged delta S times as strong; S = 1 is the Table-1 row), over the directions "
              "with English on the headline sample; − base: mean chrF++ difference to the pre-trained model on "
-             "the same segments, paired [95 % interval]. No training: the same adapters, other weights.", "",
-             "| S | " + " | ".join(ABILITY_HEADER) + " |", "|---:|---:|---:|---:|---:|"]
-    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(chrf, rows, domain_cells).items()]
-    return lines + [""]
+             "the same segments, paired [95 % interval]. No training: the same adapters, other weights.", ""]
+    return lines + ability_table("S", "---:", rows, chrf, domain_cells)
 
 
 def mix_lines(work: Path, chrf, domain_cells: dict[str, list[dict]], stages: dict) -> list[str]:
     """The pooled recipe trained with general-domain pairs mixed in (the `mix` stage), beside the recipe
     as trained on the training domain alone, in domain and out of it."""
-    mixed = {name: load_cells(work, folder) for name, folder in
-             (("in domain", "quality-mix"), ("out of domain", "quality-ood-mix"))}
+    mixed = variant_cells(work, "mix")
     if not any(mixed.values()):
         return []
     method = next(c["method"] for cells in mixed.values() for c in cells)
@@ -157,7 +164,5 @@ def mix_lines(work: Path, chrf, domain_cells: dict[str, list[dict]], stages: dic
              "of every adapter's pairs (the same number in all) taken from the out-of-domain corpus' train split "
              "(messages that are never its dev or devtest ones, but the same register: the out-of-domain test is "
              "then no longer a domain these adapters never saw). Directions with English, headline sample; − base "
-             "as above.", "",
-             "| training | " + " | ".join(ABILITY_HEADER) + " |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(chrf, rows, domain_cells).items()]
-    return lines + [""]
+             "as above.", ""]
+    return lines + ability_table("training", "---", rows, chrf, domain_cells)
