@@ -17,12 +17,13 @@ command and recomputes nothing it finished):
                the main pool's adapters), so both recipes have the same rows
   quality      chrF++ of every (direction, method), headline rows on more segments than the others
   ood-quality  (with --ood) the headline rows again on a corpus from another domain
-  ood-trials   (with --ood) every tuning trial's row out of domain: the learning rate's cost to general
-               ability, beside its in-domain dev score
   scale        (with --ood) the pooled recipe's best Setting-1 row with merge weights summing to 0.75 and
                0.5 (--w IN:OUT@S), in domain and out of it: a weaker merge's cost and what it keeps
   mix          (with --ood that has a train split) the pooled recipe trained again with a quarter of every
                adapter's pairs from that split, scored like `scale`: what mixing general-domain text keeps
+  ood-trials   (with --ood) every tuning trial's row out of domain: the learning rate's cost to general
+               ability, beside its in-domain dev score (last of the three remedies: it may retrain
+               models the tune stage deleted, the costliest)
   evidence     the run's small files and every cell, enriched with provenance, into --evidence
   report       Table 1, gain ratios and paired-bootstrap intervals, findings, plots -> report.md,
                written from the evidence folder alone
@@ -667,9 +668,6 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
     if ood_corpus is not None:
         plan.append(("ood-quality", lambda: run_ood_stage(quality_run(corpus), quality_run(ood_corpus, "quality-ood"),
                                                           langs, pools, full_dir)))
-        if tuned:
-            plan.append(("ood-trials", lambda: run_ood_trials_stage(quality_run(ood_corpus, "quality-ood-trials"),
-                                                                    work, langs)))
         plan.append(("scale", lambda: run_scale_stage(quality_run(corpus), quality_run(corpus, "quality-scale"),
                                                       quality_run(ood_corpus, "quality-ood-scale"), langs, pools)))
         if has_train_split(ood_corpus, langs):
@@ -678,6 +676,9 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
         else:
             click.echo(f"{ood}: no train split for every language, so no `mix` stage (rebuild it with "
                        "`modmt data gettext` to get one)", err=True)
+        if tuned:  # last: where the tune stage deleted a trial's model, this retrains it
+            plan.append(("ood-trials", lambda: run_ood_trials_stage(quality_run(ood_corpus, "quality-ood-trials"),
+                                                                    work, langs)))
     for name, fn in plan:
         if stop_after in ("corpus", "tune"):
             break
