@@ -90,6 +90,9 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
                 "does not hold on the point estimate; the interval reaches it",
                 "no verdict: full fine-tuning does not gain over the base here"}
     assert all(r[-2].strip(" |*") in verdicts for r in aim_rows)
+    for r in aim_rows:  # row − full FT is (row − base) − (full FT − base), to the rounding of each
+        full_gain, gain, against_full = (float(r[i].split(" [")[0].replace("−", "-")) for i in (3, 4, 5))
+        assert abs(against_full - (gain - full_gain)) <= 0.015, r
     assert "Full-parameter fine-tuning | 100%" in text and "pooled en †" in text
     cells = sorted((work / "quality").glob("*/*/*/*.json"))
     # 20 directions x (base, in, out, full, learned, 1:9 of both settings) on the headline sample, x the 8
