@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from modmt.runtime.atomic import write_json_atomic
+from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import sha256_file
 
 # What the report reads besides the cells, relative to the work folder.
@@ -227,6 +228,10 @@ def write_run_evidence(work: Path, out: Path) -> Path:
     if evaluation.get("ood"):
         for folder in ("quality-ood", "quality-ood-trials", "quality-ood-scale", "quality-ood-mix"):
             corpora[folder] = Path(evaluation["ood"])
+    for path in sorted(set(corpora.values())):
+        if not path.is_dir():  # a relative path is the run's own, from the folder it was started in
+            raise ModmtError(f"{work} was scored on the corpus {path}, not found from {Path.cwd()}: run this "
+                             "command from the folder the run was started in (or where that corpus is)")
     pooled, full_dir = run_layout(work)
     command = reproduce_command(work, settings, evaluation.get("ood"))
     return write_evidence(work, out, corpora, command, base_model_fingerprint(settings), pooled, full_dir)

@@ -350,3 +350,18 @@ def test_any_corpus_file_reads_or_is_a_clear_error(train, dev, which):
             corpus.multiway("dev", ["en", "fr"])
         except ModmtError as e:
             assert "\n" not in str(e)
+
+
+def test_evidence_from_another_folder_is_a_clear_error(tmp_path, monkeypatch):
+    # A run records its corpora as given (often relative): from elsewhere they are not found, and the
+    # evidence would silently lose the segments' provenance (the corpus file hashes).
+    from modmt.benchmarks.cli import bench_main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "settings.json").write_text(json.dumps({"data": "corpora/ddtp"}))
+    (work / "evaluation.json").write_text(json.dumps({"ood": "corpora/gettext"}))
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = invoke(bench_main, "modmt-bench", ["evidence", work, "--out", tmp_path / "out"])
+    assert_one_line_error(code, stderr, "corpora/ddtp", "from the folder the run was started in")
+    assert not (tmp_path / "out").exists()
