@@ -93,6 +93,18 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
     for r in aim_rows:  # row − full FT is (row − base) − (full FT − base), to the rounding of each
         full_gain, gain, against_full = (float(r[i].split(" [")[0].replace("−", "-")) for i in (3, 4, 5))
         assert abs(against_full - (gain - full_gain)) <= 0.015, r
+    # Out of domain, the same arithmetic per row, and a gain ratio only where full FT's gain is above zero.
+    ood = text.split("## Out of the training domain")[1].split("\n## ")[0]
+    ood_rows = [line.strip("| ").split(" | ") for line in ood.splitlines() if line.startswith("| ") and "[" in line]
+    number = lambda cell: float(cell.split(" [")[0].replace("−", "-"))  # noqa: E731
+    full_row = next(r for r in ood_rows if r[0].startswith("Full-parameter"))
+    full_low = {d: float(full_row[i].split("[")[1].split(",")[0]) for d, i in (("in", 1), ("out", 2))}
+    for r in ood_rows:
+        if r is full_row:
+            continue
+        for d, base_i, full_i, ratio_i in (("in", 1, 3, 5), ("out", 2, 4, 6)):
+            assert abs(number(r[full_i]) - (number(r[base_i]) - number(full_row[base_i]))) <= 0.015, r
+            assert (r[ratio_i].strip() == "-") == (full_low[d] <= 0), r
     assert "Full-parameter fine-tuning | 100%" in text and "pooled en †" in text
     cells = sorted((work / "quality").glob("*/*/*/*.json"))
     # 20 directions x (base, in, out, full, learned, 1:9 of both settings) on the headline sample, x the 8
