@@ -94,8 +94,8 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
         full_gain, gain, against_full = (float(r[i].split(" [")[0].replace("−", "-")) for i in (3, 4, 5))
         assert abs(against_full - (gain - full_gain)) <= 0.015, r
     # Out of domain, the same arithmetic per row, and a gain ratio only where full FT's gain is above zero.
-    ood = text.split("## Out of the training domain")[1].split("\n## ")[0]
-    ood_rows = [line.strip("| ").split(" | ") for line in ood.splitlines() if line.startswith("| ") and "[" in line]
+    ood_table = text.split("## Out of the training domain")[1].split("\n## ")[0]
+    ood_rows = [line.strip("| ").split(" | ") for line in ood_table.splitlines() if line.startswith("| ") and "[" in line]
     number = lambda cell: float(cell.split(" [")[0].replace("−", "-"))  # noqa: E731
     full_row = next(r for r in ood_rows if r[0].startswith("Full-parameter"))
     full_low = {d: float(full_row[i].split("[")[1].split(",")[0]) for d, i in (("in", 1), ("out", 2))}
