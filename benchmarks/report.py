@@ -330,10 +330,10 @@ def write_report(work: Path) -> str:
     return str(work / "report.md")
 
 
-def aim_verdict(full_gain, ratio) -> str:
-    """Whether a gain ratio is at least AIM_RATIO, read from its interval; none when full fine-tuning's own
-    gain over the base is not above zero (there is then no gain to take a share of)."""
-    if full_gain.low <= 0:
+def aim_verdict(ratio) -> str:
+    """Whether a gain ratio is at least AIM_RATIO, read from its interval; none when there is no ratio (full
+    fine-tuning's own gain over the base is not above zero)."""
+    if ratio is None:
         return "no verdict: full fine-tuning does not gain over the base here"
     if ratio.low >= AIM_RATIO:
         return "holds"
@@ -366,11 +366,10 @@ def aim_by_recipe(stats, ood_stats, best_rows: list[str], labels, all_dirs: list
             # base and the ratio has no meaning, it is what the method costs or saves against the baseline
             against_full = st.difference(key, "full", all_dirs)
             ratio = st.gain_ratio(key, "base", "full", all_dirs)
-            verdict = aim_verdict(full_gain, ratio) if ratio else "no verdict: full fine-tuning gains nothing"
-            ratio_non_en = (st.gain_ratio(key, "base", "full", non_en)
-                            if st.difference("full", "base", non_en).low > 0 else None)
+            ratio_non_en = st.gain_ratio(key, "base", "full", non_en)
+            verdict = aim_verdict(ratio)
             lines.append(f"| {recipe} | {row_label(key, labels)} | {domain} | {full_gain} | {gain} | {against_full} | "
-                         f"{ratio if ratio and full_gain.low > 0 else '-'} | **{verdict}** | {ratio_non_en or '-'} |")
+                         f"{ratio or '-'} | **{verdict}** | {ratio_non_en or '-'} |")
             summary.append({"recipe": recipe, "row": key, "domain": domain, "full_gain": vars(full_gain),
                             "gain": vars(gain), "against_full": vars(against_full),
                             "gain_ratio": vars(ratio) if ratio else None, "verdict": verdict})

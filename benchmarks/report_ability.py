@@ -18,10 +18,6 @@ def out_of_domain_lines(work: Path, ood_rows, ood_stats, order, labels, stats, a
     if "base" not in ood_rows or not keys:
         return []
     sizes = sorted({c["n"] for cells in ood_rows.values() for c in cells.values()})
-    # A gain ratio is a share of full fine-tuning's gain: printed only where that gain's interval is above
-    # zero (out of domain it may not be), else "-" and the plain difference to full fine-tuning says it.
-    full_gains = {name: st.difference("full", "base", all_dirs) for name, st in (("in", stats), ("out", ood_stats))
-                  if st.common(["full", "base"], all_dirs) == all_dirs}
     lines = ["## Out of the training domain", "",
              f"The headline rows again on {info.get('source', 'another corpus')} ({'/'.join(map(str, sizes))} "
              "segments per direction; software messages, not package descriptions). − base and − full FT: mean "
@@ -37,14 +33,15 @@ def out_of_domain_lines(work: Path, ood_rows, ood_stats, order, labels, stats, a
             for versus in ("base", "full"):
                 if key != versus and st.common([key, versus], all_dirs) == all_dirs:
                     cells[name, versus] = st.difference(key, versus, all_dirs)
-            if (key != "full" and name in full_gains and full_gains[name].low > 0
-                    and st.common([key, "base", "full"], all_dirs) == all_dirs):
+            # a share of full fine-tuning's gain: none where that gain's interval is not above zero (out of
+            # domain it may not be), and "-" then, where the plain difference to full fine-tuning says it
+            if key != "full" and st.common([key, "base", "full"], all_dirs) == all_dirs:
                 cells[name, "ratio"] = st.gain_ratio(key, "base", "full", all_dirs)
         if cells.get(("out", "base")) and cells["out", "base"].high < 0:
             hurt.append(row_label(key, labels))
         if cells.get(("out", "full")) and cells["out", "full"].low > 0:
             above_full.append(row_label(key, labels))
-        lines.append("| " + " | ".join([row_label(key, labels)] + [str(cells.get(c, "-")) for c in (
+        lines.append("| " + " | ".join([row_label(key, labels)] + [str(cells.get(c) or "-") for c in (
             ("in", "base"), ("out", "base"), ("in", "full"), ("out", "full"), ("in", "ratio"), ("out", "ratio"))])
             + " |")
     lines += ["", f"Rows below the base out of domain (interval below zero): {', '.join(hurt) or 'none'}.",

@@ -79,16 +79,18 @@ class SegmentStats:
         return _interval(value, reps)
 
     def gain_ratio(self, method: str, base: str, full: str, directions: list[str]) -> Interval | None:
-        """(method - base) / (full - base) on the mean over `directions`; None where full FT gains nothing."""
+        """(method - base) / (full - base) on the mean over `directions`: the share of full fine-tuning's gain.
+        None where that gain's interval is not above zero: there is then no gain to take a share of, and the
+        ratio's interval would run through infinity (the plain difference to full FT says it instead)."""
         def mean(m):
             return np.mean([self.score(m, d) for d in directions])
 
         def mean_reps(m):
             return np.mean([self.replicates(m, d) for d in directions], axis=0)
 
-        gain = mean(full) - mean(base)
-        if abs(gain) < 1e-9:
+        if self.difference(full, base, directions).low <= 0:
             return None
+        gain = mean(full) - mean(base)
         value = float((mean(method) - mean(base)) / gain)
         full_gain = mean_reps(full) - mean_reps(base)
         with np.errstate(divide="ignore", invalid="ignore"):
