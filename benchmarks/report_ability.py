@@ -89,11 +89,11 @@ def ood_trial_lines(work: Path, chrf, ood_cells: list[dict], tune: dict | None) 
 DOMAINS = (("in domain", "quality"), ("out of domain", "quality-ood"))
 
 
-def against_base(chrf, rows: dict[str, dict[str, list[dict]]], domain_cells: dict[str, list[dict]]) -> dict[str, list[str]]:
-    """Table cells (chrF++ and its paired difference to the base, in domain then out of domain) for rows
-    given as key -> {domain: cells}, on the rows' own sample (the largest n among them) and directions;
-    a row missing any of them reads "(not scored yet)". The base comes from the Table-1 cells of each
-    domain (domain_cells: folder -> cells)."""
+def ability_cells(chrf, rows: dict[str, dict[str, list[dict]]], domain_cells: dict[str, list[dict]]) -> dict[str, list[str]]:
+    """Table cells for rows given as key -> {domain: cells}, in domain then out of domain: chrF++, the paired
+    difference to the base and the paired difference to the first row (the one the others change), on the
+    rows' own sample (the largest n among them) and directions; a row missing any of them reads "(not
+    scored yet)". The base comes from the Table-1 cells of each domain (domain_cells: folder -> cells)."""
     stats, directions = {}, {}
     for name, folder in DOMAINS:
         stats[name] = SegmentStats(chrf)
@@ -105,16 +105,21 @@ def against_base(chrf, rows: dict[str, dict[str, list[dict]]], domain_cells: dic
                 if cell["n"] == n:
                     stats[name].add(key, f"{cell['src']}-{cell['tgt']}", cell["hypotheses"], cell["references"])
         directions[name] = sorted({f"{c['src']}-{c['tgt']}" for c in variant})
+    first = next(iter(rows))
     table = {}
     for key in rows:
         table[key] = []
         for name, _ in DOMAINS:
             common = stats[name].common([key, "base"], directions[name])
             if not directions[name] or common != directions[name]:
-                table[key] += ["(not scored yet)", "-"]
+                table[key] += ["(not scored yet)", "-", "-"]
                 continue
+            # Beside each row's gain over the base, what it changes against the first row on the same
+            # segments: two gains' intervals may overlap while their paired difference excludes zero.
+            against_first = (str(stats[name].difference(key, first, common))
+                             if key != first and stats[name].common([key, first], common) == common else "-")
             table[key] += [f"{mean(stats[name].score(key, d) for d in common):.2f}",
-                           str(stats[name].difference(key, "base", common))]
+                           str(stats[name].difference(key, "base", common)), against_first]
     return table
 
 
@@ -131,10 +136,12 @@ def variant_cells(work: Path, variant: str) -> dict[str, list[dict]]:
 
 
 def ability_table(first: str, align: str, rows, chrf, domain_cells: dict[str, list[dict]]) -> list[str]:
-    """A row per key: its chrF++ and paired difference to the base, in domain and out of it."""
-    lines = [f"| {first} | in domain chrF++ | in domain − base | out of domain chrF++ | out of domain − base |",
-             f"|{align}|---:|---:|---:|---:|"]
-    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in against_base(chrf, rows, domain_cells).items()]
+    """A row per key: its chrF++ and paired differences to the base and to the first row, in domain and
+    out of it."""
+    versus = f"− {next(iter(rows))}" if first == "training" else f"− {first} = {next(iter(rows))}"
+    lines = [f"| {first} | in domain chrF++ | in domain − base | in domain {versus} | out of domain chrF++ "
+             f"| out of domain − base | out of domain {versus} |", f"|{align}|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in ability_cells(chrf, rows, domain_cells).items()]
     return lines + [""]
 
 
@@ -154,7 +161,8 @@ def scale_lines(work: Path, chrf, domain_cells: dict[str, list[dict]]) -> list[s
              f"The pooled recipe's {method.replace('s1-', 'Setting 1 at ')} with its merge weights summing to S "
              "(`--w IN:OUT@S`: the merged delta S times as strong; S = 1 is the Table-1 row), over the directions "
              "with English on the headline sample; − base: mean chrF++ difference to the pre-trained model on "
-             "the same segments, paired [95 % interval]. No training: the same adapters, other weights.", ""]
+             "the same segments, paired [95 % interval]; − S = 1: the same against the plain merge. No training: the "
+             "same adapters, other weights.", ""]
     return lines + ability_table("S", "---:", rows, chrf, domain_cells)
 
 
@@ -173,5 +181,5 @@ def mix_lines(work: Path, chrf, domain_cells: dict[str, list[dict]], stages: dic
              "of every adapter's pairs (the same number in all) taken from the out-of-domain corpus' train split "
              "(messages that are never its dev or devtest ones, but the same register: the out-of-domain test is "
              "then no longer a domain these adapters never saw). Directions with English, headline sample; − base "
-             "as above.", ""]
+             "as above; − training domain only: the same against the recipe as trained without the mix.", ""]
     return lines + ability_table("training", "---", rows, chrf, domain_cells)

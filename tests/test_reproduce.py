@@ -286,6 +286,36 @@ def test_a_pooled_row_borrows_only_the_directions_without_english():
     assert rows["s1-1:9+pooled-en"]["en-fr"]["pool"] == "pooled" and rows["s1-1:9+pooled-en"]["de-fr"]["pool"] == "main"
 
 
+def test_a_remedy_row_is_compared_with_the_row_it_changes_on_the_same_segments():
+    from modmt.benchmarks.quality import chrf_scorer
+    from modmt.benchmarks.report_ability import ability_table
+
+    rng = np.random.default_rng(1)
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away"]
+    refs = [" ".join(rng.choice(words, 8)) for _ in range(30)]
+    noise = [" ".join(rng.choice(words, 8)) for _ in refs]
+
+    def cells(pool, method, right_every):  # a hypothesis is the reference on every `right_every`-th segment
+        hyps = [r if i % right_every == 0 else x for i, (r, x) in enumerate(zip(refs, noise))]
+        return [{"pool": pool, "method": method, "src": s, "tgt": t, "n": len(refs), "hypotheses": hyps,
+                 "references": refs} for s, t in (("en", "fr"), ("fr", "en"))]
+
+    domain_cells = {folder: cells("main", "base", 5) for folder in ("quality", "quality-ood")}
+    rows = {"1": {"in domain": cells("pooled", "s1-1:9", 2), "out of domain": cells("pooled", "s1-1:9", 3)},
+            "0.5": {"in domain": cells("pooled", "s1-1:9@0.5", 3), "out of domain": cells("pooled", "s1-1:9@0.5", 2)}}
+    lines = ability_table("S", "---:", rows, chrf_scorer(), domain_cells)
+    header = lines[0].strip(" |").split(" | ")
+    assert header[3] == "in domain − S = 1" and header[6] == "out of domain − S = 1"
+    table = {line.split(" | ")[0][2:]: line.strip(" |").split(" | ")[1:] for line in lines[2:] if line}
+    assert table["1"][2] == "-" and table["1"][5] == "-"  # the row the others change, against itself
+    for domain, (score, gain, change) in (("in", table["0.5"][:3]), ("out", table["0.5"][3:])):
+        first_score, first_gain = float(table["1"][0 if domain == "in" else 3]), table["1"][1 if domain == "in" else 4]
+        # the paired difference to the first row is the difference of the two gains over the base
+        assert float(change.split()[0]) == pytest.approx(float(gain.split()[0]) - float(first_gain.split()[0]), abs=0.02)
+        assert float(change.split()[0]) == pytest.approx(float(score) - first_score, abs=0.02)
+        assert (float(change.split()[0]) < 0) == (domain == "in")  # right on 1/3 against 1/2 of segments in domain
+
+
 def test_the_aim_verdict_reads_the_interval_of_the_gain_ratio():
     from modmt.benchmarks.report import aim_verdict
     from modmt.benchmarks.significance import Interval
