@@ -303,7 +303,7 @@ def test_a_remedy_row_is_compared_with_the_row_it_changes_on_the_same_segments()
     domain_cells = {folder: cells("main", "base", 5) for folder in ("quality", "quality-ood")}
     rows = {"1": {"in domain": cells("pooled", "s1-1:9", 2), "out of domain": cells("pooled", "s1-1:9", 3)},
             "0.5": {"in domain": cells("pooled", "s1-1:9@0.5", 3), "out of domain": cells("pooled", "s1-1:9@0.5", 2)}}
-    lines = ability_table("S", "---:", rows, chrf_scorer(), domain_cells)
+    lines = ability_table("S", "---:", "− S = 1", rows, chrf_scorer(), domain_cells)
     header = lines[0].strip(" |").split(" | ")
     assert header[3] == "in domain − S = 1" and header[6] == "out of domain − S = 1"
     table = {line.split(" | ")[0][2:]: line.strip(" |").split(" | ")[1:] for line in lines[2:] if line}
