@@ -490,11 +490,18 @@ def score_trial_out_of_domain(ood: QualityRun, trained: Path, side: str, langs) 
     return len(directions)
 
 
+def ood_trial_order(trials: list[dict], work: Path) -> list[dict]:
+    """Cheapest first: the trials whose model is still on this machine (only cells to decode), then full
+    fine-tuning's (one model to train per trial), then the adapters' (ten per trial), so that a session
+    cut short has scored the most rows."""
+    return sorted(trials, key=lambda t: (not trial_dir(work, t["side"], t["lr"]).exists(), t["side"] != "full"))
+
+
 def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
     """Every tuning trial's row out of domain: what each learning rate costs the model's general ability,
     beside its in-domain dev score. The trials are the learning-rate sweep the issue asks to try; no
     training where the tune stage scored them already (it does with --ood, while the model is there)."""
-    trials = json.loads((work / "tune" / "trials.json").read_text())["trials"]
+    trials = ood_trial_order(json.loads((work / "tune" / "trials.json").read_text())["trials"], work)
     cells = 0
     with click.progressbar(trials, label="chrF++ out of domain (tuning trials)", file=None) as bar:
         for t in bar:

@@ -316,6 +316,17 @@ def test_a_remedy_row_is_compared_with_the_row_it_changes_on_the_same_segments()
         assert (float(change.split()[0]) < 0) == (domain == "in")  # right on 1/3 against 1/2 of segments in domain
 
 
+def test_out_of_domain_trials_run_cheapest_first(tmp_path):
+    from modmt.benchmarks.reproduce import ood_trial_order
+
+    trials = [{"side": side, "lr": lr} for side, lr in
+              (("full", 2e-5), ("full", 5e-5), ("adapters", 3e-4), ("adapters", 1e-3), ("full", 8e-6))]
+    for kept in ("adapters-lr0.001", "full-lr8e-06"):  # models the tune stage kept
+        (tmp_path / "tune" / kept).mkdir(parents=True)
+    order = [(t["side"], t["lr"]) for t in ood_trial_order(trials, tmp_path)]
+    assert order == [("full", 8e-6), ("adapters", 1e-3), ("full", 2e-5), ("full", 5e-5), ("adapters", 3e-4)]
+
+
 def test_the_aim_verdict_reads_the_interval_of_the_gain_ratio():
     from modmt.benchmarks.report import aim_verdict
     from modmt.benchmarks.significance import Interval
