@@ -190,14 +190,21 @@ def restore_evidence(evidence: Path, work: Path) -> int:
     return restored
 
 
-def models_differing_from_evidence(work: Path, evidence: Path) -> list[str]:
+def models_differing_from_evidence(work: Path, evidence: Path) -> tuple[list[str], list[str]]:
     """The models now in `work` (adapters, fine-tuned model, learned weights) whose fingerprints differ
     from those recorded in `evidence` for the cells they decoded: a retrained model that is not the one
-    the evidence scored. Models absent from `work` are not compared."""
+    the evidence scored. Models absent from `work` are not compared. Returns (differing, retrained):
+    `retrained` are the differences confined to the dev cells of a tuning trial that the evidence
+    records as finished and not chosen. Those cells are never decoded again and no Table-1 cell reads
+    that model, so it may be retrained (for its out-of-domain row) and differ in the last bits, as full
+    fine-tuning does on another CPU: the report marks its row. Everything else in `differing` is an error."""
     settings = json.loads((work / "settings.json").read_text())
     prints = Fingerprints(work, base_model_fingerprint(settings))
     chosen_pooled, full_dir = run_layout(work)
-    differing = set()
+    trials = json.loads((evidence / "tune" / "trials.json").read_text()) if (evidence / "tune" / "trials.json").exists() else {}
+    chosen = {f"{side}-lr{lr:g}" for side, lr in trials.get("chosen", {}).items()}
+    spared = {f"{t['side']}-lr{t['lr']:g}" for t in trials.get("trials", [])} - chosen
+    differing, retrained = set(), set()
     for folder in CELL_FOLDERS:
         for path in sorted((evidence / folder).glob("*/*/*/*.json")):
             cell = json.loads(path.read_text())
@@ -205,9 +212,10 @@ def models_differing_from_evidence(work: Path, evidence: Path) -> list[str]:
             pairs = [(key, recorded.get(key), now.get(key)) for key in ("base_model", "full_model", "learned_weights")]
             pairs += [(f"adapter {name}", recorded.get("adapters", {}).get(name), sha)
                       for name, sha in now.get("adapters", {}).items()]
-            differing.update(f"{cell['pool']} {name} ({was} in the evidence, {sha} now)"
-                             for name, was, sha in pairs if was and sha and was != sha)
-    return sorted(differing)
+            found = {f"{cell['pool']} {name} ({was} in the evidence, {sha} now)"
+                     for name, was, sha in pairs if was and sha and was != sha}
+            (retrained if folder == "tune/quality" and cell["pool"] in spared else differing).update(found)
+    return sorted(differing), sorted(retrained)
 
 
 def base_model_fingerprint(settings: dict) -> str:

@@ -365,8 +365,8 @@ def aim_by_recipe(stats, ood_stats, best_rows: list[str], labels, all_dirs: list
             # beside the ratio, the plain difference: out of domain, where full fine-tuning may lose to the
             # base and the ratio has no meaning, it is what the method costs or saves against the baseline
             against_full = st.difference(key, "full", all_dirs)
-            ratio = st.gain_ratio(key, "base", "full", all_dirs)
-            ratio_non_en = st.gain_ratio(key, "base", "full", non_en)
+            ratio = st.gain_ratio(key, "base", "full", all_dirs, require_gain=True)
+            ratio_non_en = st.gain_ratio(key, "base", "full", non_en, require_gain=True)
             verdict = aim_verdict(ratio)
             lines.append(f"| {recipe} | {row_label(key, labels)} | {domain} | {full_gain} | {gain} | {against_full} | "
                          f"{ratio or '-'} | **{verdict}** | {ratio_non_en or '-'} |")

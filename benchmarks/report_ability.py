@@ -36,7 +36,7 @@ def out_of_domain_lines(work: Path, ood_rows, ood_stats, order, labels, stats, a
             # a share of full fine-tuning's gain: none where that gain's interval is not above zero (out of
             # domain it may not be), and "-" then, where the plain difference to full fine-tuning says it
             if key != "full" and st.common([key, "base", "full"], all_dirs) == all_dirs:
-                cells[name, "ratio"] = st.gain_ratio(key, "base", "full", all_dirs)
+                cells[name, "ratio"] = st.gain_ratio(key, "base", "full", all_dirs, require_gain=True)
         if cells.get(("out", "base")) and cells["out", "base"].high < 0:
             hurt.append(row_label(key, labels))
         if cells.get(("out", "full")) and cells["out", "full"].low > 0:
@@ -72,18 +72,46 @@ def ood_trial_lines(work: Path, chrf, ood_cells: list[dict], tune: dict | None) 
              "| side | learning rate | dev chrF++ (in domain) | out of domain chrF++ | out of domain − base |",
              "|---|---:|---:|---:|---:|"]
     base_done = stats.common(["base"], directions) == directions  # the ood-quality stage scores the base
+    dev_cells = load_cells(work, "tune/quality")
+    retrained = []
     for t in sorted(tune["trials"], key=trial_order):
-        key = f"tune-{t['side']}-lr{t['lr']:g}"
+        trial = f"{t['side']}-lr{t['lr']:g}"
+        key = f"tune-{trial}"
         if stats.common([key], directions) != directions:
             lines.append(f"| {t['side']} | {t['lr']:g} | {t['dev_chrf']:.2f} | (not scored yet) | - |")
             continue
+        # a trial whose model was deleted after its dev cells and trained again for these (on another machine)
+        was_retrained = models_disagree([c for c in dev_cells if c["pool"] == trial],
+                                        [c for c in trial_cells if c["pool"] == key])
+        if was_retrained:
+            retrained.append(f"{t['side']} {t['lr']:g}")
+        mark = " ‡" if was_retrained else ""
         against_base = (str(stats.difference(key, "base", directions))
                         if stats.common([key, "base"], directions) == directions else "(base not scored yet)")
-        lines.append(f"| {t['side']} | {t['lr']:g} | {t['dev_chrf']:.2f} | "
+        lines.append(f"| {t['side']} | {t['lr']:g}{mark} | {t['dev_chrf']:.2f} | "
                      f"{mean(stats.score(key, d) for d in directions):.2f} | {against_base} |")
     base = (f"; base out of domain {mean(stats.score('base', d) for d in directions):.2f} chrF++ on them"
             if base_done else "")
-    return lines + ["", f"Directions: {', '.join(directions)}{base}.", ""]
+    lines += ["", f"Directions: {', '.join(directions)}{base}."]
+    if retrained:
+        lines.append(f"‡ ({', '.join(retrained)}): the model was trained again (same data, seed and settings) to "
+                     "score it out of domain, and its weights differ in the last bits from those its dev cells were "
+                     "scored with (the cells' fingerprints say which): the two columns come from two trainings.")
+    return lines + [""]
+
+
+def models_disagree(first: list[dict], second: list[dict]) -> bool:
+    """Whether two sets of cells name a different fine-tuned model or adapter under the same name (from
+    the fingerprints the evidence records; cells without them do not disagree)."""
+    def models(cells):
+        found = {}
+        for cell in cells:
+            prints = cell.get("fingerprints") or {}
+            found.update({"full": prints["full_model"]} if prints.get("full_model") else {})
+            found.update(prints.get("adapters") or {})
+        return found
+    a, b = models(first), models(second)
+    return any(a[name] != b[name] for name in a.keys() & b.keys() if a[name] and b[name])
 
 
 DOMAINS = (("in domain", "quality"), ("out of domain", "quality-ood"))

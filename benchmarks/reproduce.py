@@ -579,7 +579,10 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
         if evidence is not None and (evidence / "settings.json").exists():
             from modmt.benchmarks.evidence import models_differing_from_evidence
 
-            differing = models_differing_from_evidence(work, evidence)
+            differing, retrained = models_differing_from_evidence(work, evidence)
+            if retrained:  # an unchosen trial, retrained for its out-of-domain row (see the function)
+                click.echo(f"retrained, not bit-identical to the model its dev cells were scored with: "
+                           f"{'; '.join(retrained)}; the report marks its row", err=True)
             if differing:
                 raise ModmtError(f"a retrained model is not the one {evidence} scored ({'; '.join(differing)}): "
                                  "training did not reproduce on this machine; resume where the run started, "

@@ -78,19 +78,23 @@ class SegmentStats:
         reps = np.mean([self.replicates(a, d) - self.replicates(b, d) for d in directions], axis=0)
         return _interval(value, reps)
 
-    def gain_ratio(self, method: str, base: str, full: str, directions: list[str]) -> Interval | None:
+    def gain_ratio(self, method: str, base: str, full: str, directions: list[str],
+                   require_gain: bool = False) -> Interval | None:
         """(method - base) / (full - base) on the mean over `directions`: the share of full fine-tuning's gain.
-        None where that gain's interval is not above zero: there is then no gain to take a share of, and the
-        ratio's interval would run through infinity (the plain difference to full FT says it instead)."""
+        None where full FT gains nothing; with require_gain, also where that gain's interval is not above
+        zero: there is then no gain to take a share of (a verdict needs one), and the ratio's interval runs
+        through infinity (the plain difference to full FT says it instead)."""
         def mean(m):
             return np.mean([self.score(m, d) for d in directions])
 
         def mean_reps(m):
             return np.mean([self.replicates(m, d) for d in directions], axis=0)
 
-        if self.difference(full, base, directions).low <= 0:
+        if require_gain and self.difference(full, base, directions).low <= 0:
             return None
         gain = mean(full) - mean(base)
+        if abs(gain) < 1e-9:
+            return None
         value = float((mean(method) - mean(base)) / gain)
         full_gain = mean_reps(full) - mean_reps(base)
         with np.errstate(divide="ignore", invalid="ignore"):
