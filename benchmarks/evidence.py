@@ -196,8 +196,8 @@ def models_differing_from_evidence(work: Path, evidence: Path) -> tuple[list[str
     the evidence scored. Models absent from `work` are not compared. Returns (differing, retrained):
     `retrained` are the differences confined to the dev cells of a tuning trial that the evidence
     records as finished and not chosen. Those cells are never decoded again and no Table-1 cell reads
-    that model, so it may be retrained (for its out-of-domain row) and differ in the last bits, as full
-    fine-tuning does on another CPU: the report marks its row. Everything else in `differing` is an error."""
+    that model, so it may be retrained (for its out-of-domain row) and not be bit-identical, as full
+    fine-tuning was when retrained on another machine: the report marks its row. Everything else is an error."""
     settings = json.loads((work / "settings.json").read_text())
     prints = Fingerprints(work, base_model_fingerprint(settings))
     chosen_pooled, full_dir = run_layout(work)

@@ -95,7 +95,7 @@ def ood_trial_lines(work: Path, chrf, ood_cells: list[dict], tune: dict | None) 
     lines += ["", f"Directions: {', '.join(directions)}{base}."]
     if retrained:
         lines.append(f"‡ ({', '.join(retrained)}): the model was trained again (same data, seed and settings) to "
-                     "score it out of domain, and its weights differ in the last bits from those its dev cells were "
+                     "score it out of domain, and its weights are not bit-identical to those its dev cells were "
                      "scored with (the cells' fingerprints say which): the two columns come from two trainings.")
     return lines + [""]
 

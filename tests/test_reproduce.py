@@ -230,7 +230,7 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
         rp.reproduce(str(tiny_model_dir), corpus, "tiny", fresh, provider="cpu", ood=ood, evidence=committed)
 
     # Except for a tuning trial the search did not choose, retrained only for its out-of-domain row: it
-    # may differ in the last bits from the model its dev cells recorded (full fine-tuning on another CPU
+    # may not be bit-identical to the model its dev cells recorded (full fine-tuning on another CPU
     # does). No Table-1 cell reads it and its dev cells are never decoded again, so the run goes on,
     # the new cells record the new model, and the report marks the row.
     cell_path.write_text(json.dumps({**cell, "fingerprints": json.loads((evidence / cell_path.relative_to(
