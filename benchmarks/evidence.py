@@ -202,8 +202,8 @@ def models_differing_from_evidence(work: Path, evidence: Path) -> tuple[list[str
     prints = Fingerprints(work, base_model_fingerprint(settings))
     chosen_pooled, full_dir = run_layout(work)
     trials = json.loads((evidence / "tune" / "trials.json").read_text()) if (evidence / "tune" / "trials.json").exists() else {}
-    chosen = {f"{side}-lr{lr:g}" for side, lr in trials.get("chosen", {}).items()}
-    spared = {f"{t['side']}-lr{t['lr']:g}" for t in trials.get("trials", [])} - chosen
+    chosen = {trial_dir(work, side, lr).name for side, lr in trials.get("chosen", {}).items()}
+    spared = {trial_dir(work, t["side"], t["lr"]).name for t in trials.get("trials", [])} - chosen
     differing, retrained = set(), set()
     for folder in CELL_FOLDERS:
         for path in sorted((evidence / folder).glob("*/*/*/*.json")):
