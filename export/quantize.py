@@ -16,10 +16,11 @@ Q5_0 with Q8_0 for the output projection and the value projections, Q6_K/Q4_K fo
         Q5_0 grid is not symmetric); the output projection, the most sensitive matrix, at 8 bits
         symmetric (exact); the embedding table at 4 bits (GatherBlockQuantized). The earlier
         int4 put the output projection at 4 bits, symmetric, and degenerated into repetitions.
-  w8a8  every matrix as DynamicQuantizeMatMul: int8 weights per output column, activations to
-        uint8 per tensor at run time, an int8 x int8 GEMM that at the 40 rows of a beam step runs
-        1.7-2.6x faster than MatMulNBits' 8-bit kernel. The matrices' inputs are smoothed first
-        on the direction's training text (export/smoothquant.py). The embedding table as in int8.
+  w8a8  every matrix as an int8 x int8 GEMM (MatMulIntegerToFloat): int8 weights per output
+        column, each input row quantized on its own at run time to 7 bits (see dynamic_int8 for
+        why 7: no CPU's int8 kernel can saturate on them), which at the 40 rows of a beam step
+        runs faster than MatMulNBits' 8-bit kernel. The matrices' inputs are smoothed first on
+        the direction's training text (export/smoothquant.py). The embedding table as in int8.
 
 `accuracy_level` 4 lets the MatMulNBits kernels compute with int8 activations inside a block
 (AVX512-VNNI); 0 keeps float compute. The recipe goes into modmt.json.
@@ -40,6 +41,9 @@ CALIBRATION_NEEDED = ("this --quantize recipe calibrates on training text: pass 
                       "directory such as the one `modmt data ddtp` builds)")
 
 
+INT8_GEMM = "int8 x int8 GEMM (MatMulIntegerToFloat; 7-bit activations per row, 8-bit weights per column)"
+
+
 @dataclass(frozen=True)
 class QuantRecipe:
     bits: int                   # decoder matrices
@@ -50,7 +54,7 @@ class QuantRecipe:
     block_size: int = 32
     accuracy_level: int = 4
     # Matrix kinds (q_proj, ..., down_proj, lm_head) computed as int8 x int8 instead: weights per
-    # output channel, activations quantized per tensor at run time (DynamicQuantizeMatMul).
+    # output channel, activations quantized per row at run time (dynamic_int8).
     dynamic: tuple[str, ...] = ()
     # Inputs smoothed before quantization (export/smoothquant.py; needs calibration text): "down_proj"
     # (the MLP's act(gate) * up) and "norm" (RMSNorm outputs: q/k/v, gate/up, output projection).
@@ -58,11 +62,16 @@ class QuantRecipe:
     smooth_alpha: float = 0.5
 
     def to_json(self) -> dict:
-        method = "DynamicQuantizeMatMul (int8 x int8)" if set(MATRIX_KINDS) <= set(self.dynamic) else \
-            "MatMulNBits weight-only (RTN)" + (" + DynamicQuantizeMatMul" if self.dynamic else "")
+        method = INT8_GEMM if set(MATRIX_KINDS) <= set(self.dynamic) else \
+            "MatMulNBits weight-only (RTN)" + (f" + {INT8_GEMM}" if self.dynamic else "")
         if self.smooth:
             method += f", SmoothQuant ({', '.join(self.smooth)})"
-        return {"method": method, **asdict(self), "dynamic": list(self.dynamic), "smooth": list(self.smooth)}
+        record = {"method": method, **asdict(self), "dynamic": list(self.dynamic), "smooth": list(self.smooth)}
+        if self.dynamic:  # what the runtime checks the CPU against (runtime/cpu_features.py)
+            record["activations"] = f"per row, {ACTIVATION_LEVELS} levels each side of {ACTIVATION_ZERO} (7 bits)"
+            record["int8_products"] = ("every pair of u8 x s8 products fits int16: the same integers on every CPU's "
+                                       "int8 kernel (vpdpbusd, vpmaddubsw, ARM64 dot products)")
+        return record
 
 
 RECIPES = {
@@ -197,36 +206,89 @@ def _block(length: int, other: int) -> int:
     return max(1, min(length, BLOCK_BYTES // (4 * max(other, 1))))
 
 
-def dynamic_int8(weights, names: list[str]) -> None:
-    """The named MatMuls as DynamicQuantizeMatMul: int8 weights with a scale per output column,
-    activations quantized to uint8 per tensor at run time, an int8 x int8 GEMM (VNNI on x86).
+# int8 x int8 matrices (w8a8). Each row of an input is quantized on its own (a row's tokens never
+# depend on what shares its batch) to 7 bits, u8 values 1..127 around a zero point of 64, and each
+# weight column to 8 bits symmetric (-127..127). ONNX Runtime's u8 x s8 GEMM on x86 without VNNI
+# (vpmaddubsw) adds pairs of products in 16 bits with saturation: 127 * 127 * 2 = 32,258 stays
+# below 32,767, so no pair can clip and every CPU computes the same integers (vpdpbusd with VNNI,
+# vpmaddubsw without, ARM64's dot products): the recipe holds exactly wherever it runs.
+ACTIVATION_LEVELS = 63       # |q| <= 63 around the zero point
+ACTIVATION_ZERO = 64         # u8 values 1..127
+WEIGHT_LEVELS = 127
+assert 2 * (ACTIVATION_ZERO + ACTIVATION_LEVELS) * WEIGHT_LEVELS <= 32767, "a pair of products must fit int16"
 
-    At the 40 rows of a batch-8 beam-5 step, ONNX Runtime's int8 GEMM runs a 896 x 4864 matrix in
-    0.45 ms where MatMulNBits' 8-bit kernel takes 1.18 ms (docs/results.md).
+
+def quantize_columns(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[K, N] float -> int8 [K, N] and one scale per output column (symmetric, WEIGHT_LEVELS)."""
+    quantized = np.empty(weight.shape, np.int8)
+    scale = np.empty(weight.shape[1], np.float32)
+    width = _block(weight.shape[1], weight.shape[0])
+    for start in range(0, weight.shape[1], width):
+        block = np.asarray(weight[:, start:start + width], dtype=np.float32)
+        step = np.maximum(np.abs(block).max(axis=0), 1e-12) / WEIGHT_LEVELS
+        quantized[:, start:start + width] = np.clip(np.rint(block / step), -WEIGHT_LEVELS, WEIGHT_LEVELS)
+        scale[start:start + width] = step
+    return quantized, scale
+
+
+def _row_quantizer(tensor: str, opset: int) -> tuple[list, str, str]:
+    """Nodes that quantize `tensor` [..., K] per row: (nodes, u8 values, float row step [..., 1])."""
+    t = f"{tensor}_rowq"
+    reduce = (helper.make_node("ReduceMax", [f"{t}_abs", "modmt_rowq_last_axis"], [f"{t}_max0"], keepdims=1)
+              if opset >= 18 else helper.make_node("ReduceMax", [f"{t}_abs"], [f"{t}_max0"], keepdims=1, axes=[-1]))
+    nodes = [helper.make_node("Abs", [tensor], [f"{t}_abs"]), reduce,
+             helper.make_node("Max", [f"{t}_max0", "modmt_rowq_tiny"], [f"{t}_max"]),
+             helper.make_node("Div", ["modmt_rowq_levels", f"{t}_max"], [f"{t}_inverse"]),
+             helper.make_node("Mul", [tensor, f"{t}_inverse"], [f"{t}_scaled"]),
+             helper.make_node("Add", [f"{t}_scaled", "modmt_rowq_zero_float"], [f"{t}_shifted"]),
+             helper.make_node("Round", [f"{t}_shifted"], [f"{t}_rounded"]),   # half to even, as numpy's rint
+             helper.make_node("Cast", [f"{t}_rounded"], [f"{t}_u8"], to=onnx.TensorProto.UINT8),
+             helper.make_node("Div", [f"{t}_max", "modmt_rowq_levels"], [f"{t}_step"])]
+    for i, node in enumerate(nodes):
+        node.name = f"{tensor}/modmt_rowq_{i}"
+    return nodes, f"{t}_u8", f"{t}_step"
+
+
+def dynamic_int8(weights, names: list[str]) -> None:
+    """The named MatMuls as int8 x int8 GEMMs: the input quantized per row at run time (once, however
+    many matrices read it: q/k/v share one), MatMulIntegerToFloat with the column scales, times the
+    row's step. See ACTIVATION_LEVELS for why every CPU computes the same numbers.
     """
     graph = weights.graph
+    opset = next((o.version for o in weights.model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    constants = {"modmt_rowq_last_axis": np.array([-1], np.int64), "modmt_rowq_tiny": np.array(1e-12, np.float32),
+                 "modmt_rowq_levels": np.array(ACTIVATION_LEVELS, np.float32),
+                 "modmt_rowq_zero_float": np.array(ACTIVATION_ZERO, np.float32),
+                 "modmt_rowq_zero": np.array(ACTIVATION_ZERO, np.uint8), "modmt_rowq_one": np.array(1.0, np.float32)}
+    rows = {}  # input tensor -> (u8 values, row step): one quantizer per input
     for node in [n for n in graph.node if n.name in set(names)]:
         q_name, s_name = f"{node.input[1]}_int8", f"{node.input[1]}_column_scale"
         if q_name not in weights:  # a weight two MatMuls share is quantized once
             weight = weights.array(node.input[1])   # [K, N]
-            quantized = np.empty(weight.shape, np.int8)
-            scale = np.empty(weight.shape[1], np.float32)
-            width = _block(weight.shape[1], weight.shape[0])
-            for start in range(0, weight.shape[1], width):
-                block = np.asarray(weight[:, start:start + width], dtype=np.float32)
-                step = np.maximum(np.abs(block).max(axis=0), 1e-12) / 127.0
-                quantized[:, start:start + width] = np.clip(np.rint(block / step), -127, 127)
-                scale[start:start + width] = step
+            quantized, scale = quantize_columns(weight)
             del weight
             weights.put(q_name, quantized)
             weights.put(s_name, scale)
         index = list(graph.node).index(node)
         graph.node.remove(node)
-        graph.node.insert(index, helper.make_node("DynamicQuantizeMatMul", [node.input[0], q_name, s_name],
-                                                  list(node.output), name=f"{node.name}_int8",
-                                                  domain="com.microsoft"))
+        new = []
+        if node.input[0] not in rows:
+            quantizer, values, step = _row_quantizer(node.input[0], opset)
+            rows[node.input[0]] = (values, step)
+            new += quantizer
+        values, step = rows[node.input[0]]
+        product = f"{node.output[0]}_unscaled"
+        new += [helper.make_node("MatMulIntegerToFloat", [values, q_name, "modmt_rowq_one", s_name, "modmt_rowq_zero"],
+                                 [product], name=f"{node.name}_int8", domain="com.microsoft"),
+                helper.make_node("Mul", [product, step], list(node.output), name=f"{node.name}_row_step")]
+        for offset, n in enumerate(new):
+            graph.node.insert(index + offset, n)
         if not weights.read_by_any_node(node.input[1]):
             weights.remove(node.input[1])
+    if rows:
+        for name, value in constants.items():
+            if name not in weights:
+                weights.put(name, value)
     if not any(o.domain == "com.microsoft" for o in weights.model.opset_import):
         weights.model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
 
@@ -282,3 +344,32 @@ def embedding_int8(weights, names: list[str]) -> None:
             graph.node.insert(index + offset, step)
         if not weights.read_by_any_node(table_name):  # not shared with a tied output projection
             weights.remove(table_name)
+
+
+def emulated_in_float(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of a w8a8 graph whose int8 x int8 GEMMs are float ops on the same integers:
+    ((u8 - zero point) @ int8 weight) * column scale, then the row's step as before. Products and sums
+    of these integers are exact in float32 while K * 63 * 127 < 2**24 (K < 2,097), so for such
+    matrices this computes bit for bit what the recipe defines, with no int8 kernel: a CPU's kernels
+    can be checked against it (tests/test_int8_kernels.py). Weights are read inline."""
+    from onnx import numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    for node in [n for n in graph.node if n.op_type == "MatMulIntegerToFloat"]:
+        values, weight, _, scale, _ = node.input
+        name = f"{weight}_as_float"
+        if name not in inits:
+            inits[name] = numpy_helper.from_array(numpy_helper.to_array(inits[weight]).astype(np.float32), name)
+            graph.initializer.append(inits[name])
+        at = list(graph.node).index(node)
+        graph.node.remove(node)
+        out = node.output[0]
+        for offset, new in enumerate([
+                helper.make_node("Cast", [values], [f"{out}_float"], to=onnx.TensorProto.FLOAT),
+                helper.make_node("Sub", [f"{out}_float", "modmt_rowq_zero_float"], [f"{out}_centred"]),
+                helper.make_node("MatMul", [f"{out}_centred", name], [f"{out}_integers"]),
+                helper.make_node("Mul", [f"{out}_integers", scale], [out])]):
+            graph.node.insert(at + offset, new)
+    return model

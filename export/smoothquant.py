@@ -1,7 +1,7 @@
 """SmoothQuant: activation maxima of an fp32 export on training text, and the weight rescaling they drive.
 
-int8 x int8 matrices (export/quantize.py, DynamicQuantizeMatMul) quantize their input per tensor
-at run time, so one outlier channel sets the step for all others. SmoothQuant (Xiao et al., 2023)
+int8 x int8 matrices (export/quantize.py, dynamic_int8) quantize each input row at run time, so
+one outlier channel sets the step for all the others of its row. SmoothQuant (Xiao et al., 2023)
 moves that range into the weights: channel j of the input is divided by s_j and row j of each
 weight that reads it multiplied by s_j, with s_j = max|x_j|^alpha / max|w_j|^(1 - alpha). The
 division folds into whatever makes the input, so the float model is unchanged: an RMSNorm's gain

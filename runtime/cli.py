@@ -70,6 +70,7 @@ def translate_command(export_dirs, input_path, output_path, beam, batch, max_new
         translator = Translator(export_dirs[0], provider=provider, threads=threads, max_input_tokens=max_input_tokens)
         click.echo(f"loaded {translator.src}->{translator.tgt} from {export_dirs[0]} on {translator.provider} "
                    f"in {translator.load_seconds:.2f} s", err=True)
+        echo_cpu_notice(translator)
         run_batch(job, translator, beam=beam, batch_size=batch, max_new_tokens=max_new_tokens,
                   length_penalty=length_penalty)
 
@@ -87,8 +88,18 @@ def translate_routed(export_dirs, input_path, output_path, beam, batch, max_new_
         lines.check_lines(read_lines(job.path, job.label, job.errors))
         click.echo(f"loaded {len(routed.directions)} directions from {', '.join(export_dirs)} in one session on "
                    f"{routed.provider} in {routed.load_seconds:.2f} s", err=True)
+        echo_cpu_notice(routed)
         run_batch(job, lines, beam=beam, batch_size=batch, max_new_tokens=max_new_tokens,
                   length_penalty=length_penalty)
+
+
+def echo_cpu_notice(translator) -> None:
+    """One line on stderr where the export's quantization recipe does not hold on this CPU."""
+    from modmt.runtime.cpu_features import recipe_notice
+
+    notice = recipe_notice(translator.quantization_recipe) if translator.provider == "CPUExecutionProvider" else None
+    if notice:
+        click.echo(notice, err=True)
 
 
 def translate_on_ray(export_dirs, input_path, output_path, address, workers, threads, gpus_per_worker, shard_lines,

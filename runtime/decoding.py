@@ -8,6 +8,19 @@ The decoder is anything with `prefill(ids, mask) -> (logits, cache)`, `step(toke
 prefilled once and its cache expanded to the beams; sentences leave the batch as soon as their search is over. Scores,
 length penalty and the early-stopping heuristic follow transformers 4.5x `_beam_search`, so on the
 same model the outputs are the same tokens.
+
+A sentence's tokens do not depend on what shares its batch (batch invariance): ONNX Runtime's CPU
+kernels compute each row the same way whatever the other rows, given two conditions that the search
+keeps. (1) The padded width is a multiple of PAD_MULTIPLE: the attention's softmax sums a row's keys
+in SIMD lanes (8 or 16 wide, unrolled 4x on AVX-512), so its real keys must sit at the same
+position modulo the lanes whatever the batch's longest prompt; padding each prompt to the left of a
+multiple of 64 makes a key's position modulo 64 its own, alone or in any batch (the masked keys add
+exact zeros). (2) A step never runs one row: several kernels (a MatMul whose right side is an input,
+as the routed graph's adapter bank; MatMulNBits at 4 bits) take another path at M = 1, so a lone
+row keeps a finished one beside it (a "passenger", whose output is thrown away). One limit stays:
+ORT's float GEMM sums a product of more than 256 keys (head size 64) in chunks of 256 counted from
+the first padded key, so a row whose keys cross a chunk boundary at other places alone than in a
+batch may differ in its last bits (docs/results.md, "Batch invariance").
 """
 from dataclasses import dataclass
 
@@ -22,8 +35,12 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    width = max(len(p) for p in prompts)
+PAD_MULTIPLE = 64
+
+
+def left_pad(prompts: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """ids and attention mask [rows, width], prompts aligned to the right; width a multiple of `multiple`."""
+    width = -(-max(len(p) for p in prompts) // multiple) * multiple
     ids = np.full((len(prompts), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(prompts), width), dtype=np.int64)
     for i, p in enumerate(prompts):
@@ -40,21 +57,36 @@ class SearchSettings:
     early_stopping: bool | str = False  # transformers' default
 
 
+PASSENGER = -1  # a row kept only so that a step never runs one row (module docstring)
+
+
 def greedy(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int, max_new_tokens: int) -> list[list[int]]:
-    ids, mask = left_pad(prompts, pad_id)
+    ids, mask = left_pad(prompts, pad_id, PAD_MULTIPLE)
     host = getattr(decoder, "host", np.asarray)
     logits, cache = decoder.prefill(ids, mask)
     outputs = [[] for _ in prompts]
     active = np.arange(len(prompts))
+    if len(prompts) == 1:  # the prefill ran S rows; the steps would run one: a copy rides along
+        active, mask, cache = np.array([0, PASSENGER]), mask[[0, 0]], decoder.select(cache, np.array([0, 0]))
+        logits = decoder.select([logits], np.array([0, 0]))[0]
     for step in range(max_new_tokens):
         tokens = host(logits).argmax(axis=-1)
-        keep = []
+        keep, finished = [], []
         for row, (item, token) in enumerate(zip(active, tokens)):
+            if item == PASSENGER:
+                finished.append(row)
+                continue
             outputs[item].append(int(token))
             if int(token) not in stop_ids and step + 1 < max_new_tokens:
                 keep.append(row)
+            else:
+                finished.append(row)
         if not keep:
             break
+        if len(keep) == 1 and finished:  # one row left: a finished one rides along as a passenger
+            keep.append(finished[0])
+            active = active.copy()
+            active[finished[0]] = PASSENGER
         if len(keep) < len(active):  # finished sentences leave the batch
             rows = np.array(keep)
             active, mask, tokens, cache = active[rows], mask[rows], tokens[rows], decoder.select(cache, rows)
@@ -92,7 +124,7 @@ def beam_search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: i
     k, lp, limit = settings.beam, settings.length_penalty, settings.max_new_tokens
     n = len(prompts)
     keep_k = max(2, 1 + len(stop_ids)) * k  # candidates kept per step, as transformers does
-    ids, mask = left_pad(prompts, pad_id)
+    ids, mask = left_pad(prompts, pad_id, PAD_MULTIPLE)  # k >= 2 beams: a step runs two rows or more
     logits, cache = decoder.prefill(ids, mask)      # each source once ...
     rows = np.repeat(np.arange(n), k)               # ... then its cache is shared by its k beams
     cache, mask, (logits,) = decoder.select(cache, rows), mask[rows], decoder.select([logits], rows)

@@ -126,6 +126,7 @@ class RoutedTranslator(SearchDecoderMixin):
             raise ModmtError(f"the shared base {self.base_dir} has no routed graph (it was exported before routing); "
                              "export it again with this version of `modmt-export --shared-base`")
         self.routed = base["routed"]
+        self.quantization_recipe = base.get("quantization_recipe")  # what runtime/cpu_features.py checks
         self.adapters: list[Adapter] = []
         index_of: dict[str, int] = {}
         self.directions: dict[tuple[str, str], RoutedDirection] = {}

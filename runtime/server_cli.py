@@ -53,6 +53,10 @@ def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_t
     keys = read_api_keys(api_keys) if api_keys else None
     check_port(host, port)  # before minutes of loading, and as one line (uvicorn would log and exit 3)
     backends = load_backends(list(paths), provider, threads, max_input_tokens)
+    from modmt.runtime.cli import echo_cpu_notice
+
+    for backend in {id(b): b for b in backends.values()}.values():
+        echo_cpu_notice(getattr(backend, "translator", None) or backend.routed)
     batcher = Batcher(backends, max_batch, max_wait_ms, max_queue,
                       {"beam": beam, "max_new_tokens": max_new_tokens}, log_every)
     app = create_app(batcher, load_registry(), ServerSettings(char_limit, batch_limit, max_body_bytes, keys))

@@ -28,9 +28,11 @@ class Translator(SearchDecoderMixin):
         try:  # a manifest edited by hand or from another version: a clear error, not a KeyError
             self.src, self.tgt = str(self.manifest["src"]), str(self.manifest["tgt"])
             model_dir, initializers = self.export_dir, None
+            self.quantization_recipe = self.manifest.get("quantization_recipe")  # runtime/cpu_features.py checks it
             if self.manifest.get("kind") == DIRECTION_KIND:  # the base lives elsewhere; fold our deltas at load
                 model_dir, base = resolve_base(self.export_dir, self.manifest, verify)
                 initializers = folded_initializers(model_dir, base, self.manifest)
+                self.quantization_recipe = base.get("quantization_recipe")
             self.template = PromptTemplate.from_json(self.manifest["prompt"])
             self.stop_ids = {int(i) for i in self.manifest["stop_token_ids"]}
             self.pad_id = int(self.manifest["pad_token_id"])

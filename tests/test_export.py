@@ -200,7 +200,7 @@ def test_w8a8_runs_int8_gemms_calibrated_on_training_text(tmp_path, tiny_pool, t
     assert recipe["calibration"]["split"] == "train" and recipe["calibration"]["sequences"] > 0
     graph = onnx.load(str(tmp_path / "w8a8" / "model.onnx"))
     ops = [n.op_type for n in graph.graph.node]
-    assert ops.count("DynamicQuantizeMatMul") == linear and "MatMulNBits" not in ops, "every matrix is int8 x int8"
+    assert ops.count("MatMulIntegerToFloat") == linear and "MatMulNBits" not in ops, "every matrix is int8 x int8"
     assert not [i.name for i in graph.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2
                 and i.dims[0] * i.dims[1] >= 64 * 64], "no float weight matrix is left"
     translator = Translator(tmp_path / "w8a8", provider="cpu")

@@ -11,6 +11,7 @@ from modmt.runtime.translator import Translator
 from modmt.train.pool import Pool
 from modmt.train.trainer import TrainSettings
 from modmt.train.weight_learning import learn_weights
+from tests.test_int8_kernels import EMULATION_BOUND, cpu_int8_flags, kernel_error_against_emulation
 
 TEXTS = ["猫はソファで寝ています。", "The train leaves at noon, and then a longer tail.", "パン"]
 CAP = 5.0  # small, so that the cap bites on random weights
@@ -127,6 +128,8 @@ def test_train_export_translate_with_pytorch_parity(tmp_path, family):
         if quantize == "w8a8":
             error = np.abs(got - ours).max() / np.abs(ours).max()
             assert error < 0.25, (family, quantize, error)
+            kernel = kernel_error_against_emulation(tmp_path / f"ja-zh-{quantize}", ids, mask, got)
+            assert kernel < EMULATION_BOUND, (family, "int8 kernels against the recipe in float", kernel, cpu_int8_flags())
         else:  # 4 bits on random 64-wide matrices: far from exact, still the same logits' shape
             correlation = np.corrcoef(got.ravel(), ours.ravel())[0, 1]
             assert correlation > 0.8, (family, quantize, correlation)

@@ -1,0 +1,46 @@
+"""The int8 instructions of this CPU, and the one line to print when an export's recipe does not suit them.
+
+ONNX Runtime chooses its int8 kernels by instruction set: on x86, vpdpbusd with AVX512-VNNI or
+AVX-VNNI, vpmaddubsw without (it adds pairs of u8 x s8 products in 16 bits, with saturation); on
+ARM64, dot-product instructions (asimddp, i8mm), whose 32-bit sums cannot saturate.
+"""
+import platform
+
+X86_FLAGS = ("avx2", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
+ARM_FLAGS = ("asimddp", "i8mm")
+
+
+def int8_features(cpuinfo: str | None = None) -> set[str]:
+    """The int8-relevant flags of this CPU (from /proc/cpuinfo; empty where it cannot be read)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return {flag for flag in value.split() if flag in X86_FLAGS + ARM_FLAGS}
+    return set()
+
+
+def saturates(features: set[str]) -> bool:
+    """Whether u8 x s8 products are added in 16 bits with saturation here (x86 without VNNI)."""
+    if features & set(ARM_FLAGS):
+        return False
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686") or "avx2" in features
+    return x86 and not features & {"avx512_vnni", "avx_vnni"}
+
+
+def recipe_notice(recipe: dict | None, features: set[str] | None = None) -> str | None:
+    """One line when a quantization recipe recorded in a manifest does not hold on this CPU, else None."""
+    if not recipe or not recipe.get("dynamic"):
+        return None
+    features = int8_features() if features is None else features
+    if recipe.get("activations") is None and saturates(features):  # w8a8 from before per-row 7-bit activations
+        flags = " ".join(sorted(features)) or "no int8 flags"
+        return ("warning: this w8a8 export quantizes activations to 8 bits per tensor, and on a CPU without VNNI "
+                f"(this one: {flags}) its int8 products saturate (logits off by up to a third); export it again "
+                "with this version's `modmt-export --quantize w8a8`")
+    return None
