@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modmt.runtime.errors import ModmtError
+
 NEG = -1.0e9
 
 
@@ -188,3 +190,35 @@ def beam_search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: i
 
     best = [finished[i][int(np.argmax(finished_scores[i]))] for i in range(n)]
     return [[t for t in seq if t not in stop_ids] for seq in best]
+
+
+def search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int, settings: SearchSettings) -> list[list[int]]:
+    """Greedy search at beam 1, beam search otherwise."""
+    if settings.beam == 1:
+        return greedy(decoder, prompts, stop_ids, pad_id, settings.max_new_tokens)
+    return beam_search(decoder, prompts, stop_ids, pad_id, settings)
+
+
+def translate_texts(texts: list[str], encode, decoder_for, decode, stop_ids: set[int], pad_id: int,
+                    settings: SearchSettings, batch_size: int, max_input_tokens: int, on_truncate=None) -> list[str]:
+    """The decoding loop every translator shares: one output per text, in order, "" for a blank one.
+
+    encode(i) -> (prompt ids, uncut source length) for text i; decoder_for(indices) -> the decoder of
+    one batch of texts (a routed batch gets its rows' directions); decode(ids) -> text. Prompts are
+    sorted by length so that each batch pads little; on_truncate(i, length, limit) hears of a source
+    cut to max_input_tokens.
+    """
+    if settings.beam < 1 or batch_size < 1 or settings.max_new_tokens < 1:
+        raise ModmtError("beam, batch size and max new tokens must be at least 1")
+    results, prompts = [""] * len(texts), {}
+    for i, text in enumerate(texts):
+        if text.strip():
+            prompts[i], length = encode(i)
+            if length > max_input_tokens and on_truncate is not None:
+                on_truncate(i, length, max_input_tokens)
+    order = sorted(prompts, key=lambda i: len(prompts[i]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        for i, ids in zip(chunk, search(decoder_for(chunk), [prompts[i] for i in chunk], stop_ids, pad_id, settings)):
+            results[i] = decode(ids)
+    return results

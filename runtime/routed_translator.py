@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modmt.runtime.decoding import SearchSettings, beam_search, greedy
+from modmt.runtime.decoding import SearchSettings, translate_texts
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.lora_merge import Adapter, adapter_shape, load_adapter
 from modmt.runtime.manifest import MANIFEST, read_manifest
@@ -260,28 +260,13 @@ class RoutedTranslator(SearchDecoderMixin):
                   directions: list[tuple] | None = None, beam: int = 5, max_new_tokens: int = 256,
                   length_penalty: float = 1.0, batch_size: int = 8, early_stopping: bool | str = False,
                   on_truncate=None) -> list[str]:
-        if beam < 1 or batch_size < 1 or max_new_tokens < 1:
-            raise ModmtError("beam, batch size and max new tokens must be at least 1")
         items = self.requests(len(texts), src, tgt, w, directions)
-        results, prompts = [""] * len(texts), {}
-        for i, (text, (direction, _)) in enumerate(zip(texts, items)):
-            if text.strip():
-                prompts[i], length = self.encode(text, direction.template)
-                if length > self.max_input_tokens and on_truncate is not None:
-                    on_truncate(i, length, self.max_input_tokens)
-        order = sorted(prompts, key=lambda i: len(prompts[i]))  # similar lengths together, whatever the direction
-        settings = SearchSettings(beam, max_new_tokens, length_penalty, early_stopping)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            decoder = self.batch_decoder([items[i] for i in chunk])
-            batch = [prompts[i] for i in chunk]
-            if beam == 1:
-                outputs = greedy(decoder, batch, self.stop_ids, self.pad_id, max_new_tokens)
-            else:
-                outputs = beam_search(decoder, batch, self.stop_ids, self.pad_id, settings)
-            for i, ids in zip(chunk, outputs):
-                results[i] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
-        return results
+        return translate_texts(texts, lambda i: self.encode(texts[i], items[i][0].template),
+                               lambda chunk: self.batch_decoder([items[i] for i in chunk]),
+                               lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                               self.stop_ids, self.pad_id, SearchSettings(beam, max_new_tokens, length_penalty,
+                                                                          early_stopping),
+                               batch_size, self.max_input_tokens, on_truncate)
 
     def batch_decoder(self, items: list[tuple]) -> "RoutedDecoder":
         """A decoder for one batch: a slot per distinct (direction, weights, setting), a route per row, and

@@ -2,7 +2,7 @@
 import time
 from pathlib import Path
 
-from modmt.runtime.decoding import SearchSettings, beam_search, greedy
+from modmt.runtime.decoding import SearchSettings, translate_texts
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.manifest import read_manifest
 from modmt.runtime.onnx_decoder import OnnxDecoder
@@ -64,25 +64,8 @@ class Translator(SearchDecoderMixin):
     def translate(self, texts: list[str], beam: int = 5, max_new_tokens: int = 256, length_penalty: float = 1.0,
                   batch_size: int = 8, early_stopping: bool | str = False, on_truncate=None) -> list[str]:
         """One translation per input, in order; an empty or blank input gives an empty output."""
-        if beam < 1 or batch_size < 1 or max_new_tokens < 1:
-            raise ModmtError("beam, batch size and max new tokens must be at least 1")
-        results = [""] * len(texts)
-        prompts = {}
-        for i, text in enumerate(texts):
-            if text.strip():
-                prompts[i], length = self.encode(text)
-                if length > self.max_input_tokens and on_truncate is not None:
-                    on_truncate(i, length, self.max_input_tokens)
-        # Similar lengths together: less padding in every batch.
-        order = sorted(prompts, key=lambda i: len(prompts[i]))
-        settings = SearchSettings(beam, max_new_tokens, length_penalty, early_stopping)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            batch = [prompts[i] for i in chunk]
-            if beam == 1:
-                outputs = greedy(self.search_decoder, batch, self.stop_ids, self.pad_id, max_new_tokens)
-            else:
-                outputs = beam_search(self.search_decoder, batch, self.stop_ids, self.pad_id, settings)
-            for i, ids in zip(chunk, outputs):
-                results[i] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
-        return results
+        return translate_texts(texts, lambda i: self.encode(texts[i]), lambda chunk: self.search_decoder,
+                               lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                               self.stop_ids, self.pad_id, SearchSettings(beam, max_new_tokens, length_penalty,
+                                                                          early_stopping),
+                               batch_size, self.max_input_tokens, on_truncate)
