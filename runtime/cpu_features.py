@@ -25,7 +25,7 @@ def int8_features(cpuinfo: str | None = None) -> set[str]:
     return set()
 
 
-def saturates(features: set[str]) -> bool:
+def x86_without_vnni(features: set[str]) -> bool:
     """Whether u8 x s8 products are added in 16 bits with saturation here (x86 without VNNI)."""
     if features & set(ARM_FLAGS):
         return False
@@ -35,11 +35,17 @@ def saturates(features: set[str]) -> bool:
 
 def recipe_notice(recipe: dict | None, features: set[str] | None = None) -> str | None:
     """One line when a quantization recipe recorded in a manifest does not hold on this CPU, else None."""
-    if not recipe or not recipe.get("dynamic"):
+    if not recipe:
         return None
     features = int8_features() if features is None else features
-    if recipe.get("activations") is None and saturates(features):  # w8a8 from before per-row 7-bit activations
-        flags = " ".join(sorted(features)) or "no int8 flags"
+    flags = " ".join(sorted(features)) or "no int8 flags"
+    if not recipe.get("dynamic"):
+        if recipe.get("bits") == 8 and x86_without_vnni(features):
+            # docs/results.md, "Precisions per CPU": MatMulNBits' 8-bit kernel without VNNI, at 40 rows.
+            return (f"note: without VNNI (this CPU: {flags}) weight-only int8 decodes batches at about 0.6x fp32's "
+                    "speed (batch 8, beam 5); export --quantize w8a8 for speed at batch on this CPU")
+        return None
+    if recipe.get("activations") is None and x86_without_vnni(features):  # w8a8 from before per-row 7-bit activations
         return ("warning: this w8a8 export quantizes activations to 8 bits per tensor, and on a CPU without VNNI "
                 f"(this one: {flags}) its int8 products saturate (logits off by up to a third); export it again "
                 "with this version's `modmt-export --quantize w8a8`")
