@@ -8,6 +8,7 @@ cd "$(dirname "$0")/../.."
 B=.venv/bin
 POOL=${POOL:-pools/real-enfr}
 E=exports/cpu
+$B/python -c "import ctranslate2" 2>/dev/null || $B/python -m pip install -q "ctranslate2>=4.0"  # the peer engine
 tag=$(grep -m1 '^flags' /proc/cpuinfo | grep -q -w -E 'avx512_vnni|avx_vnni' && echo vnni || echo avx2)
 [ -f $POOL/out/fr/modmt-adapter.json ] || $B/modmt-train adapters --model qwen2.5-coder-0.5b-instruct \
     --data corpora/ddtp --langs en,fr --max-pairs 32 --epochs 1 --out $POOL
