@@ -199,12 +199,13 @@ def search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int, s
     return beam_search(decoder, prompts, stop_ids, pad_id, settings)
 
 
-def translate_texts(texts: list[str], encode, decoder_for, decode, stop_ids: set[int], pad_id: int,
+def translate_texts(texts: list[str], encode, decoder_for, tokenizer, stop_ids: set[int], pad_id: int,
                     settings: SearchSettings, batch_size: int, max_input_tokens: int, on_truncate=None) -> list[str]:
     """The decoding loop every translator shares: one output per text, in order, "" for a blank one.
 
     encode(i) -> (prompt ids, uncut source length) for text i; decoder_for(indices) -> the decoder of
-    one batch of texts (a routed batch gets its rows' directions); decode(ids) -> text. Prompts are
+    one batch of texts (a routed batch gets its rows' directions); tokenizer: a `tokenizers.Tokenizer`
+    that turns the output ids back into text. Prompts are
     sorted by length so that each batch pads little; on_truncate(i, length, limit) hears of a source
     cut to max_input_tokens.
     """
@@ -220,5 +221,5 @@ def translate_texts(texts: list[str], encode, decoder_for, decode, stop_ids: set
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         for i, ids in zip(chunk, search(decoder_for(chunk), [prompts[i] for i in chunk], stop_ids, pad_id, settings)):
-            results[i] = decode(ids)
+            results[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
     return results

@@ -263,7 +263,7 @@ class RoutedTranslator(SearchDecoderMixin):
         items = self.requests(len(texts), src, tgt, w, directions)
         return translate_texts(texts, lambda i: self.encode(texts[i], items[i][0].template),
                                lambda chunk: self.batch_decoder([items[i] for i in chunk]),
-                               lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                               self.tokenizer,
                                self.stop_ids, self.pad_id, SearchSettings(beam, max_new_tokens, length_penalty,
                                                                           early_stopping),
                                batch_size, self.max_input_tokens, on_truncate)

@@ -65,7 +65,7 @@ class Translator(SearchDecoderMixin):
                   batch_size: int = 8, early_stopping: bool | str = False, on_truncate=None) -> list[str]:
         """One translation per input, in order; an empty or blank input gives an empty output."""
         return translate_texts(texts, lambda i: self.encode(texts[i]), lambda chunk: self.search_decoder,
-                               lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                               self.tokenizer,
                                self.stop_ids, self.pad_id, SearchSettings(beam, max_new_tokens, length_penalty,
                                                                           early_stopping),
                                batch_size, self.max_input_tokens, on_truncate)
