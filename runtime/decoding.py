@@ -9,18 +9,26 @@ prefilled once and its cache expanded to the beams; sentences leave the batch as
 length penalty and the early-stopping heuristic follow transformers 4.5x `_beam_search`, so on the
 same model the outputs are the same tokens.
 
+There is one decoding loop, `RunningBatch`: sentences prefilled together, then one decoder step at a
+time (`step`), each step followed by the search's choice (`decide`), which retires finished sentences
+at once. Offline translation runs one batch to its end; the server's continuous batcher
+(runtime/continuous_batcher.py) runs several, steps whichever is due, and joins two batches into one
+(`join`) when their caches line up, so sentences enter and leave between steps.
+
 A sentence's tokens do not depend on what shares its batch (batch invariance): ONNX Runtime's CPU
 kernels compute each row the same way whatever the other rows, given two conditions that the search
-keeps. (1) The padded width is a multiple of PAD_MULTIPLE: the attention's softmax sums a row's keys
-in SIMD lanes (8 or 16 wide, unrolled 4x on AVX-512), so its real keys must sit at the same
-position modulo the lanes whatever the batch's longest prompt; padding each prompt to the left of a
-multiple of 64 makes a key's position modulo 64 its own, alone or in any batch (the masked keys add
-exact zeros). (2) A step never runs one row: several kernels (a MatMul whose right side is an input,
-as the routed graph's adapter bank; MatMulNBits at 4 bits) take another path at M = 1, so a lone
-row keeps a finished one beside it (a "passenger", whose output is thrown away). One limit stays:
-ORT's float GEMM sums a product of more than 256 keys (head size 64) in chunks of 256 counted from
-the first padded key, so a row whose keys cross a chunk boundary at other places alone than in a
-batch may differ in its last bits (docs/results.md, "Batch invariance").
+keeps. (1) A key's column modulo PAD_MULTIPLE is the same whatever the batch: the attention's
+softmax sums a row's keys in SIMD lanes (8 or 16 wide, unrolled 4x on AVX-512), so its real keys
+must sit at the same position modulo the lanes whatever the batch's longest prompt; padding each
+prompt to the left of a multiple of 64 makes a key's position modulo 64 its own, alone or in any
+batch (the masked keys add exact zeros). Two running batches therefore join only when their cache
+lengths agree modulo 64 (the shorter is padded on the left by a multiple of 64). (2) A step never
+runs one row: several kernels (a MatMul whose right side is an input, as the routed graph's adapter
+bank; MatMulNBits at 4 bits) take another path at M = 1, so a lone row gets a copy beside it (a
+"passenger", whose output is thrown away). One limit stays: ORT's float GEMM sums a product of more
+than 256 keys (head size 64) in chunks of 256 counted from the first padded key, so a row whose
+keys cross a chunk boundary at other places alone than in a batch may differ in its last bits
+(docs/results.md, "Batch invariance").
 """
 from dataclasses import dataclass
 
@@ -29,15 +37,13 @@ import numpy as np
 from modmt.runtime.errors import ModmtError
 
 NEG = -1.0e9
+PAD_MULTIPLE = 64
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     logits = logits.astype(np.float32, copy=False)
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-PAD_MULTIPLE = 64
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -51,69 +57,46 @@ def left_pad(prompts: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[
     return ids, mask
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchSettings:
     beam: int = 5
     max_new_tokens: int = 256
     length_penalty: float = 1.0
     early_stopping: bool | str = False  # transformers' default
 
-
-PASSENGER = -1  # a row kept only so that a step never runs one row (module docstring)
-
-
-def greedy(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int, max_new_tokens: int) -> list[list[int]]:
-    ids, mask = left_pad(prompts, pad_id, PAD_MULTIPLE)
-    host = getattr(decoder, "host", np.asarray)
-    logits, cache = decoder.prefill(ids, mask)
-    outputs = [[] for _ in prompts]
-    active = np.arange(len(prompts))
-    if len(prompts) == 1:  # the prefill ran S rows; the steps would run one: a copy rides along
-        active, mask, cache = np.array([0, PASSENGER]), mask[[0, 0]], decoder.select(cache, np.array([0, 0]))
-        logits = decoder.select([logits], np.array([0, 0]))[0]
-    for step in range(max_new_tokens):
-        tokens = host(logits).argmax(axis=-1)
-        keep, finished = [], []
-        for row, (item, token) in enumerate(zip(active, tokens)):
-            if item == PASSENGER:
-                finished.append(row)
-                continue
-            outputs[item].append(int(token))
-            if int(token) not in stop_ids and step + 1 < max_new_tokens:
-                keep.append(row)
-            else:
-                finished.append(row)
-        if not keep:
-            break
-        if len(keep) == 1 and finished:  # one row left: a finished one rides along as a passenger
-            keep.append(finished[0])
-            active = active.copy()
-            active[finished[0]] = PASSENGER
-        if len(keep) < len(active):  # finished sentences leave the batch
-            rows = np.array(keep)
-            active, mask, tokens, cache = active[rows], mask[rows], tokens[rows], decoder.select(cache, rows)
-        mask = np.concatenate([mask, np.ones((len(active), 1), dtype=np.int64)], axis=1)
-        logits, cache = decoder.step(tokens.astype(np.int64), mask, cache)
-    return [[t for t in out if t not in stop_ids] for out in outputs]
+    def check(self) -> None:
+        if self.beam < 1 or self.max_new_tokens < 1:
+            raise ModmtError("beam and max new tokens must be at least 1")
 
 
-def best_candidates(decoder, logits: np.ndarray, running: np.ndarray, keep_k: int):
-    """The keep_k best continuations of each sentence over its k beams × the vocabulary, best first.
+@dataclass
+class Finished:
+    """A sentence whose search is over: its best tokens, and its n-best (best first, stop tokens removed)."""
+    item: object
+    tokens: list[int]
+    nbest: list[list[int]]
+    complete: bool = True   # False: the best hypothesis stopped at max_new_tokens, not at a stop token
 
-    Returns (scores, beam, token), each [sentences, keep_k]; equal scores rank by beam, then token.
-    A decoder with a `search_head` computes log-softmax and per-beam top-keep_k where its model runs
-    (runtime/search_head.py; exact, since each sentence's best keep_k are among each beam's); the
-    numpy fallback does the same over the whole vocabulary.
-    """
-    a, k = running.shape
+
+def row_candidates(decoder, logits, keep_k: int):
+    """Per row: (log-probabilities, token ids) of its keep_k best tokens, or (log-probabilities over the
+    vocabulary, None) without a search head. Row by row, so any rows of a batch may be taken after."""
     head = getattr(decoder, "search_head", None)
     if head is not None:
-        logprobs, ids = head.top(logits, keep_k)                     # [a * k, keep_k] each
+        return head.top(logits, keep_k)                              # [rows, keep_k] each, best first
+    return log_softmax(getattr(decoder, "host", np.asarray)(logits)), None
+
+
+def sentence_candidates(logprobs: np.ndarray, ids, running: np.ndarray, keep_k: int):
+    """The keep_k best continuations of each sentence over its k beams, best first: (scores, beam, token),
+    each [sentences, keep_k]; equal scores rank by beam, then token."""
+    a, k = running.shape
+    if ids is not None:  # the search head's per-beam top keep_k: each sentence's best keep_k are among them
         flat = (logprobs.reshape(a, k, keep_k) + running[:, :, None]).reshape(a, k * keep_k)
         order = np.argsort(-flat, axis=1, kind="stable")[:, :keep_k]  # stable: beam order, then TopK's
         return (np.take_along_axis(flat, order, 1), order // keep_k,
                 np.take_along_axis(ids.reshape(a, k * keep_k), order, 1))
-    scores = log_softmax(logits).reshape(a, k, -1) + running[:, :, None]
+    scores = logprobs.reshape(a, k, -1) + running[:, :, None]
     vocab = scores.shape[-1]
     flat = scores.reshape(a, k * vocab)
     top = np.sort(np.argpartition(-flat, keep_k - 1, axis=1)[:, :keep_k], axis=1)  # index order for ties
@@ -121,96 +104,303 @@ def best_candidates(decoder, logits: np.ndarray, running: np.ndarray, keep_k: in
     return np.take_along_axis(flat, top, 1), top // vocab, top % vocab
 
 
-def beam_search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int,
-                settings: SearchSettings) -> list[list[int]]:
-    k, lp, limit = settings.beam, settings.length_penalty, settings.max_new_tokens
-    n = len(prompts)
-    keep_k = max(2, 1 + len(stop_ids)) * k  # candidates kept per step, as transformers does
-    ids, mask = left_pad(prompts, pad_id, PAD_MULTIPLE)  # k >= 2 beams: a step runs two rows or more
-    logits, cache = decoder.prefill(ids, mask)      # each source once ...
-    rows = np.repeat(np.arange(n), k)               # ... then its cache is shared by its k beams
-    cache, mask, (logits,) = decoder.select(cache, rows), mask[rows], decoder.select([logits], rows)
+def best_candidates(decoder, logits: np.ndarray, running: np.ndarray, keep_k: int):
+    """Both stages on one sentence set: row_candidates, then sentence_candidates."""
+    logprobs, ids = row_candidates(decoder, logits, keep_k)
+    return sentence_candidates(logprobs, ids, running, keep_k)
 
-    running = np.zeros((n, k), dtype=np.float32)
-    running[:, 1:] = NEG                            # at first only beam 0 is real
-    sequences = np.zeros((n, k, 0), dtype=np.int64)
-    finished_scores = np.full((n, k), NEG, dtype=np.float32)
-    finished = [[[] for _ in range(k)] for _ in range(n)]
-    improvable = np.ones(n, dtype=bool)
-    active = np.arange(n)                           # items still searching, in cache order
 
-    for step in range(limit):
-        top_scores, beam_of, token_of = best_candidates(decoder, logits, running[active], keep_k)
-        generated = step + 1
-        hits_stop = np.isin(token_of, list(stop_ids)) | (generated >= limit)
+class GreedySearch:
+    """The greedy search of sentences that started together: one row each."""
+
+    def __init__(self, items: list, settings: SearchSettings, stop_ids: set[int]):
+        self.items, self.limit, self.stop_ids = items, settings.max_new_tokens, stop_ids
+        self.outputs = [[] for _ in items]
+        self.active = np.arange(len(items))  # sentences still searching, in row order
+        self.generated = 0
+
+    def initial_rows(self) -> np.ndarray:
+        return np.arange(len(self.items))
+
+    @property
+    def rows(self) -> int:
+        return len(self.active)
+
+    def row_items(self) -> list:
+        return [self.items[i] for i in self.active]
+
+    def decide(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[Finished]]:
+        """tokens: this search's rows' argmax. Returns (rows kept, their next tokens, sentences finished)."""
+        self.generated += 1
+        keep, done = [], []
+        for row, (item, token) in enumerate(zip(self.active, tokens)):
+            self.outputs[item].append(int(token))
+            if int(token) not in self.stop_ids and self.generated < self.limit:
+                keep.append(row)
+            else:
+                out = [t for t in self.outputs[item] if t not in self.stop_ids]
+                done.append(Finished(self.items[item], out, [out], int(token) in self.stop_ids))
+        keep = np.array(keep, dtype=np.int64)
+        self.active = self.active[keep]
+        return keep, tokens[keep].astype(np.int64), done
+
+
+class BeamSearch:
+    """The beam search of sentences that started together: k rows each, transformers' arithmetic."""
+
+    def __init__(self, items: list, settings: SearchSettings, stop_ids: set[int]):
+        n, k = len(items), settings.beam
+        self.items, self.settings, self.stop_ids, self.k = items, settings, stop_ids, k
+        self.keep_k = max(2, 1 + len(stop_ids)) * k  # candidates kept per step, as transformers does
+        self.running = np.zeros((n, k), dtype=np.float32)
+        self.running[:, 1:] = NEG                    # at first only beam 0 is real
+        self.sequences = np.zeros((n, k, 0), dtype=np.int64)
+        self.finished_scores = np.full((n, k), NEG, dtype=np.float32)
+        self.finished = [[[] for _ in range(k)] for _ in range(n)]
+        self.improvable = np.ones(n, dtype=bool)
+        self.active = np.arange(n)                   # sentences still searching, in row order
+        self.generated = 0
+
+    def initial_rows(self) -> np.ndarray:
+        """Each source is prefilled once; its k beams share that row."""
+        return np.repeat(np.arange(len(self.items)), self.k)
+
+    @property
+    def rows(self) -> int:
+        return len(self.active) * self.k
+
+    def row_items(self) -> list:
+        return [self.items[i] for i in self.active for _ in range(self.k)]
+
+    def result(self, item: int) -> Finished:
+        ranked = [int(b) for b in np.argsort(-self.finished_scores[item], kind="stable")
+                  if self.finished_scores[item, b] > NEG / 2]
+        nbest = [[t for t in self.finished[item][b] if t not in self.stop_ids] for b in ranked]
+        best = self.finished[item][int(np.argmax(self.finished_scores[item]))]
+        return Finished(self.items[item], [t for t in best if t not in self.stop_ids], nbest,
+                        bool(best) and best[-1] in self.stop_ids)
+
+    def decide(self, logprobs: np.ndarray, ids) -> tuple[np.ndarray, np.ndarray, list[Finished]]:
+        """logprobs, ids: row_candidates of this search's rows. Returns (rows kept, next tokens, finished)."""
+        k, lp, limit, active = self.k, self.settings.length_penalty, self.settings.max_new_tokens, self.active
+        top_scores, beam_of, token_of = sentence_candidates(logprobs, ids, self.running[active], self.keep_k)
+        self.generated = generated = self.generated + 1
+        hits_stop = np.isin(token_of, list(self.stop_ids)) | (generated >= limit)
 
         # Finished hypotheses: only among the first k candidates, length-normalised.
         for r, item in enumerate(active):
-            if not improvable[item]:
+            if not self.improvable[item]:
                 continue
-            if settings.early_stopping is True and (finished_scores[item] > NEG / 2).all():
+            if self.settings.early_stopping is True and (self.finished_scores[item] > NEG / 2).all():
                 continue
             for c in range(k):
                 if hits_stop[r, c]:
                     score = top_scores[r, c] / (generated ** lp)
-                    worst = int(np.argmin(finished_scores[item]))
-                    if score > finished_scores[item, worst]:
-                        finished_scores[item, worst] = score
-                        finished[item][worst] = [*sequences[item, beam_of[r, c]], int(token_of[r, c])]
+                    worst = int(np.argmin(self.finished_scores[item]))
+                    if score > self.finished_scores[item, worst]:
+                        self.finished_scores[item, worst] = score
+                        self.finished[item][worst] = [*self.sequences[item, beam_of[r, c]], int(token_of[r, c])]
 
         # Running beams: the best k candidates that did not stop.
         masked = top_scores + hits_stop * NEG
         order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
         chosen_beam = np.take_along_axis(beam_of, order, 1)
         chosen_token = np.take_along_axis(token_of, order, 1)
-        running[active] = np.take_along_axis(masked, order, 1)
-        new_sequences = np.zeros((n, k, generated), dtype=np.int64)
-        new_sequences[active] = np.concatenate(
-            [np.take_along_axis(sequences[active], chosen_beam[:, :, None], 1), chosen_token[:, :, None]], axis=2)
-        sequences = new_sequences
+        self.running[active] = np.take_along_axis(masked, order, 1)
+        sequences = np.zeros((len(self.items), k, generated), dtype=np.int64)
+        sequences[active] = np.concatenate(
+            [np.take_along_axis(self.sequences[active], chosen_beam[:, :, None], 1), chosen_token[:, :, None]], axis=2)
+        self.sequences = sequences
 
         # transformers' early-stop heuristic: can the best running beam still beat the worst finished one?
-        length = (limit if settings.early_stopping == "never" and lp > 0 else generated)
-        best_running = running[active, 0] / (length ** lp)
-        worst_finished = np.where((finished_scores[active] > NEG / 2).all(axis=1),
-                                  finished_scores[active].min(axis=1), NEG)
-        improvable[active] &= best_running > worst_finished
-        done = ~improvable[active] | hits_stop.all(axis=1)
-        if settings.early_stopping is True:
-            done |= (finished_scores[active] > NEG / 2).all(axis=1)
-        if done.all() or generated >= limit:
-            break
-        # Reorder the cache to the chosen beams, dropping items whose search is over.
+        length = (limit if self.settings.early_stopping == "never" and lp > 0 else generated)
+        best_running = self.running[active, 0] / (length ** lp)
+        worst_finished = np.where((self.finished_scores[active] > NEG / 2).all(axis=1),
+                                  self.finished_scores[active].min(axis=1), NEG)
+        self.improvable[active] &= best_running > worst_finished
+        done = ~self.improvable[active] | hits_stop.all(axis=1)
+        if self.settings.early_stopping is True:
+            done |= (self.finished_scores[active] > NEG / 2).all(axis=1)
+        if generated >= limit:
+            done[:] = True
+        finished = [self.result(int(i)) for i in active[done]]
+        # The cache follows the chosen beams of the sentences still searching.
         still = np.flatnonzero(~done)
-        cache_rows = (still[:, None] * k + chosen_beam[still]).reshape(-1)
-        active = active[still]
-        cache, mask = decoder.select(cache, cache_rows), mask[cache_rows]
-        mask = np.concatenate([mask, np.ones((len(cache_rows), 1), dtype=np.int64)], axis=1)
-        logits, cache = decoder.step(chosen_token[still].reshape(-1), mask, cache)
+        self.active = active[still]
+        rows = (still[:, None] * k + chosen_beam[still]).reshape(-1).astype(np.int64)
+        return rows, chosen_token[still].reshape(-1).astype(np.int64), finished
 
-    best = [finished[i][int(np.argmax(finished_scores[i]))] for i in range(n)]
-    return [[t for t in seq if t not in stop_ids] for seq in best]
+
+def _host_array(value) -> np.ndarray:
+    return value if isinstance(value, np.ndarray) else value.numpy()
+
+
+class RunningBatch:
+    """Sentences decoding together: a KV cache, its attention mask, and the searches whose rows it holds.
+
+    Between calls a batch is *ready*: its searches have chosen the next tokens (`tokens`) and the cache
+    holds their rows, in the searches' order. `step()` runs the decoder once and lets every search choose
+    again, returning the sentences that finished. decoder_for(row_items) gives the decoder for rows whose
+    items are row_items (a routed base routes each row by its item); items are opaque here.
+    """
+
+    def __init__(self, decoder_for, items: list, prompts: list[list[int]], settings: SearchSettings,
+                 stop_ids: set[int], pad_id: int):
+        settings.check()
+        self.decoder_for, self.settings = decoder_for, settings
+        self.decoder = decoder_for(list(items))
+        ids, mask = left_pad(prompts, pad_id, PAD_MULTIPLE)
+        logits, cache = self.decoder.prefill(ids, mask)  # each source once ...
+        search = (GreedySearch if settings.beam == 1 else BeamSearch)(list(items), settings, stop_ids)
+        rows = search.initial_rows()                     # ... then shared by its beams
+        if len(rows) != len(prompts) or (rows != np.arange(len(prompts))).any():
+            cache, mask = self.decoder.select(cache, rows), mask[rows]
+        self.searches, self.cache, self.mask, self.cache_rows = [search], cache, mask, len(rows)
+        self.tokens = np.zeros(0, dtype=np.int64)
+        self.just_prefilled = True
+        self.finished_at_start = self._decide(logits, rows)
+
+    @property
+    def done(self) -> bool:
+        return not self.searches
+
+    @property
+    def width(self) -> int:
+        """Cache length: the next token's key goes to this column."""
+        return self.mask.shape[1]
+
+    @property
+    def sentences(self) -> int:
+        return sum(len(s.active) for s in self.searches)
+
+    @property
+    def rows(self) -> int:
+        return len(self.tokens)
+
+    def items(self) -> list:
+        return [s.items[i] for s in self.searches for i in s.active]
+
+    def _decide(self, logits, logit_rows: np.ndarray) -> list[Finished]:
+        """Every search chooses its rows' next tokens from logits[logit_rows]; the cache keeps the rows chosen."""
+        if self.settings.beam == 1:
+            scores, ids = getattr(self.decoder, "host", np.asarray)(logits).argmax(axis=-1)[logit_rows], None
+        else:
+            logprobs, ids = row_candidates(self.decoder, logits, self.searches[0].keep_k)
+            scores, ids = logprobs[logit_rows], (None if ids is None else ids[logit_rows])
+        keep, tokens, finished, offset = [], [], [], 0
+        for search in self.searches:
+            n = search.rows
+            part = slice(offset, offset + n)
+            if self.settings.beam == 1:
+                rows, chosen, done = search.decide(scores[part])
+            else:
+                rows, chosen, done = search.decide(scores[part], None if ids is None else ids[part])
+            keep.append(rows + offset)
+            tokens.append(chosen)
+            finished += done
+            offset += n
+        self._keep(keep, tokens)
+        return finished
+
+    def _keep(self, keep: list[np.ndarray], tokens: list[np.ndarray]) -> None:
+        """The cache keeps these rows (one array per search, in cache rows), fed these tokens next."""
+        self.searches = [s for s in self.searches if s.rows]
+        rows = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
+        self.tokens = np.concatenate(tokens) if tokens else np.zeros(0, dtype=np.int64)
+        if len(rows) == 1:  # a step never runs one row: another row rides along, its output thrown away
+            rows = np.array([rows[0], (rows[0] + 1) % self.cache_rows if self.cache_rows > 1 else rows[0]])
+        if len(rows) and (len(rows) != self.cache_rows or (rows != np.arange(self.cache_rows)).any()):
+            self.cache, self.mask = self.decoder.select(self.cache, rows), self.mask[rows]
+        self.cache_rows = len(rows)
+
+    def drop(self, gone) -> int:
+        """Remove the sentences whose item gone(item) is true (a client that went away); how many."""
+        keep, tokens, offset, count = [], [], 0, 0
+        for search in self.searches:
+            per = search.rows // len(search.active)  # 1 row a sentence in greedy search, k in beam search
+            alive = np.array([not gone(search.items[i]) for i in search.active], dtype=bool)
+            rows = offset + np.flatnonzero(np.repeat(alive, per))
+            keep.append(rows)
+            tokens.append(self.tokens[rows])
+            count += int((~alive).sum())
+            offset += search.rows
+            search.active = search.active[alive]
+        if count:
+            self._keep(keep, tokens)
+        return count
+
+    def step(self) -> list[Finished]:
+        """One decoder step over every row, then the searches' choices: the sentences that finished."""
+        tokens = self.tokens if len(self.tokens) == self.cache_rows else np.concatenate([self.tokens, self.tokens[:1]])
+        self.mask = np.concatenate([self.mask, np.ones((self.cache_rows, 1), dtype=np.int64)], axis=1)
+        logits, self.cache = self.decoder.step(tokens.astype(np.int64), self.mask, self.cache)
+        return self._decide(logits, np.arange(len(self.tokens)))
+
+    def can_join(self, other: "RunningBatch") -> bool:
+        """Whether other's rows may share this batch's steps without changing a bit of either (condition 1)."""
+        return (other is not self and not self.done and not other.done and other.decoder_for == self.decoder_for
+                and (self.width - other.width) % PAD_MULTIPLE == 0)
+
+    def join(self, other: "RunningBatch") -> None:
+        """Take other's sentences into this batch: caches padded on the left to one length (a multiple of 64
+        columns, so no key changes its lane), rows side by side, one decoder for all."""
+        assert self.can_join(other)
+        width = max(self.width, other.width)
+        parts = []
+        for batch in (self, other):
+            real, pad = batch.rows, width - batch.width
+            kv = getattr(batch.decoder, "kv_of", lambda cache: cache)(batch.cache)
+            kv = [_host_array(t)[:real] for t in kv]
+            if pad:
+                kv = [np.concatenate([np.zeros((*t.shape[:2], pad, *t.shape[3:]), t.dtype), t], axis=2) for t in kv]
+            mask = np.concatenate([np.zeros((real, pad), np.int64), batch.mask[:real]], axis=1)
+            parts.append((kv, mask))
+        self.searches += other.searches
+        self.tokens = np.concatenate([self.tokens, other.tokens])
+        self.decoder = self.decoder_for([item for s in self.searches for item in s.row_items()])
+        kv = [np.ascontiguousarray(np.concatenate([a, b])) for a, b in zip(parts[0][0], parts[1][0])]
+        self.cache = getattr(self.decoder, "adopt", lambda kv: kv)(kv)
+        self.mask = np.concatenate([parts[0][1], parts[1][1]])
+        self.cache_rows = len(self.tokens)
+        other.searches, other.tokens = [], np.zeros(0, dtype=np.int64)
+
+    def run(self) -> list[Finished]:
+        """Step until every sentence is finished (offline decoding)."""
+        finished = self.finished_at_start
+        while not self.done:
+            finished += self.step()
+        return finished
 
 
 def search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int, settings: SearchSettings) -> list[list[int]]:
-    """Greedy search at beam 1, beam search otherwise."""
-    if settings.beam == 1:
-        return greedy(decoder, prompts, stop_ids, pad_id, settings.max_new_tokens)
-    return beam_search(decoder, prompts, stop_ids, pad_id, settings)
+    """The best tokens of each prompt, in order: greedy search at beam 1, beam search otherwise."""
+    finished = RunningBatch(lambda items: decoder, range(len(prompts)), prompts, settings, stop_ids, pad_id).run()
+    out = [None] * len(prompts)
+    for f in finished:
+        out[f.item] = f.tokens
+    return out
+
+
+def greedy(decoder, prompts, stop_ids, pad_id, max_new_tokens: int) -> list[list[int]]:
+    return search(decoder, prompts, stop_ids, pad_id, SearchSettings(1, max_new_tokens))
+
+
+def beam_search(decoder, prompts, stop_ids, pad_id, settings: SearchSettings) -> list[list[int]]:
+    return search(decoder, prompts, stop_ids, pad_id, settings)
 
 
 def translate_texts(texts: list[str], encode, decoder_for, tokenizer, stop_ids: set[int], pad_id: int,
                     settings: SearchSettings, batch_size: int, max_input_tokens: int, on_truncate=None) -> list[str]:
-    """The decoding loop every translator shares: one output per text, in order, "" for a blank one.
+    """The offline loop every translator shares: one output per text, in order, "" for a blank one.
 
     encode(i) -> (prompt ids, uncut source length) for text i; decoder_for(indices) -> the decoder of
-    one batch of texts (a routed batch gets its rows' directions); tokenizer: a `tokenizers.Tokenizer`
-    that turns the output ids back into text. Prompts are
-    sorted by length so that each batch pads little; on_truncate(i, length, limit) hears of a source
-    cut to max_input_tokens.
+    rows whose texts are those indices (a routed batch gets its rows' directions); tokenizer: a
+    `tokenizers.Tokenizer` that turns the output ids back into text. Prompts are sorted by length so
+    that each batch pads little; on_truncate(i, length, limit) hears of a source cut to max_input_tokens.
     """
-    if settings.beam < 1 or batch_size < 1 or settings.max_new_tokens < 1:
-        raise ModmtError("beam, batch size and max new tokens must be at least 1")
+    settings.check()
+    if batch_size < 1:
+        raise ModmtError("batch size must be at least 1")
     results, prompts = [""] * len(texts), {}
     for i, text in enumerate(texts):
         if text.strip():
@@ -220,6 +410,6 @@ def translate_texts(texts: list[str], encode, decoder_for, tokenizer, stop_ids: 
     order = sorted(prompts, key=lambda i: len(prompts[i]))
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        for i, ids in zip(chunk, search(decoder_for(chunk), [prompts[i] for i in chunk], stop_ids, pad_id, settings)):
-            results[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+        for f in RunningBatch(decoder_for, chunk, [prompts[i] for i in chunk], settings, stop_ids, pad_id).run():
+            results[f.item] = tokenizer.decode(f.tokens, skip_special_tokens=True).strip()
     return results

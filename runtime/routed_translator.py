@@ -338,6 +338,15 @@ class RoutedDecoder:
         logits, new = self.inner.step(tokens, mask, cache[:-1], {**self.constant, ROUTE: routes.rows})
         return logits, [*new, routes]
 
+    @staticmethod
+    def kv_of(cache: list) -> list:
+        """The cache's tensors, without the routes (runtime/decoding.py joins batches on them)."""
+        return cache[:-1]
+
+    def adopt(self, kv: list) -> list:
+        """A cache of this decoder's rows from joined tensors: each row routed as batch_decoder was told."""
+        return [*kv, Routes(self.route)]
+
     def select(self, values: list, rows: np.ndarray) -> list:
         if values and isinstance(values[-1], Routes):
             return [*self.inner.select(values[:-1], rows), Routes(values[-1].rows[rows])]

@@ -13,11 +13,30 @@ from modmt.runtime.shared_fold import DIRECTION_KIND
 
 
 class StandaloneBackend:
-    """One folded export: translates its own direction; its weights were fixed at export."""
+    """One folded export: translates its own direction; its weights were fixed at export.
+
+    Like RoutedBackend, it gives the continuous batcher (runtime/continuous_batcher.py) what a
+    RunningBatch needs: item(src, tgt, w), encode(text, item), decoder_for(row items), tokenizer,
+    stop_ids, pad_id.
+    """
 
     def __init__(self, translator):
         self.translator = translator
         self.directions = {(translator.src, translator.tgt)}
+        self.tokenizer, self.stop_ids, self.pad_id = translator.tokenizer, translator.stop_ids, translator.pad_id
+
+    def item(self, src: str, tgt: str, w):
+        self.check(src, tgt, w)
+        return (src, tgt)
+
+    def encode(self, text: str, item) -> tuple[list[int], int]:
+        return self.translator.encode(text)
+
+    def decoder_for(self, row_items: list):
+        return self.translator.search_decoder
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def check(self, src: str, tgt: str, w) -> None:
         if w is not None:
@@ -34,6 +53,20 @@ class RoutedBackend:
     def __init__(self, routed: RoutedTranslator):
         self.routed = routed
         self.directions = set(routed.directions)
+        self.tokenizer, self.stop_ids, self.pad_id = routed.tokenizer, routed.stop_ids, routed.pad_id
+
+    def item(self, src: str, tgt: str, w):
+        """(direction, weights): what routes a row."""
+        return self.routed.requests(1, src=src, tgt=tgt, w=w)[0]
+
+    def encode(self, text: str, item) -> tuple[list[int], int]:
+        return self.routed.encode(text, item[0].template)
+
+    def decoder_for(self, row_items: list):
+        return self.routed.batch_decoder(row_items)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def check(self, src: str, tgt: str, w) -> None:
         self.routed.requests(1, src=src, tgt=tgt, w=w)

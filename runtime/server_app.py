@@ -1,19 +1,27 @@
 """`modmt serve`: LibreTranslate's HTTP API over the directions a process holds (Starlette, run by uvicorn).
 
-Endpoints as LibreTranslate has them, so its clients (libretranslatepy, CMS and chat plugins, browser
-extensions) point at modmt unchanged:
-  POST /translate          q (a string or a list), source, target, format (text|html), api_key;
+Endpoints as LibreTranslate has them, so its clients (libretranslatepy, its own web app, CMS and
+chat plugins, browser extensions) point at modmt unchanged:
+  POST /translate          q (a string or a list), source (a code or "auto"), target, format
+                           (text|html), alternatives (n-best from the beam), api_key;
                            modmt's own extra: w (IN:OUT merge weights, on a shared base)
+  POST /detect             q: [{confidence, language}], among the source languages held
   GET  /languages          [{code, name, targets}]
   GET  /frontend/settings  the limits and language defaults a front end reads
-  GET  /health             status, directions, queue
-Parameters come as a JSON body, form fields or a query string, as LibreTranslate takes them.
-Errors have LibreTranslate's shape, {"error": message}, with 400 (bad request), 403 (API key), 413
-(body too large), 429/503 (queue full or shutting down); what modmt does not do (detection,
-files, suggestions) is a 400 that says so.
+  GET  /spec               the OpenAPI document of what this server serves (runtime/server_spec.py)
+  GET  /health             {"status": "ok"}; the numbers are at GET /metrics (Prometheus)
+  GET  /                   a translation page (runtime/page/)
+Each text is cut into sentences (runtime/text_pieces.py) that decode as rows of the continuous
+batcher (runtime/server_batcher.py) and are put back together: no text is cut short. Parameters
+come as a JSON body, form fields or a query string, as LibreTranslate takes them. Errors have
+LibreTranslate's shape, {"error": message}, with 400 (bad request), 403 (API key, or files and
+suggestions, which this server does not take), 405 (wrong method), 413 (body too large), 503
+(queue full or shutting down).
 """
+import asyncio
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -21,6 +29,9 @@ from urllib.parse import parse_qsl
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.html_text import join_html, split_html, text_of
 from modmt.runtime.server_batcher import Batcher, Busy
+from modmt.runtime.text_pieces import join_pieces, pieces_of, split_text
+
+PAGE = Path(__file__).parent / "page"
 
 
 @dataclass
@@ -29,6 +40,9 @@ class ServerSettings:
     batch_limit: int = 64              # texts per request (q as a list)
     max_body_bytes: int = 1 << 20
     api_keys: frozenset | None = None  # None: no key needed (api_key accepted and ignored)
+    alternatives_limit: int = 3        # LibreTranslate's default
+    split: str = "sentences"           # or "none": a text is one piece unless over piece_tokens
+    piece_tokens: int = 512            # a piece over this is split further (the model's input limit)
 
 
 class BadRequest(Exception):
@@ -49,13 +63,26 @@ def read_api_keys(path: Path) -> frozenset:
     return keys
 
 
-def create_app(batcher: Batcher, registry, settings: ServerSettings):
+def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=None, detector=None):
+    """metrics: a ServerMetrics (GET /metrics); detector: a LanguageDetector over the held sources
+    (source=auto, /detect); both made here when not given."""
     from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
+    from starlette.exceptions import HTTPException
+    from starlette.responses import FileResponse, JSONResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    from modmt.runtime.language_detection import LanguageDetector
+    from modmt.runtime.server_metrics import CONTENT_TYPE_LATEST, ServerMetrics
+    from modmt.runtime.server_spec import openapi_spec
 
     directions = sorted(batcher.backends)
     sources = sorted({s for s, _ in directions})
+    detector = detector or LanguageDetector(sources)
+    if metrics is None:
+        metrics = batcher.metrics or ServerMetrics()
+    batcher.metrics = metrics
+    metrics.watch(batcher)
 
     def error(message: str, status: int = 400) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -84,7 +111,10 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings):
             return {**params, **data}
         if kind == "multipart/form-data":
             request._body = body  # Starlette parses the form from the body read above
-            form = await request.form()
+            try:
+                form = await request.form()
+            except Exception as e:
+                raise BadRequest(f"Invalid request: the multipart body cannot be read ({str(e)[:80]})") from None
             multi = {k: form.getlist(k) for k in form.keys()}
             return {**params, **{k: v if len(v) > 1 else v[0] for k, v in multi.items()}}
         try:  # application/x-www-form-urlencoded, also what clients send without a content type
@@ -108,64 +138,148 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings):
         if not isinstance(code, str) or not code.strip():
             raise BadRequest(f"Invalid request: missing {name} parameter")
         code = code.strip()
-        if code == "auto":
-            raise BadRequest("Invalid request: modmt does not detect languages; give source as a language code")
+        if code == "auto" and name == "source":
+            return code
         if code not in registry.codes:
             raise BadRequest(f"{code} is not supported")
         return code
 
+    def texts_of(params: dict, name: str = "q") -> tuple[object, list[str]]:
+        q = params.get(name)
+        texts = q if isinstance(q, list) else [q]
+        if q is None or q == "" or q == [] or not all(isinstance(t, str) for t in texts):
+            raise BadRequest(f"Invalid request: missing {name} parameter")
+        if len(texts) > settings.batch_limit:
+            raise BadRequest(f"Invalid request: request ({len(texts)}) exceeds text limit ({settings.batch_limit})")
+        chars = sum(len(t) for t in texts)
+        if chars > settings.char_limit:
+            raise BadRequest(f"Invalid request: request ({chars}) exceeds text limit ({settings.char_limit})")
+        return q, texts
+
+    def alternatives_of(params: dict) -> int:
+        value = params.get("alternatives")
+        if value in (None, ""):
+            return 0
+        try:
+            count = int(value)
+        except (TypeError, ValueError):
+            raise BadRequest("Invalid request: alternatives is a whole number") from None
+        if count > settings.alternatives_limit:
+            raise BadRequest(f"Invalid request: alternatives ({count}) exceeds the limit "
+                             f"({settings.alternatives_limit})")
+        return max(0, count)
+
+    def detected_source(text: str, tgt: str) -> tuple[str, float]:
+        """The most likely held source language that has a direction to tgt."""
+        ranked = [(code, p) for code, p in detector.rank(text) if (code, tgt) in batcher.backends]
+        if not ranked:
+            raise BadRequest(f"Invalid request: no language with a direction to {tgt} was detected; give source")
+        return ranked[0]
+
+    def pieces(text: str, src: str, backend) -> list[tuple[bool, str]]:
+        if settings.split == "sentences":
+            return split_text(text, src, backend.count_tokens, settings.piece_tokens)
+        return split_text(text, src, backend.count_tokens, settings.piece_tokens, sentences=False)
+
+    async def translate_pieces(request, runs: list[tuple[str, tuple]], alternatives: int):
+        """runs: (text, (src, tgt, w)); per run [best, alternative, ...] and the count cut at max_new_tokens.
+        A client that goes away cancels its work."""
+        work = asyncio.ensure_future(batcher.translate([t for t, _ in runs], [d for _, d in runs], alternatives,
+                                                       detail=True))
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=0.5)
+            if done:
+                return work.result()
+            if await request.is_disconnected():
+                work.cancel()
+                raise asyncio.CancelledError
+
     async def translate(request):
+        started, label, status = time.monotonic(), ("", ""), 200
         try:
             params = await parameters(request)
             check_key(params)
-            q = params.get("q")
-            texts = q if isinstance(q, list) else [q]
-            if q is None or q == "" or q == [] or not all(isinstance(t, str) for t in texts):
-                raise BadRequest("Invalid request: missing q parameter")
-            if len(texts) > settings.batch_limit:
-                raise BadRequest(f"Invalid request: request ({len(texts)}) exceeds text limit ({settings.batch_limit})")
-            chars = sum(len(t) for t in texts)
-            if chars > settings.char_limit:
-                raise BadRequest(f"Invalid request: request ({chars}) exceeds text limit ({settings.char_limit})")
+            q, texts = texts_of(params)
             src, tgt = language(params, "source"), language(params, "target")
+            label = (src, tgt)
             fmt = params.get("format", "text") or "text"
             if fmt not in ("text", "html"):
                 raise BadRequest(f"Invalid request: format is text or html, got {str(fmt)[:40]!r}")
-            if params.get("alternatives") not in (None, "", "0", 0):
-                raise BadRequest("Invalid request: modmt gives one translation per text; drop alternatives")
-            backend = batcher.backends.get((src, tgt))
-            if backend is None:
-                raise BadRequest(f"{src}->{tgt} is not served here; GET /languages lists the directions")
+            alternatives = alternatives_of(params)
             w = params.get("w")
             if w is not None and not isinstance(w, str):
                 raise BadRequest("Invalid request: w is IN:OUT, e.g. 3:7")
-            try:
-                backend.check(src, tgt, w or None)
-            except ModmtError as e:
-                raise BadRequest(f"Invalid request: {e}") from None
-            direction = (src, tgt, w or None)
-            if fmt == "html":
-                docs = [split_html(t) for t in texts]
-                runs = [text_of(pieces[i]) for pieces, indices in docs for i in indices]
-                translated = await batcher.translate(runs, [direction] * len(runs)) if runs else []
-                outputs, at = [], 0
-                for pieces, indices in docs:
-                    outputs.append(join_html(pieces, indices, translated[at:at + len(indices)]))
-                    at += len(indices)
-            else:
-                nonblank = [i for i, t in enumerate(texts) if t.strip()]
-                translated = await batcher.translate([texts[i] for i in nonblank], [direction] * len(nonblank)) \
-                    if nonblank else []
-                outputs = [""] * len(texts)
-                for i, text in zip(nonblank, translated):
-                    outputs[i] = text
+            detected, layouts, runs = [], [], []
+            for text in texts:
+                text_src, confidence = (detected_source(text, tgt) if src == "auto" else (src, None))
+                detected.append({"confidence": confidence or 0.0, "language": text_src})
+                backend = batcher.backends.get((text_src, tgt))
+                if backend is None:
+                    raise BadRequest(f"{text_src}->{tgt} is not served here; GET /languages lists the directions")
+                try:
+                    backend.check(text_src, tgt, w or None)
+                except ModmtError as e:
+                    raise BadRequest(f"Invalid request: {e}") from None
+                direction = (text_src, tgt, w or None)
+                if fmt == "html":
+                    markup, indices = split_html(text)
+                    segments = [pieces(text_of(markup[i]), text_src, backend) for i in indices]
+                else:
+                    markup, indices, segments = None, None, [pieces(text, text_src, backend)] if text.strip() else []
+                layouts.append((markup, indices, segments, len(runs)))
+                runs += [(p, direction) for seg in segments for p in pieces_of(seg)]
+            translated, truncated = await translate_pieces(request, runs, alternatives) if runs else ([], 0)
+            outputs, alternates = [], []
+            for (markup, indices, segments, at), text in zip(layouts, texts):
+                versions = []
+                for j in range(1 + alternatives):  # version j: each piece's j-th hypothesis, or its best
+                    joined, cursor = [], at
+                    for seg in segments:
+                        count = len(pieces_of(seg))
+                        picks = [r[j] if j < len(r) else r[0] for r in translated[cursor:cursor + count]]
+                        joined.append(join_pieces(seg, picks))
+                        cursor += count
+                    if markup is not None:
+                        version = join_html(markup, indices, joined)
+                    else:
+                        version = joined[0] if joined else ""
+                    if version not in versions:
+                        versions.append(version)
+                outputs.append(versions[0])
+                alternates.append(versions[1:])
         except BadRequest as e:
+            status = e.status
             return error(str(e), e.status)
         except Busy as e:
+            status = 503
             return error(str(e), 503)
+        except asyncio.CancelledError:
+            status = 499  # the client went away; nobody reads this answer
+            return error("the client closed the connection", 499)
         except Exception as e:  # a bug, not a bad request: say so in the API's shape, no traceback
+            status = 500
             return error(f"internal error ({type(e).__name__}); see the server log", 500)
-        return JSONResponse({"translatedText": outputs if isinstance(q, list) else outputs[0]})
+        finally:
+            metrics.request(label, status, time.monotonic() - started if status == 200 else None)
+        single = not isinstance(q, list)
+        body = {"translatedText": outputs[0] if single else outputs}
+        if alternatives:
+            body["alternatives"] = alternates[0] if single else alternates
+        if src == "auto":
+            body["detectedLanguage"] = detected[0] if single else detected
+        headers = {"X-Modmt-Truncated": str(truncated)} if truncated else None
+        return JSONResponse(body, headers=headers)
+
+    async def detect(request):
+        try:
+            params = await parameters(request)
+            check_key(params)
+            q, texts = texts_of(params)
+        except BadRequest as e:
+            return error(str(e), e.status)
+        ranked = detector.rank(texts[0])
+        return JSONResponse([{"confidence": p, "language": code} for code, p in ranked if p >= 1.0] or
+                            [{"confidence": 0.0, "language": sources[0] if sources else "en"}])
 
     async def languages(request):
         return JSONResponse([{"code": s, "name": registry.get(s).name,
@@ -181,22 +295,39 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings):
                          "target": {"code": first[1], "name": registry.get(first[1]).name}}})
 
     async def health(request):
-        return JSONResponse({"status": "shutting down" if batcher.closed else "ok",
-                             "directions": [f"{s}-{t}" for s, t in directions], "queue": batcher.pending,
-                             **batcher.stats})
+        if batcher.closed:
+            return JSONResponse({"status": "shutting down"}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
-    async def unsupported(request):
-        return error(f"Invalid request: {request.url.path} is not supported by modmt (it translates between the "
-                     "languages GET /languages lists)")
+    async def metrics_page(request):
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def spec(request):
+        return JSONResponse(openapi_spec(sources, settings))
+
+    async def page(request):
+        return FileResponse(PAGE / "index.html")
+
+    async def disabled(request):
+        what = "Suggestions are" if request.url.path == "/suggest" else "Files translation is"
+        return error(f"{what} disabled on this server", 403)
+
+    async def http_error(request, exc):  # 404 and 405 in LibreTranslate's shape
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     async def lifespan(app):
         batcher.start()
         yield
         batcher.close()
 
-    routes = [Route("/translate", translate, methods=["POST", "GET"]),
+    routes = [Route("/translate", translate, methods=["POST"]),
+              Route("/detect", detect, methods=["POST"]),
               Route("/languages", languages, methods=["GET", "POST"]),
               Route("/frontend/settings", frontend_settings, methods=["GET"]),
+              Route("/spec", spec, methods=["GET"]),
               Route("/health", health, methods=["GET"]),
-              *[Route(p, unsupported, methods=["GET", "POST"]) for p in ("/detect", "/translate_file", "/suggest")]]
-    return Starlette(routes=routes, lifespan=lifespan)
+              Route("/metrics", metrics_page, methods=["GET"]),
+              Route("/", page, methods=["GET"]),
+              Mount("/static", StaticFiles(directory=PAGE), name="static"),
+              *[Route(p, disabled, methods=["POST"]) for p in ("/translate_file", "/suggest")]]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})

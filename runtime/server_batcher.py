@@ -1,17 +1,31 @@
-"""Dynamic batching for `modmt serve`: concurrent requests' sentences decoded together on one worker thread.
+"""Continuous batching for `modmt serve`: sentences join and leave the running batches between decoding steps.
 
-Requests put their sentences in one queue; the worker takes up to `max_batch` of them, waiting at
-most `max_wait_ms` after the first for more to arrive, so sentences of different requests and
-different directions share a batch (a routed base decodes mixed directions in one run). The queue
-is bounded in sentences: a request that would overfill it is refused at once (`Busy`), never left
-to time out. Decoding runs in a thread, so the event loop keeps answering while a batch decodes.
+Requests put their sentences in a queue. One worker thread decodes; each turn it
+  1. admits waiting sentences, one per request in turn (first come, first served across requests,
+     so a long request's sentences do not all go before a short request's one), while the
+     sentences in flight stay within `max_batch`; they are prefilled as a new RunningBatch
+     (runtime/decoding.py) per backend;
+  2. steps one running batch: the one holding the request that has had the least decoding time so
+     far (requests are charged each step's time in proportion to their rows, and a new request
+     starts level with the least-served one), so a short request arriving behind a long one shares
+     the CPU with it instead of waiting for it, and a stream of short requests cannot starve a long one;
+  3. hands each finished sentence to its request at once; a request answers when its last is done;
+  4. joins two batches of one backend into one when their caches line up (same length modulo 64,
+     which keeps every row's arithmetic, so answers do not depend on what ran beside them) and they
+     fit in `max_batch`: concurrent requests end up in few batches, whose steps cost little more
+     than one.
+Beam search is kept: a sentence's beams are rows that enter and leave together. The queue is bounded
+in sentences (queued or decoding): a request that would overfill it is refused at once (`Busy`). A
+client that goes away (`cancel`) frees its rows at the next turn. Decoding runs in the thread, so the
+event loop keeps answering while batches decode.
 """
 import asyncio
-import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+
+from modmt.runtime.decoding import RunningBatch, SearchSettings
 
 
 class Busy(Exception):
@@ -20,33 +34,68 @@ class Busy(Exception):
 
 @dataclass
 class Job:
+    """One request: its sentences (pieces), each with its backend and routing item."""
     texts: list[str]
-    directions: list[tuple]           # (src, tgt, w) per text
+    directions: list[tuple]            # (src, tgt, w) per text
+    alternatives: int
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
-    results: list = field(default_factory=list)
+    results: list = field(default_factory=list)   # per text: [best, alternative, ...]
     left: int = 0
+    waiting: deque = field(default_factory=deque)  # indices not yet admitted
+    in_flight: int = 0
+    served: float = 0.0                # decoding seconds charged to this request
+    cancelled: bool = False
+    truncated: int = 0                 # sentences whose translation stopped at max_new_tokens
+
+
+@dataclass(frozen=True, eq=False)
+class Row:
+    """What a RunningBatch carries per sentence: its request, its index there, its backend's routing item."""
+    job: Job
+    index: int
+    item: object
 
 
 class Batcher:
-    def __init__(self, backends: dict, max_batch: int = 16, max_wait_ms: float = 10.0, max_queue: int = 256,
-                 decoding: dict | None = None, log_every_s: float = 10.0):
-        self.backends, self.max_batch, self.max_wait = backends, max_batch, max_wait_ms / 1000
-        self.max_queue, self.decoding, self.log_every = max_queue, decoding or {}, log_every_s
-        self.queue: deque = deque()       # (job, index) per sentence
+    def __init__(self, backends: dict, settings: SearchSettings = SearchSettings(), max_batch: int = 16,
+                 max_wait_ms: float = 10.0, max_queue: int = 256, log_every_s: float = 10.0, metrics=None,
+                 report=None):
+        """report(line): hears a throughput line every log_every_s seconds (the CLI prints it); metrics: a
+        ServerMetrics (runtime/server_metrics.py) told of every step and sentence."""
+        self.backends, self.settings, self.max_batch = backends, settings, max_batch
+        self.max_wait, self.max_queue, self.log_every = max_wait_ms / 1000, max_queue, log_every_s
+        self.metrics, self.report = metrics, report
+        # One decoder_for per backend, made once: batches join only if theirs is the same object.
+        self._decoder_for = {id(b): (lambda rows, b=b: b.decoder_for([r.item for r in rows]))
+                             for b in backends.values()}
+        self.jobs: deque = deque()        # requests with sentences waiting, in arrival order
+        self.batches: list[tuple[object, RunningBatch]] = []   # (backend, batch)
         self.pending = 0                  # sentences queued or decoding
         self.closed = False
         self.cond = threading.Condition()
-        self.stats = {"requests": 0, "sentences": 0, "batches": 0, "refused": 0}
+        self.stats = {"requests": 0, "sentences": 0, "batches": 0, "steps": 0, "joins": 0, "refused": 0,
+                      "truncated": 0}
         self._window = (time.monotonic(), 0)
         self.thread = threading.Thread(target=self._work, name="modmt-batcher", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
-    async def translate(self, texts: list[str], directions: list[tuple]) -> list[str]:
+    @property
+    def in_flight(self) -> int:
+        return sum(batch.sentences for _, batch in self.batches)
+
+    async def translate(self, texts: list[str], directions: list[tuple], alternatives: int = 0,
+                        detail: bool = False):
+        """One translation per text, in order. detail: per text [best, alternative, ...] (at most
+        `alternatives` of those, from the beam's finished hypotheses), and how many texts' translations
+        stopped at max_new_tokens."""
         loop = asyncio.get_running_loop()
-        job = Job(texts, directions, loop.create_future(), loop, [""] * len(texts), len(texts))
+        job = Job(texts, directions, alternatives, loop.create_future(), loop, [None] * len(texts), len(texts),
+                  deque(range(len(texts))))
+        if not texts:
+            return ([], 0) if detail else []
         with self.cond:
             if self.closed:
                 raise Busy("the server is shutting down; retry on another instance")
@@ -54,73 +103,193 @@ class Batcher:
                 self.stats["refused"] += 1
                 raise Busy(f"the server's queue is full ({self.pending} of {self.max_queue} sentences); retry later")
             self.pending += len(texts)
-            self.queue.extend((job, i) for i in range(len(texts)))
+            job.served = min((j.served for j in self._live_jobs()), default=0.0)
+            self.jobs.append(job)
             self.stats["requests"] += 1
             self.cond.notify()
-        return await job.future
+        try:
+            results = await job.future
+        except asyncio.CancelledError:
+            self.cancel(job)
+            raise
+        return (results, job.truncated) if detail else [r[0] for r in results]
+
+    def cancel(self, job: Job) -> None:
+        """The client went away: its queued sentences are dropped now, its rows at the worker's next turn."""
+        with self.cond:
+            job.cancelled = True
+            self.pending -= len(job.waiting)
+            job.waiting.clear()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Refuse new work, finish what is queued (up to `timeout`), then refuse what is left."""
+        """Refuse new work, finish what is queued or decoding (up to `timeout`), then refuse what is left."""
         with self.cond:
             self.closed = True
             self.cond.notify_all()
         self.thread.join(timeout)
         with self.cond:
-            left = {id(job): job for job, _ in self.queue}
-            self.queue.clear()
-        for job in left.values():
-            job.loop.call_soon_threadsafe(_fail, job.future, Busy("the server shut down before this request ran"))
+            left = list(self.jobs)
+            self.jobs.clear()
+            for job in left:
+                self.pending -= len(job.waiting)
+                job.waiting.clear()
+        for job in left:
+            if job.in_flight == 0:
+                job.loop.call_soon_threadsafe(_fail, job.future, Busy("the server shut down before this request ran"))
 
-    def _take(self) -> list:
+    # ---- the worker ------------------------------------------------------------------------------------
+
+    def _live_jobs(self):
+        seen = {}
+        for _, batch in self.batches:
+            for row in batch.items():
+                seen[id(row.job)] = row.job
+        for job in self.jobs:
+            seen[id(job)] = job
+        return list(seen.values())
+
+    def _take(self) -> list[Row]:
+        """Sentences to admit now, one per request in turn, within max_batch in flight; waits when idle."""
         with self.cond:
-            while not self.queue and not self.closed:
+            while not self.jobs and not self.batches and not self.closed:
                 self.cond.wait()
-            if not self.queue:
+            if not self.jobs:
                 return []
-            deadline = time.monotonic() + self.max_wait  # a few ms for the batch to fill
-            while len(self.queue) < self.max_batch and not self.closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self.cond.wait(remaining)
-            return [self.queue.popleft() for _ in range(min(self.max_batch, len(self.queue)))]
+            if not self.batches:  # idle: a few ms for more sentences to arrive and share the first batch
+                deadline = time.monotonic() + self.max_wait
+                while sum(len(j.waiting) for j in self.jobs) < self.max_batch and not self.closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self.cond.wait(remaining)
+            room, taken = self.max_batch - self.in_flight, []
+            while room > 0 and self.jobs:
+                job = self.jobs.popleft()
+                if job.waiting:
+                    i = job.waiting.popleft()
+                    taken.append((job, i))
+                    job.in_flight += 1
+                    room -= 1
+                if job.waiting:
+                    self.jobs.append(job)
+            return taken
+
+    def _admit(self, taken: list) -> None:
+        groups = {}
+        for job, i in taken:
+            src, tgt, w = job.directions[i]
+            backend = self.backends[(src, tgt)]
+            try:
+                row = Row(job, i, backend.item(src, tgt, w))
+                prompt = backend.encode(job.texts[i], row.item)[0]
+            except Exception as e:  # checked by the app before; a failure here fails its request only
+                self._fail(job, e, admitted=1)
+                continue
+            groups.setdefault(id(backend), (backend, []))[1].append((row, prompt))
+        for backend, rows in groups.values():
+            rows.sort(key=lambda rp: len(rp[1]))  # little padding within each new batch
+            for start in range(0, len(rows), self.max_batch):
+                chunk = rows[start:start + self.max_batch]
+                try:
+                    batch = RunningBatch(self._decoder_for[id(backend)], [r for r, _ in chunk],
+                                         [p for _, p in chunk], self.settings, backend.stop_ids, backend.pad_id)
+                except Exception as e:
+                    for row, _ in chunk:
+                        self._fail(row.job, e, admitted=1)
+                    continue
+                self.stats["batches"] += 1
+                self._deliver(backend, batch.finished_at_start)
+                if not batch.done:
+                    self.batches.append((backend, batch))
 
     def _work(self) -> None:
-        while batch := self._take():
+        while True:
+            taken = self._take()
+            if taken:
+                self._admit(taken)
+            self._drop_cancelled()
+            if not self.batches:
+                with self.cond:
+                    if self.closed and not self.jobs:
+                        return
+                continue
+            backend, batch = min(self.batches, key=lambda bb: min(r.job.served for r in bb[1].items()))
+            started = time.monotonic()
             try:
-                self._run(batch)
+                finished = batch.step()
             except Exception as e:  # a decoding failure fails its requests, never the server
-                for job in {id(j): j for j, _ in batch}.values():
-                    job.loop.call_soon_threadsafe(_fail, job.future, e)
+                for job in {id(r.job): r.job for r in batch.items()}.values():
+                    self._fail(job, e)
+                self.batches.remove((backend, batch))
+                continue
+            elapsed = time.monotonic() - started
+            rows = batch.items() + [f.item for f in finished]
+            for row in rows:  # each request pays for its rows' share of the step
+                row.job.served += elapsed / len(rows)
+            self.stats["steps"] += 1
+            if self.metrics is not None:
+                self.metrics.step(elapsed, len(rows), batch.rows)
+            self._deliver(backend, finished)
+            self._join()
+            self.batches = [(b, x) for b, x in self.batches if not x.done]
+            self._log()
+
+    def _join(self) -> None:
+        for i, (backend, a) in enumerate(self.batches):
+            for _, b in self.batches[i + 1:]:
+                if a.can_join(b) and a.sentences + b.sentences <= self.max_batch:
+                    a.join(b)
+                    self.stats["joins"] += 1
+
+    def _drop_cancelled(self) -> None:
+        for _, batch in self.batches:
+            if any(r.job.cancelled for r in batch.items()):
+                gone = batch.drop(lambda row: row.job.cancelled)
+                with self.cond:
+                    self.pending -= gone
+        self.batches = [(b, x) for b, x in self.batches if not x.done]
+
+    def _deliver(self, backend, finished: list) -> None:
+        for f in finished:
+            row, job = f.item, f.item.job
+            texts = []
+            for tokens in f.nbest[: 1 + job.alternatives] or [f.tokens]:
+                text = backend.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+                if text not in texts:
+                    texts.append(text)
+            best = backend.tokenizer.decode(f.tokens, skip_special_tokens=True).strip()
+            job.results[row.index] = [best, *[t for t in texts if t != best]][: 1 + job.alternatives]
+            job.left -= 1
+            job.in_flight -= 1
+            job.truncated += not f.complete
             with self.cond:
-                self.pending -= len(batch)
-            self._log(len(batch))
+                self.pending -= 1
+                self.stats["sentences"] += 1
+                self.stats["truncated"] += not f.complete
+            if self.metrics is not None:
+                self.metrics.sentence(job.directions[row.index][:2])
+            if job.left == 0 and not job.cancelled:
+                job.loop.call_soon_threadsafe(_finish, job.future, job.results)
 
-    def _run(self, batch: list) -> None:
-        groups = {}
-        for job, i in batch:  # one call per backend: a routed base takes every direction it holds at once
-            backend = self.backends[job.directions[i][:2]]
-            groups.setdefault(id(backend), (backend, []))[1].append((job, i))
-        for backend, items in groups.values():
-            outputs = backend.translate([job.texts[i] for job, i in items], [job.directions[i] for job, i in items],
-                                        batch_size=self.max_batch, **self.decoding)
-            for (job, i), text in zip(items, outputs):
-                job.results[i] = text
-                job.left -= 1
-                if job.left == 0:
-                    job.loop.call_soon_threadsafe(_finish, job.future, job.results)
+    def _fail(self, job: Job, error: Exception, admitted: int = 0) -> None:
+        """Fail the request; `admitted` of its sentences were taken from the queue but are in no batch."""
+        with self.cond:
+            self.pending -= len(job.waiting) + admitted
+            job.in_flight -= admitted
+            job.waiting.clear()
+        job.cancelled = True  # its other rows are dropped at the next turn
+        job.loop.call_soon_threadsafe(_fail, job.future, error)
 
-    def _log(self, sentences: int) -> None:
-        self.stats["sentences"] += sentences
-        self.stats["batches"] += 1
+    def _log(self) -> None:
         started, before = self._window
         now = time.monotonic()
         if now - started >= self.log_every:
             done = self.stats["sentences"] - before
-            print(f"modmt serve: {self.stats['requests']} requests, {self.stats['sentences']} sentences in "
-                  f"{self.stats['batches']} batches; {done / (now - started):.2f} sentences/s over the last "
-                  f"{now - started:.0f} s; queue {self.pending}; refused {self.stats['refused']}",
-                  file=sys.stderr, flush=True)
+            if self.report is not None:
+                self.report(f"modmt serve: {self.stats['requests']} requests, {self.stats['sentences']} sentences, "
+                            f"{self.stats['steps']} steps of {self.stats['batches']} batches ({self.stats['joins']} "
+                            f"joins); {done / (now - started):.2f} sentences/s over the last {now - started:.0f} s; "
+                            f"queue {self.pending}; refused {self.stats['refused']}")
             self._window = (now, self.stats["sentences"])
 
 

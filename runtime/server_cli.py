@@ -19,22 +19,27 @@ PORT = click.IntRange(min=0, max=65535)
 @click.option("--max-new-tokens", type=NEW_TOKENS, default=256, show_default=True)
 @click.option("--max-input-tokens", type=INPUT_TOKENS, default=512, show_default=True)
 @click.option("--max-batch", type=BATCH, default=16, show_default=True,
-              help="Sentences decoded together, across requests and directions.")
+              help="Sentences decoding at once, across requests and directions (new ones join as others finish).")
 @click.option("--max-wait-ms", type=FiniteFloat(0.0, 10_000.0), default=10.0, show_default=True,
-              help="How long a batch waits to fill after its first sentence.")
+              help="On an idle server, how long the first batch waits for more sentences.")
 @click.option("--queue", "max_queue", type=click.IntRange(1, 1_000_000), default=256, show_default=True,
               help="Sentences queued or decoding; a request that would overfill it is refused at once (503).")
 @click.option("--char-limit", type=click.IntRange(1, 10_000_000), default=5000, show_default=True,
               help="Characters per request.")
 @click.option("--batch-limit", type=click.IntRange(1, 100_000), default=64, show_default=True,
               help="Texts per request (q as a list).")
+@click.option("--alternatives-limit", type=click.IntRange(0, 64), default=3, show_default=True,
+              help="Most alternatives a request may ask for (from the beam's finished hypotheses).")
+@click.option("--split", type=click.Choice(["sentences", "none"]), default="sentences", show_default=True,
+              help="Translate each text sentence by sentence (none: whole, cut only where over the input limit).")
 @click.option("--max-body-bytes", type=click.IntRange(1024, 1 << 30), default=1 << 20, show_default=True)
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--threads", type=THREADS, default=None, help="CPU threads for decoding (default: all cores).")
 @click.option("--log-every", type=FiniteFloat(0.1, 86_400.0), default=10.0, show_default=True,
               help="Seconds between throughput log lines.")
 def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_tokens, max_batch, max_wait_ms,
-                  max_queue, char_limit, batch_limit, max_body_bytes, provider, threads, log_every):
+                  max_queue, char_limit, batch_limit, alternatives_limit, split, max_body_bytes, provider, threads,
+                  log_every):
     """Serve PATH's directions over HTTP, speaking LibreTranslate's API.
 
     PATH is a shared base exported with `modmt-export --all-directions` (every direction its adapters
@@ -45,6 +50,7 @@ def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_t
         from starlette.applications import Starlette  # noqa: F401
     except ImportError:
         raise ModmtError("modmt serve needs starlette and uvicorn: pip install 'modmt[serve]'") from None
+    from modmt.runtime.decoding import SearchSettings
     from modmt.runtime.languages import load_registry
     from modmt.runtime.served_directions import load_backends
     from modmt.runtime.server_app import ServerSettings, create_app, read_api_keys
@@ -57,9 +63,11 @@ def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_t
 
     for backend in {id(b): b for b in backends.values()}.values():
         echo_cpu_notice(getattr(backend, "translator", None) or backend.routed)
-    batcher = Batcher(backends, max_batch, max_wait_ms, max_queue,
-                      {"beam": beam, "max_new_tokens": max_new_tokens}, log_every)
-    app = create_app(batcher, load_registry(), ServerSettings(char_limit, batch_limit, max_body_bytes, keys))
+    batcher = Batcher(backends, SearchSettings(beam, max_new_tokens), max_batch, max_wait_ms, max_queue, log_every,
+                      report=lambda line: click.echo(line, err=True))
+    settings = ServerSettings(char_limit, batch_limit, max_body_bytes, keys, alternatives_limit, split,
+                              max_input_tokens)
+    app = create_app(batcher, load_registry(), settings)
     click.echo(f"modmt serve: {len(backends)} directions on http://{host}:{port} "
                f"({'API keys required' if keys else 'no API key needed'})", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)

@@ -1,4 +1,5 @@
-"""`modmt serve` over HTTP on a free port: a real LibreTranslate client, 32 concurrent clients, bad requests."""
+"""`modmt serve` over HTTP on a free port: a real LibreTranslate client, 32 concurrent clients, bad requests,
+continuous batching (short requests behind long ones, answers equal to the offline API), the whole API."""
 import asyncio
 import json
 import socket
@@ -14,9 +15,11 @@ from modmt.export.shared_base import export_all_directions
 from modmt.runtime.languages import load_registry
 from modmt.runtime.served_directions import load_backends
 from modmt.runtime.server_app import ServerSettings, create_app
+from modmt.runtime.decoding import SearchSettings
 from modmt.runtime.server_batcher import Batcher, Busy
 
 DECODING = {"beam": 2, "max_new_tokens": 5}
+SEARCH = SearchSettings(**DECODING)
 TEXTS = ["猫はソファで寝ています。", "The train leaves at noon.", "Der Hund schläft.", "パン", "Bonjour tout le monde"]
 
 
@@ -32,7 +35,7 @@ class Server:
     def __init__(self, backends, settings=ServerSettings(), max_queue=256, max_batch=8, max_wait_ms=5.0):
         import uvicorn
 
-        self.batcher = Batcher(backends, max_batch, max_wait_ms, max_queue, DECODING, log_every_s=0.5)
+        self.batcher = Batcher(backends, SEARCH, max_batch, max_wait_ms, max_queue, log_every_s=0.5)
         app = create_app(self.batcher, load_registry(), settings)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -73,7 +76,13 @@ def server(backends):
 
 
 def direct(backends, text, src, tgt, w=None):
-    return backends[(src, tgt)].translate([text], [(src, tgt, w)], **DECODING)[0]
+    """What the offline Python API gives for text, sentence by sentence as the server cuts it."""
+    from modmt.runtime.text_pieces import join_pieces, pieces_of, split_text
+
+    backend = backends[(src, tgt)]
+    segments = split_text(text, src, backend.count_tokens, 512)
+    pieces = pieces_of(segments)
+    return join_pieces(segments, backend.translate(pieces, [(src, tgt, w)] * len(pieces), **DECODING))
 
 
 def test_a_libretranslate_client_translates_through_modmt(server, backends):
@@ -108,8 +117,8 @@ def test_json_form_and_query_string_parameters_and_lists_and_html(server, backen
     assert html == f"<p class='x'>{escape(want, quote=False)} <b>{escape(want, quote=False)}</b></p>"
     settings = httpx.get(server.url + "/frontend/settings").json()
     assert settings["charLimit"] == 5000 and settings["keyRequired"] is False
-    health = httpx.get(server.url + "/health").json()
-    assert health["status"] == "ok" and len(health["directions"]) == 20
+    assert httpx.get(server.url + "/health").json() == {"status": "ok"}  # LibreTranslate's shape
+    assert len(httpx.get(server.url + "/languages").json()) == 5
 
 
 def test_32_concurrent_clients_each_get_their_own_answer_once(server, backends):
@@ -117,7 +126,7 @@ def test_32_concurrent_clients_each_get_their_own_answer_once(server, backends):
 
     pairs = list(permutations(["en", "fr", "de", "ja", "zh"], 2))
     jobs = [(f"{TEXTS[i % len(TEXTS)]} {i}", *pairs[i % len(pairs)]) for i in range(64)]
-    before = httpx.get(server.url + "/health").json()
+    before = dict(server.batcher.stats)
 
     async def run_all():
         async with httpx.AsyncClient(base_url=server.url, timeout=120,
@@ -136,16 +145,24 @@ def test_32_concurrent_clients_each_get_their_own_answer_once(server, backends):
     # Batched with strangers and other directions, each answer is what its own text alone gives.
     for (text, src, tgt), (_, body) in zip(jobs, answers):
         assert body["translatedText"] == direct(backends, text, src, tgt), (text, src, tgt)
-    after = httpx.get(server.url + "/health").json()
-    assert after["requests"] - before["requests"] == 64 and after["sentences"] - before["sentences"] == 64
+    after = server.batcher.stats
+    from modmt.runtime.text_pieces import pieces_of, split_text
+
+    sentences = sum(len(pieces_of(split_text(text, src, backends[(src, tgt)].count_tokens, 512)))
+                    for text, src, tgt in jobs)
+    assert after["requests"] - before["requests"] == 64 and after["sentences"] - before["sentences"] == sentences
     assert after["batches"] - before["batches"] < 64  # requests did share batches
+    scraped = httpx.get(server.url + "/metrics").text  # and Prometheus sees the same counts
+    assert f"modmt_sentences_total" in scraped and 'code="200"' in scraped
 
 
 @pytest.mark.parametrize("request_kwargs, status, message", [
     ({"json": {"q": "x", "source": "xx", "target": "en"}}, 400, "xx is not supported"),
     ({"json": {"q": "", "source": "de", "target": "en"}}, 400, "missing q parameter"),
     ({"json": {"source": "de", "target": "en"}}, 400, "missing q parameter"),
-    ({"json": {"q": "x", "source": "auto", "target": "en"}}, 400, "does not detect languages"),
+    ({"json": {"q": "x", "source": "auto", "target": "xx"}}, 400, "xx is not supported"),
+    ({"json": {"q": "x", "source": "de", "target": "en", "alternatives": 4}}, 400, r"alternatives \(4\) exceeds"),
+    ({"json": {"q": "x", "source": "de", "target": "en", "alternatives": "many"}}, 400, "whole number"),
     ({"json": {"q": "x", "source": "de", "target": "de"}}, 400, "de->de is not served here"),
     ({"json": {"q": "x", "source": "de", "target": "en", "format": "pdf"}}, 400, "format is text or html"),
     ({"json": {"q": "x", "source": "de", "target": "en", "w": "3-7"}}, 400, "is not IN:OUT"),
@@ -160,7 +177,7 @@ def test_bad_requests_get_libretranslate_errors_never_a_500(server, request_kwar
 
     response = httpx.post(server.url + "/translate", **request_kwargs)
     assert response.status_code == status and re.search(message, response.json()["error"]), response.text
-    assert httpx.post(server.url + "/detect", data={"q": "x"}).status_code == 400
+    assert httpx.post(server.url + "/detect", data={"source": "x"}).status_code == 400  # no q
 
 
 def test_api_keys_are_required_when_given(backends):
@@ -175,18 +192,58 @@ def test_api_keys_are_required_when_given(backends):
 
 
 class SlowBackend:
-    """Blocks each batch until released: a queue that stays full for as long as a test needs."""
+    """A fake model, the backend interface the batcher drives: it answers a text in capitals, letter by letter,
+    and blocks each decoder call until released: a queue that stays full for as long as a test needs."""
+
+    stop_ids, pad_id = {0}, 0
 
     def __init__(self):
         self.release, self.calls = threading.Event(), 0
+        self.tokenizer = self
 
     def check(self, src, tgt, w):
         pass
 
-    def translate(self, texts, directions, **decoding):
+    def item(self, src, tgt, w):
+        return (src, tgt)
+
+    def encode(self, text, item):  # prompt tokens are 256 + the character, answers the character itself
+        return [256 + ord(c) for c in text.upper()], len(text)
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(chr(i) for i in ids)
+
+    def count_tokens(self, text):
+        return len(text)
+
+    def decoder_for(self, rows):
+        return self
+
+    def _logits(self, cache):
+        import numpy as np
+
+        logits = np.zeros((cache.shape[0], 512), np.float32)
+        for r, row in enumerate(cache[:, 0, :, 0].astype(int)):
+            prompt, said = [t - 256 for t in row if t >= 256], [t for t in row if 0 < t < 256]
+            logits[r, prompt[len(said)] if len(said) < len(prompt) else 0] = 1.0
+        return logits
+
+    def prefill(self, ids, mask):
         self.calls += 1
         self.release.wait(30)
-        return [t.upper() for t in texts]
+        cache = (ids * mask).astype("float32")[:, None, :, None]
+        return self._logits(cache), [cache]
+
+    def step(self, tokens, mask, cache):
+        import numpy as np
+
+        self.release.wait(30)
+        cache = [np.concatenate([cache[0], tokens.astype("float32")[:, None, None, None]], axis=2)]
+        return self._logits(cache[0]), cache
+
+    @staticmethod
+    def select(cache, rows):
+        return [c[rows] for c in cache]
 
 
 def test_an_overfull_queue_is_refused_at_once_and_nothing_is_lost():
@@ -206,7 +263,7 @@ def test_an_overfull_queue_is_refused_at_once_and_nothing_is_lost():
 
 def test_shutdown_finishes_decoding_work_and_refuses_what_is_left():
     backend = SlowBackend()
-    batcher = Batcher({("en", "fr"): backend}, max_batch=1, max_wait_ms=0, max_queue=10)
+    batcher = Batcher({("en", "fr"): backend}, SearchSettings(1, 16), max_batch=1, max_wait_ms=0, max_queue=10)
     batcher.start()
 
     async def scenario():

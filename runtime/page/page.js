@@ -1,0 +1,67 @@
+// The page of `modmt serve`: LibreTranslate's API from the browser, plus modmt's merge-weight slider.
+const $ = (id) => document.getElementById(id);
+let languages = [], timer = null, asked = 0;
+
+async function post(path, body) {
+  const r = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
+                               body: JSON.stringify(body)});
+  const data = await r.json();
+  if (!r.ok) throw new Error(data.error || r.statusText);
+  return data;
+}
+
+function fillTargets() {
+  const source = $("source").value, keep = $("target").value;
+  const targets = source === "auto" ? [...new Set(languages.flatMap((l) => l.targets))].sort()
+                                    : (languages.find((l) => l.code === source) || {targets: []}).targets;
+  $("target").innerHTML = targets.map((t) => `<option value="${t}">${nameOf(t)}</option>`).join("");
+  if (targets.includes(keep)) $("target").value = keep;
+}
+
+function nameOf(code) { return (languages.find((l) => l.code === code) || {name: code}).name; }
+
+function weights() {
+  if (!$("w-on").checked) return null;
+  const out = Number($("w").value);
+  return `${10 - out}:${out}`;
+}
+
+async function translate() {
+  const q = $("q").value, ticket = ++asked;
+  $("error").textContent = "";
+  if (!q.trim()) { $("out").textContent = ""; $("alts").innerHTML = ""; $("detected").textContent = ""; return; }
+  const body = {q, source: $("source").value, target: $("target").value, format: "text",
+                alternatives: Number($("alternatives").value) || 0};
+  const w = weights();
+  if (w) body.w = w;
+  try {
+    const data = await post("/translate", body);
+    if (ticket !== asked) return;  // a newer request is on its way
+    $("out").textContent = data.translatedText;
+    $("alts").innerHTML = (data.alternatives || []).map((a) => `<li>${a.replace(/</g, "&lt;")}</li>`).join("");
+    $("detected").textContent = data.detectedLanguage
+      ? `Detected: ${nameOf(data.detectedLanguage.language)} (${data.detectedLanguage.confidence}%)` : "";
+  } catch (e) {
+    if (ticket === asked) $("error").textContent = e.message;
+  }
+}
+
+function later() { clearTimeout(timer); timer = setTimeout(translate, 400); }
+
+async function start() {
+  languages = await (await fetch("/languages")).json();
+  $("source").innerHTML += languages.map((l) => `<option value="${l.code}">${l.name}</option>`).join("");
+  fillTargets();
+  $("source").addEventListener("change", () => { fillTargets(); later(); });
+  $("target").addEventListener("change", later);
+  $("q").addEventListener("input", later);
+  $("alternatives").addEventListener("change", later);
+  $("w-on").addEventListener("change", () => { $("w").disabled = !$("w-on").checked; $("w").dispatchEvent(new Event("input")); });
+  $("w").addEventListener("input", () => { $("w-label").textContent = weights() || "export's"; later(); });
+  $("swap").addEventListener("click", () => {
+    const s = $("source").value, t = $("target").value;
+    if (s === "auto") return;
+    $("source").value = t; fillTargets(); $("target").value = s; later();
+  });
+}
+start();

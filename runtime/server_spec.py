@@ -1,0 +1,64 @@
+"""GET /spec: the OpenAPI 3 document of what `modmt serve` answers (LibreTranslate's paths, modmt's `w`).
+
+Written out here rather than generated, so that it says what the handlers in runtime/server_app.py
+accept and answer, limits included; tests/test_server.py fuzzes the server from it (schemathesis).
+"""
+
+ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+
+
+def _errors(*codes: int) -> dict:
+    text = {400: "Invalid request", 403: "Invalid API key, or disabled", 405: "Wrong method",
+            413: "Body too large", 499: "Client went away", 500: "Internal error",
+            503: "Queue full or shutting down"}
+    return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
+
+
+def openapi_spec(sources: list[str], settings) -> dict:
+    text_or_list = {"oneOf": [{"type": "string", "maxLength": settings.char_limit},
+                              {"type": "array", "items": {"type": "string"}, "maxItems": settings.batch_limit}]}
+    translate_body = {
+        "type": "object", "required": ["q", "source", "target"],
+        "properties": {
+            "q": text_or_list,
+            "source": {"type": "string", "description": "a language code, or auto", "example": "auto"},
+            "target": {"type": "string", "example": "fr"},
+            "format": {"type": "string", "enum": ["text", "html"], "default": "text"},
+            "alternatives": {"type": "integer", "minimum": 0, "maximum": settings.alternatives_limit, "default": 0},
+            "api_key": {"type": "string"},
+            "w": {"type": "string", "pattern": r"^\d+(\.\d+)?:\d+(\.\d+)?$|^learned$",
+                  "description": "modmt: the merge weights IN:OUT of LoRA_in(source) and LoRA_out(target), "
+                                 "on a shared base"},
+        }}
+    detected = {"type": "object", "properties": {"confidence": {"type": "number"}, "language": {"type": "string"}}}
+    translated = {"type": "object", "required": ["translatedText"], "properties": {
+        "translatedText": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "alternatives": {"type": "array"},
+        "detectedLanguage": {"oneOf": [detected, {"type": "array", "items": detected}]}}}
+    language = {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"},
+                                                 "targets": {"type": "array", "items": {"type": "string"}}}}
+    body = lambda schema: {"required": True, "content": {"application/json": {"schema": schema},  # noqa: E731
+                                                         "application/x-www-form-urlencoded": {"schema": schema}}}
+    ok = lambda schema: {"description": "OK", "content": {"application/json": {"schema": schema}}}  # noqa: E731
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "modmt serve", "version": "1",
+                 "description": "LibreTranslate's API over modular LoRA directions; source languages: "
+                                + ", ".join(sources)},
+        "paths": {
+            "/translate": {"post": {"summary": "Translate text", "requestBody": body(translate_body),
+                                    "responses": {"200": ok(translated), **_errors(400, 403, 413, 500, 503)}}},
+            "/detect": {"post": {"summary": "Detect the language of a text", "requestBody": body({
+                "type": "object", "required": ["q"], "properties": {"q": text_or_list, "api_key": {"type": "string"}}}),
+                "responses": {"200": ok({"type": "array", "items": detected}), **_errors(400, 403, 413)}}},
+            "/languages": {"get": {"summary": "Languages and their targets",
+                                   "responses": {"200": ok({"type": "array", "items": language})}}},
+            "/frontend/settings": {"get": {"summary": "Settings a front end reads",
+                                           "responses": {"200": ok({"type": "object"})}}},
+            "/health": {"get": {"summary": "Liveness", "responses": {
+                "200": ok({"type": "object", "properties": {"status": {"type": "string"}}}),
+                "503": {"description": "Shutting down"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+                "200": {"description": "OpenMetrics text", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        },
+    }
