@@ -167,7 +167,9 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
         if count > settings.alternatives_limit:
             raise BadRequest(f"Invalid request: alternatives ({count}) exceeds the limit "
                              f"({settings.alternatives_limit})")
-        return max(0, count)
+        if count < 0:
+            raise BadRequest("Invalid request: alternatives is 0 or more")
+        return count
 
     def detected_source(text: str, tgt: str) -> tuple[str, float]:
         """The most likely held source language that has a direction to tgt."""
@@ -303,7 +305,7 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def spec(request):
-        return JSONResponse(openapi_spec(sources, settings))
+        return JSONResponse(openapi_spec(sources, sorted({t for _, t in directions}), settings))
 
     async def page(request):
         return FileResponse(PAGE / "index.html")

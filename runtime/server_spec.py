@@ -14,15 +14,16 @@ def _errors(*codes: int) -> dict:
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
 
-def openapi_spec(sources: list[str], settings) -> dict:
-    text_or_list = {"oneOf": [{"type": "string", "maxLength": settings.char_limit},
-                              {"type": "array", "items": {"type": "string"}, "maxItems": settings.batch_limit}]}
+def openapi_spec(sources: list[str], targets: list[str], settings) -> dict:
+    text_or_list = {"oneOf": [{"type": "string", "minLength": 1, "maxLength": settings.char_limit},
+                              {"type": "array", "items": {"type": "string", "maxLength": settings.char_limit},
+                               "minItems": 1, "maxItems": settings.batch_limit}]}
     translate_body = {
         "type": "object", "required": ["q", "source", "target"],
         "properties": {
             "q": text_or_list,
-            "source": {"type": "string", "description": "a language code, or auto", "example": "auto"},
-            "target": {"type": "string", "example": "fr"},
+            "source": {"type": "string", "enum": [*sources, "auto"], "description": "a language code, or auto"},
+            "target": {"type": "string", "enum": targets},
             "format": {"type": "string", "enum": ["text", "html"], "default": "text"},
             "alternatives": {"type": "integer", "minimum": 0, "maximum": settings.alternatives_limit, "default": 0},
             "api_key": {"type": "string"},
