@@ -233,6 +233,34 @@ def routing_command(base, data, segments, rounds, batch, beam, max_new_tokens, f
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
+@bench_group.command("serve")
+@click.argument("export", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Corpus whose devtest split gives the sentences.")
+@click.option("--directions", default="en-fr,fr-en", show_default=True, help="SRC-TGT pairs the requests mix.")
+@click.option("--sentences", type=POSITIVE_INT, default=64, show_default=True)
+@click.option("--clients", default="1,8,32", show_default=True, help="Concurrent clients, one run each.")
+@click.option("--beam", type=BEAM, default=5, show_default=True)
+@click.option("--max-new-tokens", type=NEW_TOKENS, default=48, show_default=True)
+@click.option("--max-batch", type=BATCH, default=16, show_default=True)
+@click.option("--threads", type=POSITIVE_INT, default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/serve.json"),
+              show_default=True)
+def serve_bench_command(export, data, directions, sentences, clients, beam, max_new_tokens, max_batch, threads, out):
+    """`modmt serve` against the offline Python API: throughput under N clients, a short request behind a long one."""
+    from modmt.benchmarks.serving import run_serving
+
+    try:
+        pairs = [tuple(d.strip().split("-")) for d in directions.split(",") if d.strip()]
+        counts = [int(c) for c in clients.split(",") if c.strip()]
+    except ValueError:
+        raise ModmtError("--clients is a comma-separated list of numbers, e.g. 1,8,32") from None
+    if not pairs or any(len(p) != 2 for p in pairs) or not counts or min(counts) < 1:
+        raise ModmtError("give --directions as SRC-TGT pairs (en-fr,fr-en) and --clients as numbers (1,8,32)")
+    result = run_serving(export, data, pairs, sentences, counts, beam, max_new_tokens, max_batch, threads, out)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 @bench_group.command("export-memory")
 @click.option("--pool", "pool_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--direction", default="en-fr", show_default=True, help="SRC-TGT of the pool to export.")

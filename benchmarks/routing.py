@@ -7,7 +7,8 @@ Three measurements on a shared base exported with --all-directions, each printed
            direction by direction on the routed session and on today's shared-base Translators
            (one session per direction), and the side path's cost against a folded export
   serve    `modmt serve` under concurrent clients: requests/s, p50/p95 latency, answers checked
-           against the same sentences through the Python API (nothing lost, nothing answered twice)
+           against the same sentences through the Python API (nothing lost, nothing answered twice);
+           `modmt-bench serve` (benchmarks/serving.py) measures the server in more depth
 Rounds alternate between variants, so the machine's drift hits every variant alike.
 """
 import asyncio
@@ -179,7 +180,6 @@ def serve_load(base: Path, texts: dict, clients: int, requests: int, beam: int, 
                 return answers, time.perf_counter() - started
 
         answers, wall = asyncio.run(run_all())
-        health = httpx.get(url + "/health").json()
     finally:
         server.terminate()
         server.wait(60)
@@ -192,7 +192,6 @@ def serve_load(base: Path, texts: dict, clients: int, requests: int, beam: int, 
     return {"clients": clients, "requests": requests, "answered_200": sum(a[0] == 200 for a in answers),
             "requests_per_s": requests / wall, "p50_ms": 1000 * float(np.percentile(latencies, 50)),
             "p95_ms": 1000 * float(np.percentile(latencies, 95)), "wall_s": wall,
-            "server_batches": health["batches"], "server_sentences": health["sentences"],
             # Batches form differently in the server (arrival order) than in one call (length order): padding
             # can move a float by an ulp, so count equal answers instead of asserting all.
             "answers_equal_python_api": sum(a[1] == d for a, d in zip(answers, direct)),

@@ -84,9 +84,9 @@ INTEGER_RANGES = {
     "--batch-size": (1, 1024), "--micro-batch-size": (1, 1024), "--batch": (1, 1024), "--max-batch": (1, 1024), "--beam": (1, 64),
     "--latency-beam": (1, 64), "--max-new-tokens": (1, 32_768), "--max-input-tokens": (1, 131_072),
     "--rank": (1, 4096), "--threads": (1, CORES), "--max-pairs": (1, 10**7), "--max-segments": (1, 10**7), "--save-steps": (1, 10**7),
-    "--limit": (1, 10**7), "--segments": (1, 10**7), "--workers": (1, 10**7), "--shard-lines": (1, 10**7),
+    "--limit": (1, 10**7), "--segments": (1, 10**7), "--sentences": (1, 10**7), "--workers": (1, 10**7), "--shard-lines": (1, 10**7),
     "--rounds": (1, 100), "--clients": (1, 4096), "--requests": (1, 100_000), "--port": (0, 65_535),
-    "--queue": (1, 10**6), "--char-limit": (1, 10**7), "--batch-limit": (1, 100_000),
+    "--queue": (1, 10**6), "--char-limit": (1, 10**7), "--batch-limit": (1, 100_000), "--alternatives-limit": (0, 64),
     "--max-body-bytes": (1024, 2**30),
 }
 # Required arguments that point nowhere: a valid option value then fails later, on them, not on the option.

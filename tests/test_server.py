@@ -450,3 +450,53 @@ def test_fuzzed_from_its_own_openapi_spec(server):
             case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
         check()
+
+
+def test_the_page_translates_in_a_headless_browser(server, backends):
+    """GET / in Debian's Chromium driven by Playwright: pick languages, type, see the server's translation;
+    then auto-detect, and the merge-weight slider (modmt's own control) sends w."""
+    import shutil
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            page.wait_for_selector("#source option[value='de']", state="attached")
+            page.select_option("#source", "de")
+            page.select_option("#target", "en")
+            with page.expect_response(lambda r: r.url.endswith("/translate")) as answer:
+                page.fill("#q", TEXTS[2])
+            assert answer.value.status == 200
+            page.wait_for_function("document.getElementById('out').textContent.length > 0 || "
+                                   f"{json.dumps(direct(backends, TEXTS[2], 'de', 'en'))} === ''")
+            assert page.text_content("#out") == direct(backends, TEXTS[2], "de", "en")
+
+            page.select_option("#source", "auto")
+            page.select_option("#target", "en")
+            with page.expect_response(lambda r: r.url.endswith("/translate")) as answer:
+                page.fill("#q", "Bonjour tout le monde, comment allez-vous aujourd'hui ?")
+            assert answer.value.json()["detectedLanguage"]["language"] == "fr"
+            page.wait_for_function("document.getElementById('detected').textContent.includes('French')")
+
+            page.select_option("#source", "de")
+            page.select_option("#target", "en")
+            page.fill("#q", TEXTS[2])
+            page.check("#w-on")
+            want = direct(backends, TEXTS[2], "de", "en", "1:9")
+            with page.expect_response(lambda r: r.url.endswith("/translate")
+                                      and '"w":"1:9"' in (r.request.post_data or "")) as answer:
+                page.fill("#w", "9")
+                page.dispatch_event("#w", "input")
+            assert answer.value.json()["translatedText"] == want
+            page.wait_for_function(f"document.getElementById('out').textContent === {json.dumps(want)}")
+            assert page.text_content("#w-label") == "1:9"
+        finally:
+            browser.close()

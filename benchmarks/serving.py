@@ -1,0 +1,179 @@
+"""`modmt-bench serve`: `modmt serve` against the offline Python API on the same sentences.
+
+On one export (a shared base, or direction exports), with the server in a subprocess started as a
+user starts it, and its answers read over HTTP:
+  offline      the sentences through the Python API in this process (batches of --max-batch, sorted
+               by length), before the server starts: sentences/s
+  clients      N concurrent clients (e.g. 1, 8, 32), each sending one sentence per request until the
+               sentences run out: sentences/s (and its ratio to offline), p50/p95 latency, answers
+               equal to the offline API's (batch invariance: all of them)
+  behind_long  a one-sentence request's latency on an idle server (median of 3), then the same request
+               sent while a 16-paragraph request decodes, and that long request's own time
+Texts are cut into sentences the way the server cuts them (runtime/text_pieces.py), so both sides
+decode the same pieces.
+"""
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from modmt.runtime.errors import ModmtError
+
+
+def machine() -> dict:
+    from modmt.runtime.cpu_features import int8_features
+
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown")
+    import os
+    return {"cpu": model, "int8_flags": sorted(int8_features()), "cores": os.cpu_count()}
+
+
+def offline(backends: dict, jobs: list[tuple], beam: int, max_new_tokens: int, max_batch: int) -> tuple[list, float]:
+    """The jobs' translations through the Python API, pieces as the server cuts them; and the seconds taken."""
+    from modmt.runtime.text_pieces import join_pieces, pieces_of, split_text
+
+    layouts, runs = [], []
+    for (src, tgt), text in jobs:
+        backend = backends[(src, tgt)]
+        segments = split_text(text, src, backend.count_tokens, 512)
+        layouts.append((segments, len(runs)))
+        runs += [((src, tgt, None), p) for p in pieces_of(segments)]
+    groups = {}
+    for i, (direction, piece) in enumerate(runs):
+        groups.setdefault(id(backends[direction[:2]]), (backends[direction[:2]], []))[1].append(i)
+    out = [""] * len(runs)
+    started = time.perf_counter()
+    for backend, indices in groups.values():
+        texts = backend.translate([runs[i][1] for i in indices], [runs[i][0] for i in indices], beam=beam,
+                                  max_new_tokens=max_new_tokens, batch_size=max_batch)
+        for i, text in zip(indices, texts):
+            out[i] = text
+    seconds = time.perf_counter() - started
+    answers = [join_pieces(seg, out[at:at + len(pieces_of(seg))]) for seg, at in layouts]
+    return answers, seconds
+
+
+def start_server(export: Path, beam: int, max_new_tokens: int, max_batch: int, threads: int | None):
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [str(Path(sys.executable).parent / "modmt"), "serve", str(export), "--port", str(port), "--beam", str(beam),
+           "--max-new-tokens", str(max_new_tokens), "--max-batch", str(max_batch), "--queue", "100000",
+           "--char-limit", "1000000", "--provider", "cpu", "--log-every", "3600"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise ModmtError(f"modmt serve did not start: {server.stderr.read()[-300:]}")
+        time.sleep(0.5)
+
+
+async def _post(client, direction, text) -> tuple[int, str | None, float]:
+    started = time.perf_counter()
+    r = await client.post("/translate", json={"q": text, "source": direction[0], "target": direction[1]})
+    return r.status_code, r.json().get("translatedText"), time.perf_counter() - started
+
+
+def under_clients(url: str, jobs: list[tuple], clients: int) -> tuple[list, float]:
+    """Each of `clients` sends one job at a time until none are left: answers in job order, wall seconds."""
+    import httpx
+
+    async def run():
+        answers, queue = [None] * len(jobs), list(range(len(jobs)))[::-1]
+        async with httpx.AsyncClient(base_url=url, timeout=3600,
+                                     limits=httpx.Limits(max_connections=clients)) as client:
+            async def worker():
+                while queue:
+                    i = queue.pop()
+                    answers[i] = await _post(client, *jobs[i])
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(clients)))
+            return answers, time.perf_counter() - started
+
+    return asyncio.run(run())
+
+
+def behind_long(url: str, short: tuple, long_texts: list[str], direction: tuple) -> dict:
+    import httpx
+
+    async def run():
+        async with httpx.AsyncClient(base_url=url, timeout=3600) as client:
+            idle = [(await _post(client, *short))[2] for _ in range(3)]
+            started = time.perf_counter()
+            long = asyncio.ensure_future(client.post("/translate", json={"q": long_texts, "source": direction[0],
+                                                                         "target": direction[1]}))
+            await asyncio.sleep(1.0)  # the long request is decoding
+            status, _, behind = await _post(client, *short)
+            long_running = not long.done()
+            reply = await long
+            return {"idle_s": statistics.median(idle), "behind_long_s": behind,
+                    "ratio": behind / statistics.median(idle), "long_still_running": long_running,
+                    "long_s": time.perf_counter() - started, "long_status": reply.status_code,
+                    "short_status": status}
+
+    return asyncio.run(run())
+
+
+def run_serving(export: Path, corpus_dir: Path, directions: list[tuple], sentences: int, clients: list[int],
+                beam: int, max_new_tokens: int, max_batch: int, threads: int | None, out: Path) -> dict:
+    from modmt.benchmarks.routing import segments
+    from modmt.runtime.served_directions import load_backends
+
+    texts = segments(corpus_dir, max(sentences, 48))
+    for src, _ in directions:
+        if src not in texts:
+            raise ModmtError(f"the corpus has no {src} devtest; give --directions whose sources it holds")
+    jobs = [(directions[i % len(directions)], texts[directions[i % len(directions)][0]][i // len(directions)])
+            for i in range(sentences)]
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "export": str(export),
+              "directions": [f"{s}-{t}" for s, t in directions], "sentences": sentences, "beam": beam,
+              "max_new_tokens": max_new_tokens, "max_batch": max_batch,
+              "command": "modmt-bench serve " + " ".join(sys.argv[2:])}
+    backends = load_backends([str(export)], "cpu", threads)
+    want, seconds = offline(backends, jobs, beam, max_new_tokens, max_batch)
+    result["offline"] = {"seconds": seconds, "sentences_per_s": sentences / seconds}
+    click.echo(f"offline Python API: {sentences / seconds:.3f} sentences/s", err=True)
+    del backends
+    server, url = start_server(export, beam, max_new_tokens, max_batch, threads)
+    try:
+        result["clients"] = []
+        for n in clients:
+            answers, wall = under_clients(url, jobs, n)
+            latencies = np.array([a[2] for a in answers])
+            row = {"clients": n, "sentences_per_s": sentences / wall,
+                   "vs_offline": (sentences / wall) / result["offline"]["sentences_per_s"],
+                   "p50_s": float(np.percentile(latencies, 50)), "p95_s": float(np.percentile(latencies, 95)),
+                   "answered_200": sum(a[0] == 200 for a in answers),
+                   "equal_to_offline": sum(a[1] == w for a, w in zip(answers, want))}
+            result["clients"].append(row)
+            click.echo(f"{n} clients: {row}", err=True)
+        src, tgt = directions[0]
+        paragraphs = [" ".join(texts[src][3 * i:3 * i + 3]) for i in range(16)]
+        result["behind_long"] = behind_long(url, ((src, tgt), texts[src][47]), paragraphs, (src, tgt))
+        click.echo(f"behind a 16-paragraph request: {result['behind_long']}", err=True)
+    finally:
+        server.terminate()
+        server.wait(60)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return result
