@@ -24,7 +24,11 @@ from modmt.runtime.options import ANY_FLOAT, BATCH, BEAM, INPUT_TOKENS, NEW_TOKE
                                              "(with --ray a rerun always continues the same job).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output file (with --ray: start the job again).")
 @click.option("--max-input-tokens", type=INPUT_TOKENS, default=512, show_default=True,
-              help="Longer source lines are truncated, with a warning naming the line.")
+              help="Longer source lines are truncated, with a warning naming the line (with --split sentences: "
+                   "cut into pieces, never truncated).")
+@click.option("--split", type=click.Choice(["none", "sentences"]), default="none", show_default=True,
+              help="sentences: translate each line sentence by sentence (as modmt serve does), still one output "
+                   "line per input line.")
 @click.option("--threads", type=THREADS, default=None,
               help="CPU threads (default: all cores; with --ray: per worker, default 1).")
 @click.option("--src", default=None, help="Routed base: the source language of a plain-text input (with --tgt); "
@@ -43,8 +47,8 @@ from modmt.runtime.options import ANY_FLOAT, BATCH, BEAM, INPUT_TOKENS, NEW_TOKE
               help="With --ray: lines per shard (rounded up to whole windows of 4 x --batch), the unit that "
                    "is retried and resumed.")
 def translate_command(export_dirs, input_path, output_path, beam, batch, max_new_tokens, length_penalty,
-                      provider, errors, resume, overwrite, max_input_tokens, threads, src, tgt, weights, ray_address,
-                      workers, gpus_per_worker, shard_lines):
+                      provider, errors, resume, overwrite, max_input_tokens, split, threads, src, tgt, weights,
+                      ray_address, workers, gpus_per_worker, shard_lines):
     """Translate with EXPORT_DIR's direction line by line: exactly one output line per input line.
 
     EXPORT_DIR may be a shared base exported with --all-directions (or several directions on one
@@ -54,8 +58,11 @@ def translate_command(export_dirs, input_path, output_path, beam, batch, max_new
 
     if is_routed_request(export_dirs, src, tgt, weights, ray_address):
         return translate_routed(export_dirs, input_path, output_path, beam, batch, max_new_tokens, length_penalty,
-                                provider, errors, resume, overwrite, max_input_tokens, threads, src, tgt, weights)
+                                provider, errors, resume, overwrite, max_input_tokens, threads, src, tgt, weights,
+                                split)
     if ray_address is not None:
+        if split != "none":
+            raise ModmtError("--split sentences does not run on Ray yet; translate without --ray, or without --split")
         return translate_on_ray(export_dirs, input_path, output_path, ray_address, workers, threads or 1,
                                 gpus_per_worker, shard_lines, provider, overwrite, beam, batch, max_new_tokens,
                                 length_penalty, max_input_tokens, errors)
@@ -71,12 +78,20 @@ def translate_command(export_dirs, input_path, output_path, beam, batch, max_new
         click.echo(f"loaded {translator.src}->{translator.tgt} from {export_dirs[0]} on {translator.provider} "
                    f"in {translator.load_seconds:.2f} s", err=True)
         echo_cpu_notice(translator)
-        run_batch(job, translator, beam=beam, batch_size=batch, max_new_tokens=max_new_tokens,
-                  length_penalty=length_penalty)
+        run_batch(job, by_sentence(translator, translator.tokenizer, split, max_input_tokens), beam=beam,
+                  batch_size=batch, max_new_tokens=max_new_tokens, length_penalty=length_penalty)
+
+
+def by_sentence(translator, tokenizer, split: str, max_input_tokens: int):
+    if split == "none":
+        return translator
+    from modmt.runtime.sentence_lines import SentenceLines
+
+    return SentenceLines(translator, tokenizer, max_input_tokens)
 
 
 def translate_routed(export_dirs, input_path, output_path, beam, batch, max_new_tokens, length_penalty, provider,
-                     errors, resume, overwrite, max_input_tokens, threads, src, tgt, weights):
+                     errors, resume, overwrite, max_input_tokens, threads, src, tgt, weights, split="none"):
     from modmt.runtime.batch import open_batch, read_lines, run_batch
     from modmt.runtime.mixed_lines import MixedLines
     from modmt.runtime.routed_translator import RoutedTranslator
@@ -89,8 +104,8 @@ def translate_routed(export_dirs, input_path, output_path, beam, batch, max_new_
         click.echo(f"loaded {len(routed.directions)} directions from {', '.join(export_dirs)} in one session on "
                    f"{routed.provider} in {routed.load_seconds:.2f} s", err=True)
         echo_cpu_notice(routed)
-        run_batch(job, lines, beam=beam, batch_size=batch, max_new_tokens=max_new_tokens,
-                  length_penalty=length_penalty)
+        run_batch(job, by_sentence(lines, routed.tokenizer, split, max_input_tokens), beam=beam, batch_size=batch,
+                  max_new_tokens=max_new_tokens, length_penalty=length_penalty)
 
 
 def echo_cpu_notice(translator) -> None:

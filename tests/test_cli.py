@@ -94,3 +94,28 @@ def test_frozen_base_takes_fp32_or_fp16(tmp_path):
                  str(tmp_path / "p"), "--frozen-base", "int8")
     assert result.returncode == 2 and "Invalid value for '--frozen-base': 'int8' is not one of 'fp32', 'fp16'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_translate_split_sentences_keeps_one_line_per_line_and_cuts_nothing(tmp_path, tiny_export):
+    """--split sentences: each line translated sentence by sentence and put back; a line over
+    --max-input-tokens is cut into pieces, not truncated (no warning), and the line count holds."""
+    from modmt.runtime.text_pieces import join_pieces, pieces_of, split_text
+    from modmt.runtime.translator import Translator
+
+    lines = ["猫はソファで寝ています。犬は雪の中を走ります。", "", "パン", "長い文。" * 40]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run("modmt-translate", str(tiny_export), "-i", str(tmp_path / "in.txt"), "-o", str(tmp_path / "out.txt"),
+                 "--split", "sentences", "--beam", "2", "--max-new-tokens", "6", "--max-input-tokens", "24",
+                 "--provider", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "truncated" not in result.stderr
+    out = (tmp_path / "out.txt").read_text(encoding="utf-8").split("\n")
+    assert len(out) == len(lines) + 1 and out[-1] == ""
+    translator = Translator(tiny_export, provider="cpu", max_input_tokens=24)
+    count = lambda text: len(translator.tokenizer.encode(text, add_special_tokens=False).ids)  # noqa: E731
+    for line, got in zip(lines, out):
+        segments = split_text(line, "ja", count, 24) if line else []
+        pieces = pieces_of(segments)
+        assert all(count(p) <= 24 for p in pieces)
+        assert got == (join_pieces(segments, translator.translate(pieces, beam=2, max_new_tokens=6)) if pieces else "")
+    assert len(pieces_of(split_text(lines[0], "ja", count, 24))) == 2
