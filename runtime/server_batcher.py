@@ -218,6 +218,8 @@ class Batcher:
             try:
                 finished = batch.step()
             except Exception as e:  # a decoding failure fails its requests, never the server
+                with self.cond:
+                    self.pending -= batch.sentences
                 for job in {id(r.job): r.job for r in batch.items()}.values():
                     self._fail(job, e)
                 self.batches.remove((backend, batch))
