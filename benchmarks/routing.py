@@ -85,8 +85,8 @@ def throughput(base: Path, texts: dict, rounds: int, batch: int, beam: int, max_
 
     n = len(next(iter(texts.values())))
     items = [(MIXED[i % len(MIXED)], texts[MIXED[i % len(MIXED)][0]][i]) for i in range(n)]
-    routed = RoutedTranslator([base], provider="cpu", verify="size", cut_bank=False)
-    cut = RoutedTranslator([base], provider="cpu", verify="size")
+    routed = RoutedTranslator([base], provider="cpu", verify="size")
+    cut = RoutedTranslator([base], provider="cpu", verify="size", cut_bank=True)
     shared = {d: Translator(base / DIRECTIONS_FOLDER / f"{d[0]}-{d[1]}", provider="cpu", verify="size") for d in MIXED}
     folded_translators = {(t.src, t.tgt): t for t in (Translator(p, provider="cpu", verify="size") for p in folded)}
     decode = {"beam": beam, "batch_size": batch, "max_new_tokens": max_new_tokens}

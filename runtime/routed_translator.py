@@ -98,10 +98,12 @@ class RoutedTranslator(SearchDecoderMixin):
     """
 
     def __init__(self, exports: list[str | Path], provider: str = "auto", threads: int | None = None,
-                 verify: str = "full", max_input_tokens: int = 512, cut_bank: bool = True):
+                 verify: str = "full", max_input_tokens: int = 512, cut_bank: bool = False):
         """cut_bank: give each batch only its adapters' columns of the bank when they are under half of it
-        (a batch of one direction in a process holding 20: 12 % faster, measured); False feeds the whole
-        bank to every batch (for comparisons)."""
+        (a batch of one direction in a process holding 20: 12 % faster, measured). Off by default: the
+        columns a batch gets then depend on the other directions in it, and on the real model that
+        changed 5 of 32 sentences' tokens between alone and a batch of 16 (1 of 32 with the whole bank;
+        docs/results.md, "Serving"), so a sentence's answer would depend on what shared its batch."""
         from tokenizers import Tokenizer
 
         started = time.perf_counter()

@@ -50,7 +50,7 @@ def bases(tmp_path_factory, tiny_pool):
 
 
 def test_a_mixed_batch_gives_each_row_its_standalone_directions_logits_and_tokens(bases):
-    routed = RoutedTranslator([bases / "none" / f"{s}-{t}" for s, t, _ in DIRECTIONS], provider="cpu")
+    routed = RoutedTranslator([bases / "none" / f"{s}-{t}" for s, t, _ in DIRECTIONS], provider="cpu", cut_bank=True)
     items = routed.requests(4, directions=[(s, t) for s, t, _ in DIRECTIONS])
     got, prompts = routed_prefill(routed, items, TEXTS)
     for row, (src, tgt, _) in enumerate(DIRECTIONS):
@@ -60,7 +60,7 @@ def test_a_mixed_batch_gives_each_row_its_standalone_directions_logits_and_token
             assert routed.translate([TEXTS[row]], src=src, tgt=tgt, beam=beam, max_new_tokens=6) == \
                 standalone.translate([TEXTS[row]], beam=beam, max_new_tokens=6)
     # The whole mixed batch at once equals each direction on its own, with only the batch's adapters' columns
-    # of the bank (cut_bank, the default) or the whole bank.
+    # of the bank (cut_bank) or the whole bank (the default).
     mixed = routed.translate(TEXTS, directions=[(s, t) for s, t, _ in DIRECTIONS], beam=3, max_new_tokens=6)
     alone = [routed.translate([x], src=s, tgt=t, beam=3, max_new_tokens=6)[0] for x, (s, t, _) in zip(TEXTS, DIRECTIONS)]
     assert mixed == alone

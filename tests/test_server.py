@@ -269,8 +269,9 @@ def test_shutdown_finishes_decoding_work_and_refuses_what_is_left():
 
     async def scenario():
         first = asyncio.ensure_future(batcher.translate(["a"], [("en", "fr", None)]))
+        await asyncio.sleep(0.1)  # "a" is decoding (its prefill holds the worker) ...
         second = asyncio.ensure_future(batcher.translate(["b"], [("en", "fr", None)]))
-        await asyncio.sleep(0.3)  # "a" is decoding, "b" queued
+        await asyncio.sleep(0.3)  # ... and "b" queued
         closing = threading.Thread(target=batcher.close, kwargs={"timeout": 0.2})
         closing.start()
         await asyncio.sleep(0.5)
