@@ -7,13 +7,14 @@ Requests put their sentences in a queue. One worker thread decodes; each turn it
      (runtime/decoding.py) per backend;
   2. steps one running batch: the one holding the request that has had the least decoding time so
      far (requests are charged each step's time in proportion to their rows, and a new request
-     starts level with the least-served one), so a short request arriving behind a long one shares
+     starts level with the least-served one; prefills count), so a short request arriving behind a long one shares
      the CPU with it instead of waiting for it, and a stream of short requests cannot starve a long one;
   3. hands each finished sentence to its request at once; a request answers when its last is done;
   4. joins two batches of one backend into one when their caches line up (same length modulo 64,
      which keeps every row's arithmetic, so answers do not depend on what ran beside them) and they
      fit in `max_batch`: concurrent requests end up in few batches, whose steps cost little more
-     than one.
+     than one. A small batch less than CATCH_UP steps behind a bigger one it fits with is stepped
+     alone until they line up (step 2 yields to this).
 Beam search is kept: a sentence's beams are rows that enter and leave together. The queue is bounded
 in sentences (queued or decoding): a request that would overfill it is refused at once (`Busy`). A
 client that goes away (`cancel`) frees its rows at the next turn. Decoding runs in the thread, so the
@@ -25,7 +26,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from modmt.runtime.decoding import RunningBatch, SearchSettings
+from modmt.runtime.decoding import PAD_MULTIPLE, RunningBatch, SearchSettings
+
+CATCH_UP = 16  # steps a small batch may take alone to line up with a bigger one and join it
 
 
 class Busy(Exception):
@@ -77,6 +80,7 @@ class Batcher:
         self.stats = {"requests": 0, "sentences": 0, "batches": 0, "steps": 0, "joins": 0, "refused": 0,
                       "truncated": 0}
         self._window = (time.monotonic(), 0)
+        self._catching = 0                # catch-up steps in a row (_pick)
         self.thread = threading.Thread(target=self._work, name="modmt-batcher", daemon=True)
 
     def start(self) -> None:
@@ -212,9 +216,12 @@ class Batcher:
             rows.sort(key=lambda rp: len(rp[1]))  # little padding within each new batch
             for start in range(0, len(rows), self.max_batch):
                 chunk = rows[start:start + self.max_batch]
+                started = time.monotonic()
                 try:
                     batch = RunningBatch(self._decoder_for[id(backend)], [r for r, _ in chunk],
                                          [p for _, p in chunk], self.settings, backend.stop_ids, backend.pad_id)
+                    for row, _ in chunk:  # the prefill is decoding time too: its requests pay for it
+                        row.job.served += (time.monotonic() - started) / len(chunk)
                 except Exception as e:
                     for row, _ in chunk:
                         self._fail(row.job, e, admitted=1)
@@ -235,7 +242,7 @@ class Batcher:
                     if self.closed and not self.jobs:
                         return
                 continue
-            backend, batch = min(self.batches, key=lambda bb: min(r.job.served for r in bb[1].items()))
+            backend, batch = self._pick()
             started = time.monotonic()
             try:
                 finished = batch.step()
@@ -257,6 +264,25 @@ class Batcher:
             self._join()
             self.batches = [(b, x) for b, x in self.batches if not x.done]
             self._log()
+
+    def _pick(self) -> tuple:
+        """The batch to step: one that catches up with a bigger one it can join within CATCH_UP steps of its
+        own (small steps, then one batch instead of two), else the one whose least-served request has had
+        the least decoding time."""
+        catch_up = None
+        for backend, x in self.batches:
+            for _, y in self.batches:
+                if y is x or x.rows > y.rows or x.sentences + y.sentences > self.max_batch or \
+                        self._decoder_for[id(backend)] is not y.decoder_for:
+                    continue
+                behind = (y.width - x.width) % PAD_MULTIPLE  # x's steps until the two line up
+                if 0 < behind <= CATCH_UP and (catch_up is None or behind < catch_up[0]):
+                    catch_up = (behind, (backend, x))
+        self._catching = self._catching + 1 if catch_up is not None else 0
+        if catch_up is not None and self._catching <= 2 * CATCH_UP:  # bounded: the others are never starved
+            return catch_up[1]
+        self._catching = 0
+        return min(self.batches, key=lambda bb: min(r.job.served for r in bb[1].items()))
 
     def _join(self) -> None:
         for i, (backend, a) in enumerate(self.batches):

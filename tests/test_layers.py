@@ -1,0 +1,40 @@
+"""The layers point one way: runtime <- train <- export <- benchmarks (and the CLI there), no torch in runtime.
+
+Read from the source with `ast`, so an import inside a function counts as much as one at the top.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ALLOWED = {  # stage folder -> the modmt packages its modules may import
+    "runtime": {"runtime"},
+    "train": {"runtime", "train"},
+    "export": {"runtime", "train", "export"},
+    "benchmarks": {"runtime", "train", "export", "benchmarks"},
+}
+NEVER_IN_RUNTIME = {"torch", "transformers", "peft", "optimum", "accelerate"}
+
+
+def imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("stage", sorted(ALLOWED))
+def test_each_stage_imports_only_the_layers_below_it(stage):
+    modules = sorted((ROOT / stage).glob("*.py"))
+    assert modules, f"no modules in {stage}/"
+    for module in modules:
+        for name in imports(module):
+            parts = name.split(".")
+            if parts[0] == "modmt" and len(parts) > 1:
+                assert parts[1] in ALLOWED[stage], f"{stage}/{module.name} imports {name}"
+            if stage == "runtime":
+                assert parts[0] not in NEVER_IN_RUNTIME, f"runtime/{module.name} imports {name}: the runtime is torch-free"
