@@ -155,19 +155,22 @@ class Batcher:
     def _take(self) -> list:
         """Sentences to admit now, one per request in turn; waits when idle.
 
-        Within max_batch in flight, and under load in groups of at least a quarter of max_batch (one
-        batch of four sentences steps faster than four of one). Beyond max_batch, a reserve of a
-        quarter of it admits the first sentence of a request that has nothing in flight at once, so a
-        short request is not held behind a long one's sentences until they finish.
+        Within max_batch in flight, a group of a quarter of max_batch at a time: one batch of four
+        sentences steps faster than four of one, a prefill of a few sentences does not hold up the others'
+        steps for long (a short request arriving behind a long one is not kept waiting for a prefill of
+        its 16 sentences), and groups prefilled one after another catch up and join.
+        Beyond max_batch, a reserve of a quarter of it admits the first sentence of a request that has
+        nothing in flight at once, so a short request is not held behind a long one's sentences.
         """
         with self.cond:
             while not self.jobs and not self.batches and not self.closed:
                 self.cond.wait()
             if not self.jobs:
                 return []
+            group = max(1, self.max_batch // 4)
             if not self.batches:  # idle: a few ms for more sentences to arrive and share the first batch
                 deadline = time.monotonic() + self.max_wait
-                while sum(len(j.waiting) for j in self.jobs) < self.max_batch and not self.closed:
+                while sum(len(j.waiting) for j in self.jobs) < group and not self.closed:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -175,8 +178,8 @@ class Batcher:
             in_flight, taken = self.in_flight, []
             waiting = sum(len(j.waiting) for j in self.jobs)
             room = self.max_batch - in_flight
-            if room >= min(waiting, max(1, self.max_batch // 4)) or not self.batches:
-                taken = self._round_robin(room)
+            if room >= min(waiting, group) or not self.batches:  # a group at a time: steps go on between prefills
+                taken = self._round_robin(min(room, group))
             reserve = self.max_batch + max(1, self.max_batch // 4) - in_flight - len(taken)
             for job in list(self.jobs):
                 if reserve <= 0:
