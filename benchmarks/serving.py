@@ -61,7 +61,8 @@ def offline(backends: dict, jobs: list[tuple], beam: int, max_new_tokens: int, m
     return answers, seconds
 
 
-def start_server(export: Path, beam: int, max_new_tokens: int, max_batch: int, threads: int | None):
+def start_server(export: Path, beam: int, max_new_tokens: int, max_batch: int, threads: int | None,
+                 join: str = "aligned"):
     import httpx
 
     with socket.socket() as s:
@@ -69,7 +70,7 @@ def start_server(export: Path, beam: int, max_new_tokens: int, max_batch: int, t
         port = s.getsockname()[1]
     cmd = [str(Path(sys.executable).parent / "modmt"), "serve", str(export), "--port", str(port), "--beam", str(beam),
            "--max-new-tokens", str(max_new_tokens), "--max-batch", str(max_batch), "--queue", "100000",
-           "--char-limit", "1000000", "--provider", "cpu", "--log-every", "3600"]
+           "--char-limit", "1000000", "--provider", "cpu", "--log-every", "3600", "--join", join]
     if threads:
         cmd += ["--threads", str(threads)]
     server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -135,7 +136,8 @@ def behind_long(url: str, short: tuple, long_texts: list[str], direction: tuple)
 
 
 def run_serving(export: Path, corpus_dir: Path, directions: list[tuple], sentences: int, clients: list[int],
-                beam: int, max_new_tokens: int, max_batch: int, threads: int | None, out: Path) -> dict:
+                beam: int, max_new_tokens: int, max_batch: int, threads: int | None, out: Path,
+                join: str = "aligned") -> dict:
     from modmt.benchmarks.routing import segments
     from modmt.runtime.served_directions import load_backends
 
@@ -147,14 +149,14 @@ def run_serving(export: Path, corpus_dir: Path, directions: list[tuple], sentenc
             for i in range(sentences)]
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "export": str(export),
               "directions": [f"{s}-{t}" for s, t in directions], "sentences": sentences, "beam": beam,
-              "max_new_tokens": max_new_tokens, "max_batch": max_batch,
+              "max_new_tokens": max_new_tokens, "max_batch": max_batch, "join": join,
               "command": "modmt-bench serve " + " ".join(sys.argv[2:])}
     backends = load_backends([str(export)], "cpu", threads)
     want, seconds = offline(backends, jobs, beam, max_new_tokens, max_batch)
     result["offline"] = {"seconds": seconds, "sentences_per_s": sentences / seconds}
     click.echo(f"offline Python API: {sentences / seconds:.3f} sentences/s", err=True)
     del backends
-    server, url = start_server(export, beam, max_new_tokens, max_batch, threads)
+    server, url = start_server(export, beam, max_new_tokens, max_batch, threads, join)
     try:
         result["clients"] = []
         for n in clients:

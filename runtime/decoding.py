@@ -336,15 +336,16 @@ class RunningBatch:
         logits, self.cache = self.decoder.step(tokens.astype(np.int64), self.mask, self.cache)
         return self._decide(logits, np.arange(len(self.tokens)))
 
-    def can_join(self, other: "RunningBatch") -> bool:
-        """Whether other's rows may share this batch's steps without changing a bit of either (condition 1)."""
+    def can_join(self, other: "RunningBatch", aligned: bool = True) -> bool:
+        """Whether other's rows may share this batch's steps; aligned: only without changing a bit of either
+        (condition 1). Unaligned, a row's keys move between SIMD lanes and its last bits may change."""
         return (other is not self and not self.done and not other.done and other.decoder_for == self.decoder_for
-                and (self.width - other.width) % PAD_MULTIPLE == 0)
+                and (not aligned or (self.width - other.width) % PAD_MULTIPLE == 0))
 
     def join(self, other: "RunningBatch") -> None:
-        """Take other's sentences into this batch: caches padded on the left to one length (a multiple of 64
-        columns, so no key changes its lane), rows side by side, one decoder for all."""
-        assert self.can_join(other)
+        """Take other's sentences into this batch: caches padded on the left to one length (by a multiple of
+        64 columns where can_join(aligned=True), so no key changes its lane), rows side by side, one decoder."""
+        assert self.can_join(other, aligned=False)
         width = max(self.width, other.width)
         parts = []
         for batch in (self, other):

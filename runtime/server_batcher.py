@@ -63,9 +63,15 @@ class Row:
 class Batcher:
     def __init__(self, backends: dict, settings: SearchSettings = SearchSettings(), max_batch: int = 16,
                  max_wait_ms: float = 10.0, max_queue: int = 256, log_every_s: float = 10.0, metrics=None,
-                 report=None):
+                 report=None, join: str = "aligned"):
         """report(line): hears a throughput line every log_every_s seconds (the CLI prints it); metrics: a
-        ServerMetrics (runtime/server_metrics.py) told of every step and sentence."""
+        ServerMetrics (runtime/server_metrics.py) told of every step and sentence. join: "aligned" joins
+        batches only where no row's arithmetic changes (answers equal the offline API's); "any" joins
+        whatever fits (fewer, fuller batches; an answer may then differ from the offline one where a
+        near-tie flips)."""
+        if join not in ("aligned", "any"):
+            raise ValueError(f"join is aligned or any, not {join!r}")
+        self.aligned = join == "aligned"
         self.backends, self.settings, self.max_batch = backends, settings, max_batch
         self.max_wait, self.max_queue, self.log_every = max_wait_ms / 1000, max_queue, log_every_s
         self.metrics, self.report = metrics, report
@@ -204,7 +210,7 @@ class Batcher:
         return taken
 
     def _admit(self, taken: list) -> None:
-        groups = {}
+        groups = {}  # one new batch per (backend, request): a request's batch joins others by the rule of _pick
         for job, i in taken:
             src, tgt, w = job.directions[i]
             backend = self.backends[(src, tgt)]
@@ -214,7 +220,7 @@ class Batcher:
             except Exception as e:  # checked by the app before; a failure here fails its request only
                 self._fail(job, e, admitted=1)
                 continue
-            groups.setdefault(id(backend), (backend, []))[1].append((row, prompt))
+            groups.setdefault((id(backend), id(job)), (backend, []))[1].append((row, prompt))
         for backend, rows in groups.values():
             rows.sort(key=lambda rp: len(rp[1]))  # little padding within each new batch
             for start in range(0, len(rows), self.max_batch):
@@ -273,10 +279,9 @@ class Batcher:
         own (small steps, then one batch instead of two), else the one whose least-served request has had
         the least decoding time."""
         catch_up = None
-        for backend, x in self.batches:
+        for backend, x in (self.batches if self.aligned else []):
             for _, y in self.batches:
-                if y is x or x.rows > y.rows or x.sentences + y.sentences > self.max_batch or \
-                        self._decoder_for[id(backend)] is not y.decoder_for:
+                if y is x or not self._may_join(x, y) or self._decoder_for[id(backend)] is not y.decoder_for:
                     continue
                 behind = (y.width - x.width) % PAD_MULTIPLE  # x's steps until the two line up
                 if 0 < behind <= CATCH_UP and (catch_up is None or behind < catch_up[0]):
@@ -287,10 +292,16 @@ class Batcher:
         self._catching = 0
         return min(self.batches, key=lambda bb: min(r.job.served for r in bb[1].items()))
 
+    def _may_join(self, small, big) -> bool:
+        """Within max_batch, and only batches of like size (at most twice the rows): a sentence joining a
+        batch many times its size would step at that batch's pace, so a short request would wait on a
+        long one's big batch; like sizes still merge, doubling, into full batches under load."""
+        return small.rows <= big.rows <= 2 * small.rows and small.sentences + big.sentences <= self.max_batch
+
     def _join(self) -> None:
         for i, (backend, a) in enumerate(self.batches):
             for _, b in self.batches[i + 1:]:
-                if a.can_join(b) and a.sentences + b.sentences <= self.max_batch:
+                if a.can_join(b, self.aligned) and self._may_join(*sorted((a, b), key=lambda x: x.rows)):
                     a.join(b)
                     self.stats["joins"] += 1
 

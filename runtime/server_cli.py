@@ -22,6 +22,10 @@ PORT = click.IntRange(min=0, max=65535)
               help="Sentences decoding at once, across requests and directions (new ones join as others finish).")
 @click.option("--max-wait-ms", type=FiniteFloat(0.0, 10_000.0), default=10.0, show_default=True,
               help="On an idle server, how long the first batch waits for more sentences.")
+@click.option("--join", type=click.Choice(["aligned", "any"]), default="aligned", show_default=True,
+              help="aligned: running batches join only where no row's arithmetic changes, so every answer equals "
+                   "the offline API's; any: they join whenever they fit (fuller batches, more throughput; an "
+                   "answer may differ where a near-tie flips).")
 @click.option("--queue", "max_queue", type=click.IntRange(1, 1_000_000), default=256, show_default=True,
               help="Sentences queued or decoding; a request that would overfill it is refused at once (503).")
 @click.option("--char-limit", type=click.IntRange(1, 10_000_000), default=5000, show_default=True,
@@ -38,8 +42,8 @@ PORT = click.IntRange(min=0, max=65535)
 @click.option("--log-every", type=FiniteFloat(0.1, 86_400.0), default=10.0, show_default=True,
               help="Seconds between throughput log lines.")
 def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_tokens, max_batch, max_wait_ms,
-                  max_queue, char_limit, batch_limit, alternatives_limit, split, max_body_bytes, provider, threads,
-                  log_every):
+                  join, max_queue, char_limit, batch_limit, alternatives_limit, split, max_body_bytes, provider,
+                  threads, log_every):
     """Serve PATH's directions over HTTP, speaking LibreTranslate's API.
 
     PATH is a shared base exported with `modmt-export --all-directions` (every direction its adapters
@@ -64,7 +68,7 @@ def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_t
     for backend in {id(b): b for b in backends.values()}.values():
         echo_cpu_notice(getattr(backend, "translator", None) or backend.routed)
     batcher = Batcher(backends, SearchSettings(beam, max_new_tokens), max_batch, max_wait_ms, max_queue, log_every,
-                      report=lambda line: click.echo(line, err=True))
+                      report=lambda line: click.echo(line, err=True), join=join)
     settings = ServerSettings(char_limit, batch_limit, max_body_bytes, keys, alternatives_limit, split,
                               max_input_tokens)
     app = create_app(batcher, load_registry(), settings)
