@@ -172,7 +172,9 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
         return count
 
     def detected_source(text: str, tgt: str) -> tuple[str, float]:
-        """The most likely held source language that has a direction to tgt."""
+        """The most likely held source language that has a direction to tgt (a blank text: any, at 0 %)."""
+        if not text.strip():
+            return next(((s, 0.0) for s in sources if (s, tgt) in batcher.backends), (tgt, 0.0))
         ranked = [(code, p) for code, p in detector.rank(text) if (code, tgt) in batcher.backends]
         if not ranked:
             raise BadRequest(f"Invalid request: no language with a direction to {tgt} was detected; give source")
@@ -213,7 +215,10 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
                 raise BadRequest("Invalid request: w is IN:OUT, e.g. 3:7")
             detected, layouts, runs = [], [], []
             for text in texts:
-                text_src, confidence = (detected_source(text, tgt) if src == "auto" else (src, None))
+                # html: the text runs between tags are translated (and detected), the markup kept
+                markup, indices = split_html(text) if fmt == "html" else (None, None)
+                parts = [text_of(markup[i]) for i in indices] if markup is not None else ([text] if text.strip() else [])
+                text_src, confidence = (detected_source(" ".join(parts), tgt) if src == "auto" else (src, None))
                 detected.append({"confidence": confidence or 0.0, "language": text_src})
                 backend = batcher.backends.get((text_src, tgt))
                 if backend is None:
@@ -222,14 +227,9 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
                     backend.check(text_src, tgt, w or None)
                 except ModmtError as e:
                     raise BadRequest(f"Invalid request: {e}") from None
-                direction = (text_src, tgt, w or None)
-                if fmt == "html":
-                    markup, indices = split_html(text)
-                    segments = [pieces(text_of(markup[i]), text_src, backend) for i in indices]
-                else:
-                    markup, indices, segments = None, None, [pieces(text, text_src, backend)] if text.strip() else []
+                segments = [pieces(part, text_src, backend) for part in parts]
                 layouts.append((markup, indices, segments, len(runs)))
-                runs += [(p, direction) for seg in segments for p in pieces_of(seg)]
+                runs += [(p, (text_src, tgt, w or None)) for seg in segments for p in pieces_of(seg)]
             translated, truncated = await translate_pieces(request, runs, alternatives) if runs else ([], 0)
             outputs, alternates = [], []
             for (markup, indices, segments, at), text in zip(layouts, texts):

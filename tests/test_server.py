@@ -390,6 +390,10 @@ def test_alternatives_auto_detect_and_the_rest_of_libretranslates_api(server, ba
     many = httpx.post(server.url + "/translate", json={"q": [fr, TEXTS[0]], "source": "auto", "target": "zh",
                                                         "alternatives": 1}).json()
     assert [d["language"] for d in many["detectedLanguage"]] == ["fr", "ja"] and len(many["alternatives"]) == 2
+    html = httpx.post(server.url + "/translate", json={"q": ["", "<p>Der Hund schläft im Garten.</p>"], "source": "auto",
+                                                       "target": "en", "format": "html"}).json()
+    assert html["translatedText"][0] == "" and html["detectedLanguage"][1]["language"] == "de"  # detected on the text
+    assert html["translatedText"][1].startswith("<p>") and html["translatedText"][1].endswith("</p>")
     detected = httpx.post(server.url + "/detect", data={"q": "Der Hund schläft im Garten."}).json()
     assert detected[0]["language"] == "de" and detected[0]["confidence"] > 50
     # methods LibreTranslate does not take: 405 in its error shape
