@@ -1,20 +1,21 @@
 """Continuous batching for `modmt serve`: sentences join and leave the running batches between decoding steps.
 
 Requests put their sentences in a queue. One worker thread decodes; each turn it
-  1. admits waiting sentences, one per request in turn (first come, first served across requests,
-     so a long request's sentences do not all go before a short request's one), while the
-     sentences in flight stay within `max_batch`; they are prefilled as a new RunningBatch
-     (runtime/decoding.py) per backend;
+  1. admits waiting sentences, one per request in turn (first come, first served across requests),
+     a group of a quarter of `max_batch` at a time within `max_batch` in flight, plus at once the
+     first sentence of a request with nothing in flight (a reserve of a quarter of `max_batch`); each
+     request's sentences are prefilled as a new RunningBatch (runtime/decoding.py) of their own;
   2. steps one running batch: the one holding the request that has had the least decoding time so
-     far (requests are charged each step's time in proportion to their rows, and a new request
-     starts level with the least-served one; prefills count), so a short request arriving behind a long one shares
-     the CPU with it instead of waiting for it, and a stream of short requests cannot starve a long one;
+     far (steps and prefills are charged to their requests by rows, and a new request starts level
+     with the least-served one), so a short request arriving behind a long one shares the CPU with
+     it instead of waiting for it, and a stream of short requests cannot starve a long one;
   3. hands each finished sentence to its request at once; a request answers when its last is done;
-  4. joins two batches of one backend into one when their caches line up (same length modulo 64,
-     which keeps every row's arithmetic, so answers do not depend on what ran beside them) and they
-     fit in `max_batch`: concurrent requests end up in few batches, whose steps cost little more
-     than one. A small batch less than CATCH_UP steps behind a bigger one it fits with is stepped
-     alone until they line up (step 2 yields to this).
+  4. joins two batches of one backend and of like size (at most twice the rows: a sentence in a
+     batch many times its size would step at that batch's pace) within `max_batch`. With
+     join="aligned" only when their caches line up (same length modulo 64, which keeps every row's
+     arithmetic, so answers do not depend on what ran beside them), and a small batch at most
+     CATCH_UP steps behind one it may join is stepped alone until they do (step 2 yields to this,
+     for a bounded number of steps); with join="any" whenever they fit.
 Beam search is kept: a sentence's beams are rows that enter and leave together. The queue is bounded
 in sentences (queued or decoding): a request that would overfill it is refused at once (`Busy`). A
 client that goes away (`cancel`) frees its rows at the next turn. Decoding runs in the thread, so the

@@ -364,7 +364,10 @@ def test_a_cancelled_request_frees_its_rows_and_the_queue():
     async def scenario():
         texts = ["x" * 150] * 12  # 8 decoding, 4 queued
         work = asyncio.ensure_future(batcher.translate(texts, [("en", "fr", None)] * len(texts)))
-        await asyncio.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while batcher.in_flight < 8:  # admitted a group at a time
+            assert time.monotonic() < deadline, batcher.in_flight
+            await asyncio.sleep(0.05)
         assert batcher.in_flight == 8 and batcher.pending == 12
         work.cancel()
         deadline = time.monotonic() + 10
