@@ -14,6 +14,7 @@ decode the same pieces.
 """
 import asyncio
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -32,7 +33,6 @@ def machine() -> dict:
 
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), "unknown")
-    import os
     return {"cpu": model, "int8_flags": sorted(int8_features()), "cores": os.cpu_count()}
 
 

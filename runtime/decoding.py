@@ -12,7 +12,7 @@ same model the outputs are the same tokens.
 There is one decoding loop, `RunningBatch`: sentences prefilled together, then one decoder step at a
 time (`step`), each step followed by the search's choice (`decide`), which retires finished sentences
 at once. Offline translation runs one batch to its end; the server's continuous batcher
-(runtime/continuous_batcher.py) runs several, steps whichever is due, and joins two batches into one
+(runtime/server_batcher.py) runs several, steps whichever is due, and joins two batches into one
 (`join`) when their caches line up, so sentences enter and leave between steps.
 
 A sentence's tokens do not depend on what shares its batch (batch invariance): ONNX Runtime's CPU

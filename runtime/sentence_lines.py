@@ -6,14 +6,14 @@ translated as one list, and each line is put back together with its own whitespa
 --max-input-tokens is cut further, never truncated; a TSV line's pieces keep its src<TAB>tgt.
 """
 from modmt.runtime.mixed_lines import split_line
-from modmt.runtime.text_pieces import join_pieces, pieces_of, split_text
+from modmt.runtime.text_pieces import join_pieces, pieces_of, split_text, token_counter
 
 
 class SentenceLines:
     def __init__(self, translator, tokenizer, max_input_tokens: int):
         self.translator, self.limit = translator, max_input_tokens
         self.src, self.tgt = translator.src, translator.tgt
-        self.count_tokens = lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+        self.count_tokens = token_counter(tokenizer)
         fixed = getattr(translator, "fixed", None)
         # A TSV line (a routed session without --src/--tgt) keeps its direction on every piece.
         self.tsv = hasattr(translator, "routed") and fixed is None

@@ -10,20 +10,22 @@ from modmt.runtime.errors import ModmtError
 from modmt.runtime.manifest import read_manifest
 from modmt.runtime.routed_translator import RoutedTranslator, direction_exports, is_shared_base
 from modmt.runtime.shared_fold import DIRECTION_KIND
+from modmt.runtime.text_pieces import token_counter
 
 
 class StandaloneBackend:
     """One folded export: translates its own direction; its weights were fixed at export.
 
-    Like RoutedBackend, it gives the continuous batcher (runtime/continuous_batcher.py) what a
+    Like RoutedBackend, it gives the continuous batcher (runtime/server_batcher.py) what a
     RunningBatch needs: item(src, tgt, w), encode(text, item), decoder_for(row items), tokenizer,
-    stop_ids, pad_id.
+    stop_ids, pad_id; and count_tokens(text) for cutting texts into pieces.
     """
 
     def __init__(self, translator):
         self.translator = translator
         self.directions = {(translator.src, translator.tgt)}
         self.tokenizer, self.stop_ids, self.pad_id = translator.tokenizer, translator.stop_ids, translator.pad_id
+        self.count_tokens = token_counter(self.tokenizer)
 
     def item(self, src: str, tgt: str, w):
         self.check(src, tgt, w)
@@ -34,9 +36,6 @@ class StandaloneBackend:
 
     def decoder_for(self, row_items: list):
         return self.translator.search_decoder
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def check(self, src: str, tgt: str, w) -> None:
         if w is not None:
@@ -54,6 +53,7 @@ class RoutedBackend:
         self.routed = routed
         self.directions = set(routed.directions)
         self.tokenizer, self.stop_ids, self.pad_id = routed.tokenizer, routed.stop_ids, routed.pad_id
+        self.count_tokens = token_counter(self.tokenizer)
 
     def item(self, src: str, tgt: str, w):
         """(direction, weights): what routes a row."""
@@ -64,9 +64,6 @@ class RoutedBackend:
 
     def decoder_for(self, row_items: list):
         return self.routed.batch_decoder(row_items)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def check(self, src: str, tgt: str, w) -> None:
         self.routed.requests(1, src=src, tgt=tgt, w=w)

@@ -187,7 +187,7 @@ class Batcher:
             room = self.max_batch - in_flight
             if room >= min(waiting, group) or not self.batches:  # a group at a time: steps go on between prefills
                 taken = self._round_robin(min(room, group))
-            reserve = self.max_batch + max(1, self.max_batch // 4) - in_flight - len(taken)
+            reserve = self.max_batch + group - in_flight - len(taken)
             for job in list(self.jobs):
                 if reserve <= 0:
                     break
@@ -269,7 +269,7 @@ class Batcher:
                 row.job.served += elapsed / len(rows)
             self.stats["steps"] += 1
             if self.metrics is not None:
-                self.metrics.step(elapsed, len(rows), batch.rows)
+                self.metrics.step(elapsed, len(rows))
             self._deliver(backend, finished)
             self._join()
             self.batches = [(b, x) for b, x in self.batches if not x.done]
@@ -282,7 +282,7 @@ class Batcher:
         catch_up = None
         for backend, x in (self.batches if self.aligned else []):
             for _, y in self.batches:
-                if y is x or not self._may_join(x, y) or self._decoder_for[id(backend)] is not y.decoder_for:
+                if not x.can_join(y, aligned=False) or not self._may_join(x, y):
                     continue
                 behind = (y.width - x.width) % PAD_MULTIPLE  # x's steps until the two line up
                 if 0 < behind <= CATCH_UP and (catch_up is None or behind < catch_up[0]):
@@ -317,13 +317,13 @@ class Batcher:
     def _deliver(self, backend, finished: list) -> None:
         for f in finished:
             row, job = f.item, f.item.job
-            texts = []
-            for tokens in f.nbest[: 1 + job.alternatives] or [f.tokens]:
-                text = backend.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-                if text not in texts:
-                    texts.append(text)
-            best = backend.tokenizer.decode(f.tokens, skip_special_tokens=True).strip()
-            job.results[row.index] = [best, *[t for t in texts if t != best]][: 1 + job.alternatives]
+            texts = [backend.tokenizer.decode(f.tokens, skip_special_tokens=True).strip()]  # the best, then others
+            for tokens in f.nbest[: 1 + job.alternatives]:
+                if tokens != f.tokens:
+                    text = backend.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+                    if text not in texts:
+                        texts.append(text)
+            job.results[row.index] = texts[: 1 + job.alternatives]
             job.left -= 1
             job.in_flight -= 1
             job.truncated += not f.complete

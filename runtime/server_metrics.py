@@ -34,7 +34,7 @@ class ServerMetrics:
         self.in_flight.set_function(lambda: batcher.in_flight)
         self.batches.set_function(lambda: len(batcher.batches))
 
-    def step(self, seconds: float, sentences: int, rows: int) -> None:
+    def step(self, seconds: float, sentences: int) -> None:
         self.steps.observe(seconds)
         self.step_rows.observe(sentences)
 

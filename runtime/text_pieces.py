@@ -39,6 +39,12 @@ def split_text(text: str, lang: str, count_tokens, limit: int, sentences: bool =
     return segments
 
 
+def token_counter(tokenizer):
+    """count_tokens for split_text: a text's length in the tokens of a `tokenizers.Tokenizer`, as a prompt's
+    source is counted against --max-input-tokens (no special tokens)."""
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
 def join_pieces(segments: list[tuple[bool, str]], translations: list[str]) -> str:
     """The text with each piece replaced by its translation, in order."""
     out, it = [], iter(translations)
