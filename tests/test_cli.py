@@ -119,3 +119,12 @@ def test_translate_split_sentences_keeps_one_line_per_line_and_cuts_nothing(tmp_
         assert all(count(p) <= 24 for p in pieces)
         assert got == (join_pieces(segments, translator.translate(pieces, beam=2, max_new_tokens=6)) if pieces else "")
     assert len(pieces_of(split_text(lines[0], "ja", count, 24))) == 2
+
+
+def test_translate_split_sentences_on_ray_is_a_one_line_error(tmp_path, tiny_export):
+    (tmp_path / "in.txt").write_text("パン\n", encoding="utf-8")
+    result = run("modmt-translate", str(tiny_export), "-i", str(tmp_path / "in.txt"), "-o", str(tmp_path / "out"),
+                 "--ray", "local", "--split", "sentences")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["modmt-translate: error: --split sentences does not run on Ray yet; "
+                                                  "translate without --ray, or without --split"]
