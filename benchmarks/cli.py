@@ -13,7 +13,8 @@ import click
 from modmt.benchmarks.demo import demo_command
 from modmt.export.cli import export_command
 from modmt.runtime.cli import translate_command
-from modmt.runtime.errors import ModmtError, run_cli
+from modmt.runtime.command_line import run_cli
+from modmt.runtime.errors import ModmtError
 from modmt.runtime.options import BATCH, BEAM, NEW_TOKENS, POSITIVE_INT, THREADS
 from modmt.runtime.server_cli import serve_command
 from modmt.train.cli import data_group, model_group, train_group
@@ -180,13 +181,18 @@ def exports_summary_command(results):
 @click.option("--threads", type=THREADS, default=None)
 @click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/latency"), show_default=True)
+@click.option("--numpy-search", is_flag=True, help="modmt: beam search's log-softmax and top-k in numpy, not the "
+              "search head (for comparisons).")
+@click.option("--no-io-binding", is_flag=True, help="modmt: feed every step numpy arrays instead of keeping the "
+              "cache on the device (for comparisons).")
 def latency_command(exports, engines, data, input_path, split, limit, batch, beam, latency_beam, max_new_tokens,
-                    threads, provider, out):
+                    threads, provider, out, numpy_search, no_io_binding):
     """Latency (batch 1), throughput (batch N), load time and peak memory of modmt and its peers, in one run."""
     from modmt.benchmarks.latency import latency_markdown, run_latency, save_latency
     from modmt.runtime.errors import ModmtError
     from modmt.runtime.languages import load_registry
     from modmt.runtime.manifest import read_manifest
+    from modmt.runtime.ort_options import OrtOptions
     from modmt.train.corpus import open_corpus, read_segments
 
     src = read_manifest(exports[0], verify="size")["src"]
@@ -197,7 +203,8 @@ def latency_command(exports, engines, data, input_path, split, limit, batch, bea
     else:
         raise ModmtError("give the segments: --data CORPUS (its SPLIT in the export's source language) or --input FILE")
     rows = run_latency(list(exports), segments, engines.split(","), batch, beam, max_new_tokens, out / "work",
-                       threads, provider, latency_beam)
+                       threads, provider, latency_beam,
+                       OrtOptions(search_head=not numpy_search, io_binding=not no_io_binding))
     markdown = latency_markdown(rows, batch, beam, len(segments), latency_beam)
     save_latency(rows, out, markdown)
     click.echo(markdown)

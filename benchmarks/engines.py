@@ -17,10 +17,12 @@ class EngineMissing(Exception):
 class ModmtEngine:
     name = "modmt"
 
-    def __init__(self, export_dir: Path, provider: str = "auto", threads: int | None = None):
+    def __init__(self, export_dir: Path, provider: str = "auto", threads: int | None = None, ort_options=None):
+        from modmt.runtime.ort_options import OrtOptions
         from modmt.runtime.translator import Translator
 
-        self.translator = Translator(export_dir, provider=provider, threads=threads)
+        self.translator = Translator(export_dir, provider=provider, threads=threads,
+                                     ort_options=ort_options or OrtOptions())
         self.precision = self.translator.manifest["quantization"] if self.translator.manifest["quantization"] != "none" \
             else self.translator.manifest["dtype"]
 

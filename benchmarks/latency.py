@@ -12,6 +12,7 @@ from modmt.benchmarks.engines import (CTranslate2Engine, EngineMissing, ModmtEng
                                       TransformersEngine, timed)
 from modmt.benchmarks.roofline import read_bandwidth, weight_bytes_per_token
 from modmt.runtime.errors import ModmtError
+from modmt.runtime.ort_options import OrtOptions
 
 ENGINES = ("modmt", "transformers", "optimum", "ctranslate2")
 
@@ -74,19 +75,21 @@ def measure(engine, segments, batch, beam, max_new_tokens, count_tokens, latency
 
 
 def run_latency(exports: list[Path], segments: list[str], engines: list[str], batch: int, beam: int,
-                max_new_tokens: int, work: Path, threads: int | None, provider: str, latency_beam: int = 1) -> list[dict]:
+                max_new_tokens: int, work: Path, threads: int | None, provider: str, latency_beam: int = 1,
+                ort_options: OrtOptions = OrtOptions()) -> list[dict]:
     unknown = set(engines) - set(ENGINES)
     if unknown:
         raise ModmtError(f"unknown engine(s) {sorted(unknown)}; choose from {', '.join(ENGINES)}")
     work.mkdir(parents=True, exist_ok=True)
     rows, peers_done = [], set()
     for export in exports:
-        reference = ModmtEngine(export, provider=provider, threads=threads)
+        reference = ModmtEngine(export, provider=provider, threads=threads, ort_options=ort_options)
         manifest = reference.translator.manifest
         count = reference.decode_count
         plans = []
         if "modmt" in engines:
-            plans.append(("modmt", reference.precision, lambda: ModmtEngine(export, provider=provider, threads=threads)))
+            plans.append(("modmt", reference.precision, lambda: ModmtEngine(export, provider=provider, threads=threads,
+                                                                              ort_options=ort_options)))
         hf_dir = None
         for name in engines:
             if name == "modmt":

@@ -4,6 +4,8 @@ It reads only the run's cached cells (hypotheses and references per direction an
 can be written at any point of a run: rows still missing are listed as missing, never guessed.
 """
 import json
+import re
+import shutil
 from pathlib import Path
 from statistics import mean
 
@@ -388,8 +390,14 @@ def update_document(document: Path, evidence: Path) -> None:
     if text.count(begin) != 1 or text.count(end) != 1:
         raise ModmtError(f"{document} needs one '{begin}' line and one '{end}' line around the block to replace")
     report = (evidence / "report.md").read_text(encoding="utf-8")
-    prefix = Path(os.path.relpath(evidence, document.parent)).as_posix()
-    body = "\n".join(("##" + line if line.startswith("#") else line).replace("](plots/", f"]({prefix}/plots/")
+    # The plots the report shows are copied beside the document (docs/img/<evidence>/), so that a docs
+    # site, which sees only its own folder, shows them too.
+    images = document.parent / "img" / evidence.name
+    for name in re.findall(r"\]\(plots/([^)]+)\)", report):
+        images.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(evidence / "plots" / name, images / name)
+    prefix = Path(os.path.relpath(images, document.parent)).as_posix()
+    body = "\n".join(("##" + line if line.startswith("#") else line).replace("](plots/", f"]({prefix}/")
                      for line in report.splitlines())
     head, rest = text.split(begin)
     _, tail = rest.split(end)

@@ -58,7 +58,7 @@ def segments(corpus_dir: Path, count: int) -> dict[str, list[str]]:
 
 def memory(base: Path, texts: dict, counts=(1, 5, 20)) -> list[dict]:
     """A fresh process per count, so each figure is that process's own resident memory."""
-    from modmt.runtime.routed_translator import direction_exports
+    from modmt.runtime.open_exports import direction_exports
 
     every = direction_exports([base])
     rows = []
@@ -68,8 +68,7 @@ def memory(base: Path, texts: dict, counts=(1, 5, 20)) -> list[dict]:
         route = [pairs[i % len(pairs)] for i in range(8)]
         args = {"directions": [str(p) for p in held], "route": route, "texts": [texts[s][i] for i, (s, _) in
                                                                                enumerate(route)]}
-        out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, json.dumps(args)], capture_output=True, text=True,
-                             env={**os.environ, "MODMT_QUIET": "1"})
+        out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, json.dumps(args)], capture_output=True, text=True)
         if out.returncode != 0:
             raise ModmtError(f"memory probe failed: {out.stderr.strip().splitlines()[-1:]}")
         rows.append({"directions": count, **json.loads(out.stdout.strip().splitlines()[-1])})
@@ -80,7 +79,8 @@ def memory(base: Path, texts: dict, counts=(1, 5, 20)) -> list[dict]:
 def throughput(base: Path, texts: dict, rounds: int, batch: int, beam: int, max_new_tokens: int,
                folded: list[Path]) -> dict:
     """Sentences/s of the same (text, direction) items in several ways, alternating rounds."""
-    from modmt.runtime.routed_translator import DIRECTIONS_FOLDER, RoutedTranslator
+    from modmt.runtime.open_exports import DIRECTIONS_FOLDER
+    from modmt.runtime.routed_translator import RoutedTranslator
     from modmt.runtime.translator import Translator
 
     n = len(next(iter(texts.values())))

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import click
 
-from modmt.runtime.errors import ModmtError, run_cli
+from modmt.runtime.command_line import run_cli
+from modmt.runtime.errors import ModmtError
 from modmt.runtime.languages import load_registry
 
 

@@ -4,13 +4,13 @@ The export is built in a hidden sibling folder and renamed into place at the end
 export never leaves a directory that looks finished.
 """
 import json
+import logging
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import onnx
 
 from modmt.export.merge import fold_factors
@@ -23,6 +23,8 @@ from modmt.runtime.lora_merge import load_adapter, merged_factors
 from modmt.runtime.manifest import write_manifest
 from modmt.runtime.merge_weights import parse_weights
 from modmt.train.pool import Pool
+
+log = logging.getLogger(__name__)
 
 
 # What the runtime reads beside model.onnx (and the shared base's model.onnx.data).
@@ -127,7 +129,7 @@ def write_onnx(model, tokenizer, final: Path, options: ExportOptions, weight_byt
 
     with tempfile.TemporaryDirectory(prefix=".optimum.", dir=final.parent) as work:
         raw = Path(work) / "optimum"
-        click.echo(f"exporting {label} with Optimum (text-generation-with-past) ...", err=True)
+        log.info(f"exporting {label} with Optimum (text-generation-with-past) ...")
         weights = GraphWeights.load(torch_to_onnx(model, raw), owned=(WEIGHTS_FILE,))
         tokenizer.save_pretrained(raw)
         try:
@@ -198,7 +200,7 @@ def export_direction(pool_dir: Path, src: str, tgt: str, options: ExportOptions,
             **direction_record(tokenizer, src, tgt, registry, final / "generation_config.json"),
             "export_seconds": round(time.perf_counter() - started, 1), "tools": tool_versions()})
     size = sum(p.stat().st_size for p in out.iterdir())
-    click.echo(f"exported {src}->{tgt} (w {options.weights}, setting {options.setting}, {options.dtype}, "
+    log.info(f"exported {src}->{tgt} (w {options.weights}, setting {options.setting}, {options.dtype}, "
                f"quantize {options.quantize}) to {out}: {size / 1e6:.1f} MB in {manifest['export_seconds']} s; "
                f"trainable ratio {100 * record['trainable_ratio']:.2f}%")
     return manifest

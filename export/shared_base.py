@@ -6,12 +6,12 @@ once, whatever the number of directions using it). A direction folder holds only
 its adapters, weights, setting and prompt. The runtime (modmt.runtime.shared_fold) folds the deltas
 into those matrices when it creates the session.
 """
+import logging
 import os
 import shutil
 import time
 from pathlib import Path
 
-import click
 
 from modmt.export.routed_graph import write_routed_graph
 from modmt.export.direction import ExportOptions, check_adapter_base, direction_record, tool_versions, write_onnx
@@ -24,6 +24,8 @@ from modmt.runtime.manifest import MANIFEST, read_manifest, write_manifest
 from modmt.runtime.merge_weights import parse_weights
 from modmt.runtime.shared_fold import BASE_KIND, DIRECTION_KIND, check_side_rank
 from modmt.train.pool import Pool
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "model.onnx.data"
 
@@ -106,8 +108,8 @@ def export_model_base(model_dir: Path, base_dir: Path, fingerprint: str | None =
             "kind": BASE_KIND, "base_fingerprint": fingerprint, "base_model": str(model_dir),
             "base_parameters": parameters, "dtype": "fp32", **record, "logits": "last",
             "export_seconds": round(time.perf_counter() - started, 1), "tools": tool_versions()})
-    click.echo(f"exported the shared base ({quantize if quantize != 'none' else 'fp32'}) to {base_dir} in "
-               f"{manifest['export_seconds']} s", err=True)
+    log.info(f"exported the shared base ({quantize if quantize != 'none' else 'fp32'}) to {base_dir} in "
+               f"{manifest['export_seconds']} s")
     return manifest
 
 
@@ -181,7 +183,7 @@ def export_all_directions(pool_dir: Path, options: ExportOptions, base_dir: Path
     (a killed run continues) unless `force`."""
     from itertools import permutations
 
-    from modmt.runtime.routed_translator import DIRECTIONS_FOLDER
+    from modmt.runtime.open_exports import DIRECTIONS_FOLDER
 
     langs = [code for code in registry.codes if code in Pool(pool_dir).read()["languages"]]
     if len(langs) < 2:
@@ -220,5 +222,5 @@ def _write_direction(base_dir: Path, base: dict, src: str, tgt: str, out: Path, 
             "quantization": base.get("quantization", "none"), "logits": "last",
             **direction_record(tokenizer, src, tgt, registry, base_dir / "generation_config.json"),
             "export_seconds": round(time.perf_counter() - started, 2), "tools": tool_versions()})
-    click.echo(f"exported {src}->{tgt} on shared base {base_dir} to {out} in {manifest['export_seconds']} s", err=True)
+    log.info(f"exported {src}->{tgt} on shared base {base_dir} to {out} in {manifest['export_seconds']} s")
     return manifest

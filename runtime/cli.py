@@ -1,7 +1,8 @@
 """`modmt-translate`: translate lines with an exported direction on ONNX Runtime (no torch)."""
 import click
 
-from modmt.runtime.errors import ModmtError, run_cli
+from modmt.runtime.command_line import run_cli
+from modmt.runtime.errors import ModmtError
 from modmt.runtime.options import ANY_FLOAT, BATCH, BEAM, INPUT_TOKENS, NEW_TOKENS, POSITIVE_INT, THREADS, FiniteFloat
 
 
@@ -54,31 +55,42 @@ def translate_command(export_dirs, input_path, output_path, beam, batch, max_new
     EXPORT_DIR may be a shared base exported with --all-directions (or several directions on one
     shared base): one session serves every direction, and the input is src<TAB>tgt<TAB>text lines
     (or plain text with --src/--tgt)."""
-    from modmt.runtime.routed_translator import is_routed_request
+    from modmt.runtime.open_exports import group_exports, open_exports
 
-    if is_routed_request(export_dirs, src, tgt, weights, ray_address):
-        return translate_routed(export_dirs, input_path, output_path, beam, batch, max_new_tokens, length_penalty,
-                                provider, errors, resume, overwrite, max_input_tokens, threads, src, tgt, weights,
-                                split)
+    groups = group_exports(export_dirs)
     if ray_address is not None:
         if split != "none":
             raise ModmtError("--split sentences does not run on Ray yet; translate without --ray, or without --split")
         return translate_on_ray(export_dirs, input_path, output_path, ray_address, workers, threads or 1,
                                 gpus_per_worker, shard_lines, provider, overwrite, beam, batch, max_new_tokens,
                                 length_penalty, max_input_tokens, errors)
-    if len(export_dirs) > 1:
+    routed_options = any(v is not None for v in (src, tgt, weights))
+    if routed_options and not groups.one_session:
+        raise ModmtError("--src, --tgt and --w need directions on one shared base (`modmt-export SRC TGT "
+                         "--shared-base BASE`); a folded export translates its own direction with its own weights")
+    if len(groups.directions()) > 1 and not groups.one_session:
         raise ModmtError("several EXPORT_DIRs need --ray (one job, one output folder per direction); without it, "
                          "run modmt-translate once per direction")
-    from modmt.runtime.batch import open_batch, run_batch
-    from modmt.runtime.translator import Translator
+    from modmt.runtime.batch import open_batch, read_lines, run_batch
 
     # Input and output are checked first: a bad line or an existing output fails before the model loads.
     with open_batch(input_path, output_path, errors, resume, overwrite) as job:
-        translator = Translator(export_dirs[0], provider=provider, threads=threads, max_input_tokens=max_input_tokens)
-        click.echo(f"loaded {translator.src}->{translator.tgt} from {export_dirs[0]} on {translator.provider} "
-                   f"in {translator.load_seconds:.2f} s", err=True)
+        if groups.mixed_input or routed_options:  # one session; each line says its direction (or --src/--tgt)
+            from modmt.runtime.mixed_lines import MixedLines
+
+            routed, = open_exports(groups, provider, threads, max_input_tokens)
+            lines = MixedLines(routed, src, tgt, weights)
+            lines.check_lines(read_lines(job.path, job.label, job.errors))
+            click.echo(f"loaded {len(routed.directions)} directions from {', '.join(export_dirs)} in one session "
+                       f"on {routed.provider} in {routed.load_seconds:.2f} s", err=True)
+            translator, source = routed, lines
+        else:
+            translator, = open_exports(groups, provider, threads, max_input_tokens, fixed_weights=True)
+            click.echo(f"loaded {translator.src}->{translator.tgt} from {export_dirs[0]} on {translator.provider} "
+                       f"in {translator.load_seconds:.2f} s", err=True)
+            source = translator
         echo_cpu_notice(translator)
-        run_batch(job, by_sentence(translator, translator.tokenizer, split, max_input_tokens), beam=beam,
+        run_batch(job, by_sentence(source, translator.tokenizer, split, max_input_tokens), beam=beam,
                   batch_size=batch, max_new_tokens=max_new_tokens, length_penalty=length_penalty)
 
 
@@ -88,24 +100,6 @@ def by_sentence(translator, tokenizer, split: str, max_input_tokens: int):
     from modmt.runtime.sentence_lines import SentenceLines
 
     return SentenceLines(translator, tokenizer, max_input_tokens)
-
-
-def translate_routed(export_dirs, input_path, output_path, beam, batch, max_new_tokens, length_penalty, provider,
-                     errors, resume, overwrite, max_input_tokens, threads, src, tgt, weights, split="none"):
-    from modmt.runtime.batch import open_batch, read_lines, run_batch
-    from modmt.runtime.mixed_lines import MixedLines
-    from modmt.runtime.routed_translator import RoutedTranslator
-
-    with open_batch(input_path, output_path, errors, resume, overwrite) as job:
-        routed = RoutedTranslator(list(export_dirs), provider=provider, threads=threads,
-                                  max_input_tokens=max_input_tokens)
-        lines = MixedLines(routed, src, tgt, weights)
-        lines.check_lines(read_lines(job.path, job.label, job.errors))
-        click.echo(f"loaded {len(routed.directions)} directions from {', '.join(export_dirs)} in one session on "
-                   f"{routed.provider} in {routed.load_seconds:.2f} s", err=True)
-        echo_cpu_notice(routed)
-        run_batch(job, by_sentence(lines, routed.tokenizer, split, max_input_tokens), beam=beam, batch_size=batch,
-                  max_new_tokens=max_new_tokens, length_penalty=length_penalty)
 
 
 def echo_cpu_notice(translator) -> None:

@@ -52,7 +52,7 @@ class LanguageRegistry:
     def get(self, code: str) -> Language:
         if code not in self._by_code:
             raise ModmtError(f"unknown language code {code!r}; known: {', '.join(self.codes)} "
-                             "(add one in a languages file: see MODMT_LANGUAGES in the README)")
+                             "(add one in a languages file at $MODMT_LANGUAGES; see docs/concepts.md, Languages)")
         return self._by_code[code]
 
     def parse_list(self, text: str) -> list[Language]:

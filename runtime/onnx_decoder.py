@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from modmt.runtime.errors import ModmtError
+from modmt.runtime.ort_options import OrtOptions
 from modmt.runtime.search_head import SearchHead
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -33,9 +34,9 @@ def choose_providers(provider: str) -> list:
     available = ort.get_available_providers()
     if provider == "cuda":
         if "CUDAExecutionProvider" not in available:
-            raise ModmtError(f"--provider cuda, but this ONNX Runtime has no CUDA execution provider "
-                             f"(available: {', '.join(available)}); install 'modmt[gpu]' (onnxruntime-gpu) "
-                             "on a CUDA machine, or use --provider cpu")
+            raise ModmtError(f"the CUDA provider was asked for, but this ONNX Runtime has no CUDA execution "
+                             f"provider (available: {', '.join(available)}); install 'modmt[gpu]' (onnxruntime-gpu) "
+                             "on a CUDA machine, or choose the CPU provider")
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if provider == "auto" and "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -51,7 +52,7 @@ def choose_providers(provider: str) -> list:
 
 class OnnxDecoder:
     def __init__(self, model_path: str, provider: str = "auto", threads: int | None = None,
-                 initializers: dict | None = None):
+                 initializers: dict | None = None, ort_options: OrtOptions = OrtOptions()):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -61,13 +62,11 @@ class OnnxDecoder:
                               for name, array in (initializers or {}).items()}
         for name, value in self._initializers.items():
             options.add_initializer(name, value)
-        if os.environ.get("MODMT_QUIET") == "1":
-            options.log_severity_level = 3  # errors only: the CLI hides library warnings unless --verbose
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # One thread per core; inter-op parallelism does not help a sequential decoder graph.
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
-        if os.environ.get("MODMT_ORT_SPIN", "1") == "0":
+        if not ort_options.spin:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(model_path, options, providers=choose_providers(provider))
@@ -93,7 +92,8 @@ class OnnxDecoder:
             raise ModmtError(f"{model_path} has no 'logits' output; re-export it with `modmt-export`")
         self.vocab_size = logits.shape[-1] if isinstance(logits.shape[-1], int) else None
         # Beam search's per-step log-softmax and top-k, on the same execution provider (None: numpy).
-        self.search_head = None if os.environ.get("MODMT_NUMPY_SEARCH") == "1" else SearchHead(
+        self.ort_options = ort_options
+        self.search_head = None if not ort_options.search_head else SearchHead(
             self.providers, 1, _DTYPES.get(logits.type, np.float32))
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: list, extra: dict | None = None):

@@ -290,10 +290,6 @@ def connect(address: str | None, workers: int, threads: int):
         import ray
     except ImportError:
         raise ModmtError('Ray is not installed; pip install "modmt[ray]"') from None
-    if os.environ.get("MODMT_QUIET"):  # Ray's own INFO lines, unless --verbose
-        import logging
-
-        logging.getLogger("ray").setLevel(logging.ERROR)
     if not ray.is_initialized():
         if address in (None, "local"):
             ray.init(num_cpus=max(os.cpu_count() or 1, workers * threads), include_dashboard=False,
@@ -309,10 +305,6 @@ def connect(address: str | None, workers: int, threads: int):
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts lines, not blocks
     context.print_on_execution_start = False
-    if os.environ.get("MODMT_QUIET"):
-        import logging
-
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
     return ray
 
 
@@ -333,10 +325,12 @@ def translate_files(exports, inputs, out, address: str | None = None, workers: i
     exports = [Path(e) for e in ([exports] if isinstance(exports, (str, os.PathLike)) else exports)]
     if not exports:
         raise ModmtError("no export given")
-    from modmt.runtime.routed_translator import direction_exports, routable
+    from modmt.runtime.open_exports import group_exports
 
-    exports = direction_exports(exports)  # a shared base given: every direction it holds
-    routed_exports = [str(e.resolve()) for e in exports] if routable(exports) else None
+    groups = group_exports(exports)
+    exports = groups.directions()  # a shared base given: every direction it holds
+    # Directions of one base share one routed session per worker; otherwise each worker opens each export.
+    routed_exports = [str(e.resolve()) for e in exports] if groups.one_session else None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ModmtError(f"--output {out} is a file; with --ray it is the folder the outputs go to")

@@ -12,7 +12,6 @@ the logits where they are, so only [rows, 2k] scores and ids reach the host. On 
 Same interface as OnnxDecoder (prefill, step, select, search_head), plus `host(logits)` for greedy
 search; the search code does not know which one it drives.
 """
-import os
 
 import numpy as np
 
@@ -76,8 +75,8 @@ class SearchDecoderMixin:
     @property
     def search_decoder(self):
         """The same decoder with its cache kept on the device (IO binding) when the search head runs beside
-        it; MODMT_IO_BINDING=0 turns that off (for side-by-side benchmarks)."""
-        if self.decoder.search_head is None or os.environ.get("MODMT_IO_BINDING") == "0":
+        it; OrtOptions(io_binding=False) turns that off (for side-by-side benchmarks)."""
+        if self.decoder.search_head is None or not self.decoder.ort_options.io_binding:
             return self.decoder
         if self._resident is None:
             self._resident = ResidentDecoder(self.decoder)

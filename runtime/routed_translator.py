@@ -21,13 +21,14 @@ from modmt.runtime.lora_merge import Adapter, adapter_shape, load_adapter
 from modmt.runtime.manifest import MANIFEST, read_manifest
 from modmt.runtime.merge_weights import MergeWeights, parse_weights
 from modmt.runtime.onnx_decoder import OnnxDecoder
+from modmt.runtime.open_exports import direction_exports
+from modmt.runtime.ort_options import OrtOptions
 from modmt.runtime.prompt import PromptTemplate, clean_text
 from modmt.runtime.resident_decoder import SearchDecoderMixin
 from modmt.runtime.shared_fold import BASE_KIND, DIRECTION_KIND, resolve_base
 
 # The routed graph's inputs (export/routed_graph.py builds the graph with these names).
 ROUTE, COEF, MIX = "modmt_route", "modmt_route_coef", "modmt_route_mix"
-DIRECTIONS_FOLDER = "directions"  # where `modmt-export --all-directions` puts a base's directions
 
 
 @dataclass
@@ -41,55 +42,6 @@ class RoutedDirection:
     adapters: tuple[int, int]    # index of LoRA_in(src) and LoRA_out(tgt) in the bank
 
 
-def direction_exports(paths: list[Path]) -> list[Path]:
-    """Direction folders from paths that are direction exports or shared bases (their directions/)."""
-    found = []
-    for path in map(Path, paths):
-        if is_shared_base(path):
-            held = sorted(p.parent for p in (path / DIRECTIONS_FOLDER).glob(f"*/{MANIFEST}"))
-            if not held:
-                raise ModmtError(f"the shared base {path} holds no directions; export them with `modmt-export "
-                                 f"--all-directions --pool POOL --shared-base {path}`")
-            found += held
-        else:
-            found.append(path)
-    return found
-
-
-def is_shared_base(path) -> bool:
-    manifest = Path(path) / MANIFEST
-    try:
-        return manifest.is_file() and json.loads(manifest.read_text(encoding="utf-8")).get("kind") == BASE_KIND
-    except ValueError:
-        return False  # a corrupt manifest is reported where the export is read
-
-
-def routable(exports: list[Path]) -> bool:
-    """Whether these direction exports can share one routed session: all on one shared base that has a routed graph."""
-    bases = set()
-    for export in exports:
-        try:
-            manifest = json.loads((Path(export) / MANIFEST).read_text(encoding="utf-8"))
-            if manifest.get("kind") != DIRECTION_KIND or not manifest.get("adapters") or manifest.get("targets"):
-                return False
-            base = (Path(export) / manifest["base"]).resolve()
-            if "routed" not in json.loads((base / MANIFEST).read_text(encoding="utf-8")):
-                return False
-        except (OSError, ValueError, KeyError, TypeError):
-            return False  # reported where the export is read
-        bases.add(base)
-    return len(bases) == 1
-
-
-def is_routed_request(export_dirs, src, tgt, weights, ray_address) -> bool:
-    """Whether modmt-translate routes: a shared base given, --src/--tgt/--w, or several directions of one
-    shared base without Ray (several standalone exports still need --ray)."""
-    if ray_address is not None:
-        return False
-    return (any(is_shared_base(p) for p in export_dirs) or any(v is not None for v in (src, tgt, weights))
-            or (len(export_dirs) > 1 and routable([Path(p) for p in export_dirs])))
-
-
 class RoutedTranslator(SearchDecoderMixin):
     """Directions exported onto one shared base (`modmt-export SRC TGT --shared-base BASE`), in one session.
 
@@ -98,7 +50,8 @@ class RoutedTranslator(SearchDecoderMixin):
     """
 
     def __init__(self, exports: list[str | Path], provider: str = "auto", threads: int | None = None,
-                 verify: str = "full", max_input_tokens: int = 512, cut_bank: bool = False):
+                 verify: str = "full", max_input_tokens: int = 512, cut_bank: bool = False,
+                 ort_options: OrtOptions = OrtOptions()):
         """cut_bank: give each batch only its adapters' columns of the bank when they are under half of it
         (a batch of one direction in a process holding 20: 12 % faster, measured). Off by default: the
         columns a batch gets then depend on the other directions in it, and on the real model that
@@ -162,7 +115,7 @@ class RoutedTranslator(SearchDecoderMixin):
                              "`modmt-export`") from None
         self.tokenizer = Tokenizer.from_file(str(self.base_dir / "tokenizer.json"))
         self.max_input_tokens = max_input_tokens
-        self.decoder = OnnxDecoder(str(self.base_dir / self.routed["graph"]), provider, threads)
+        self.decoder = OnnxDecoder(str(self.base_dir / self.routed["graph"]), provider, threads, ort_options=ort_options)
         self.device = "cuda" if self.decoder.providers[0] == "CUDAExecutionProvider" else "cpu"  # where banks live
         self._build_bank()
         self.cut_bank, self._sub_banks = cut_bank, {}

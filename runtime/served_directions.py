@@ -4,12 +4,8 @@ Directions on a shared base share one routed session (runtime/routed_translator.
 the base whatever their number, and one batch may mix them. A standalone export (its deltas
 folded into its own weights) keeps a session of its own and serves only its direction.
 """
-from pathlib import Path
-
 from modmt.runtime.errors import ModmtError
-from modmt.runtime.manifest import read_manifest
-from modmt.runtime.routed_translator import RoutedTranslator, direction_exports, is_shared_base
-from modmt.runtime.shared_fold import DIRECTION_KIND
+from modmt.runtime.open_exports import group_exports, open_exports
 from modmt.runtime.text_pieces import token_counter
 
 
@@ -49,7 +45,7 @@ class StandaloneBackend:
 class RoutedBackend:
     """Every direction of one shared base in one session; each text brings its direction and weights."""
 
-    def __init__(self, routed: RoutedTranslator):
+    def __init__(self, routed):
         self.routed = routed
         self.directions = set(routed.directions)
         self.tokenizer, self.stop_ids, self.pad_id = routed.tokenizer, routed.stop_ids, routed.pad_id
@@ -75,28 +71,12 @@ class RoutedBackend:
 def load_backends(paths: list[str], provider: str = "auto", threads: int | None = None,
                   max_input_tokens: int = 512) -> dict[tuple[str, str], object]:
     """{(src, tgt): backend} for every direction the paths hold; a direction given twice is an error."""
-    from modmt.runtime.translator import Translator
+    from modmt.runtime.routed_translator import RoutedTranslator
 
-    routed_paths, standalone = [], []
-    for path in paths:
-        if is_shared_base(path):
-            routed_paths.append(Path(path))
-        elif read_manifest(path, "size").get("kind") == DIRECTION_KIND:
-            routed_paths.append(Path(path))
-        else:
-            standalone.append(Path(path))
-    backends = []
-    if routed_paths:
-        by_base = {}
-        for direction in direction_exports(routed_paths):
-            base = (direction / read_manifest(direction, "size")["base"]).resolve()
-            by_base.setdefault(base, []).append(direction)
-        backends += [RoutedBackend(RoutedTranslator(dirs, provider, threads, max_input_tokens=max_input_tokens))
-                     for dirs in by_base.values()]
-    backends += [StandaloneBackend(Translator(p, provider, threads, max_input_tokens=max_input_tokens))
-                 for p in standalone]
+    translators = open_exports(group_exports(paths), provider, threads, max_input_tokens)
     served = {}
-    for backend in backends:
+    for translator in translators:
+        backend = RoutedBackend(translator) if isinstance(translator, RoutedTranslator) else StandaloneBackend(translator)
         for direction in backend.directions:
             if direction in served:
                 raise ModmtError(f"{direction[0]}->{direction[1]} is given twice; serve each direction once")

@@ -10,18 +10,24 @@ chat plugins, browser extensions) point at modmt unchanged:
   GET  /frontend/settings  the limits and language defaults a front end reads
   GET  /spec               the OpenAPI document of what this server serves (runtime/server_spec.py)
   GET  /health             {"status": "ok"}; the numbers are at GET /metrics (Prometheus)
+  POST /translate_file     file (.txt, .html) with source, target: {translatedFileUrl}, fetched with
+  GET  /download_file/NAME (kept 30 minutes in --files-dir, which replicas may share)
   GET  /                   a translation page (runtime/page/)
 Each text is cut into sentences (runtime/text_pieces.py) that decode as rows of the continuous
 batcher (runtime/server_batcher.py) and are put back together: no text is cut short. Parameters
 come as a JSON body, form fields or a query string, as LibreTranslate takes them. Errors have
-LibreTranslate's shape, {"error": message}, with 400 (bad request), 403 (API key, or files and
-suggestions, which this server does not take), 405 (wrong method), 413 (body too large), 503
+LibreTranslate's shape, {"error": message}, with 400 (bad request), 403 (API key, or suggestions,
+which this server does not take, or files where they are turned off), 404 (no such file), 405 (wrong method), 413 (body too large), 503
 (queue full or shutting down).
 """
 import asyncio
+import contextlib
 import json
+import os
+import re
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -43,6 +49,31 @@ class ServerSettings:
     alternatives_limit: int = 3        # LibreTranslate's default
     split: str = "sentences"           # or "none": a text is one piece unless over piece_tokens
     piece_tokens: int = 512            # a piece over this is split further (the model's input limit)
+    files_dir: Path | None = None      # where /translate_file keeps translations for download; None: files off
+
+
+FILE_FORMATS = {".txt": "text", ".html": "html", ".htm": "html"}  # /translate_file: suffix -> format
+FILE_LIFETIME_S = 1800                                         # a translated file is kept 30 minutes
+STORED_NAME = re.compile(r"[0-9a-f]{32}\.[A-Za-z0-9._-]{1,120}")
+
+
+def store_file(folder: Path, name: str, text: str) -> str:
+    """Write a translated file as <random id>.<name> (atomically: a replica sharing the folder never reads half
+    a file) and remove those older than FILE_LIFETIME_S; returns the stored name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in folder.glob("*"):
+        try:
+            if STORED_NAME.fullmatch(old.name) and now - old.stat().st_mtime > FILE_LIFETIME_S:
+                old.unlink()
+        except OSError:
+            pass  # another replica removed it first
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[-120:].lstrip(".") or "file.txt"
+    stored = f"{uuid.uuid4().hex}.{safe}"
+    partial = folder / f".{stored}.part"
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, folder / stored)
+    return stored
 
 
 class BadRequest(Exception):
@@ -198,6 +229,54 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
                 work.cancel()
                 raise asyncio.CancelledError
 
+    async def translate_texts(request, texts: list[str], src: str, tgt: str, fmt: str, alternatives: int, w):
+        """Each text cut into pieces, translated, put back together: (outputs, alternatives per text, detected
+        language per text, count of pieces cut at max_new_tokens)."""
+        detected, layouts, runs = [], [], []
+        for text in texts:
+            # html: the text runs between tags are translated (and detected), the markup kept
+            markup, indices = split_html(text) if fmt == "html" else (None, None)
+            parts = [text_of(markup[i]) for i in indices] if markup is not None else ([text] if text.strip() else [])
+            text_src, confidence = (detected_source(" ".join(parts), tgt) if src == "auto" else (src, None))
+            detected.append({"confidence": confidence or 0.0, "language": text_src})
+            backend = batcher.backends.get((text_src, tgt))
+            if backend is None:
+                raise BadRequest(f"{text_src}->{tgt} is not served here; GET /languages lists the directions")
+            try:
+                backend.check(text_src, tgt, w or None)
+            except ModmtError as e:
+                raise BadRequest(f"Invalid request: {e}") from None
+            segments = [pieces(part, text_src, backend) for part in parts]
+            layouts.append((markup, indices, segments, len(runs)))
+            runs += [(p, (text_src, tgt, w or None)) for seg in segments for p in pieces_of(seg)]
+        translated, truncated = await translate_pieces(request, runs, alternatives) if runs else ([], 0)
+        outputs, alternates = [], []
+        for markup, indices, segments, at in layouts:
+            versions = []
+            for j in range(1 + alternatives):  # version j: each piece's j-th hypothesis, or its best
+                joined, cursor = [], at
+                for seg in segments:
+                    count = len(pieces_of(seg))
+                    picks = [r[j] if j < len(r) else r[0] for r in translated[cursor:cursor + count]]
+                    joined.append(join_pieces(seg, picks))
+                    cursor += count
+                version = join_html(markup, indices, joined) if markup is not None else (joined[0] if joined else "")
+                if version not in versions:
+                    versions.append(version)
+            outputs.append(versions[0])
+            alternates.append(versions[1:])
+        return outputs, alternates, detected, truncated
+
+    def answer_failure(e: Exception) -> tuple[JSONResponse, int]:
+        """A handler's exception as LibreTranslate's error shape, and its status for the metrics."""
+        if isinstance(e, BadRequest):
+            return error(str(e), e.status), e.status
+        if isinstance(e, Busy):
+            return error(str(e), 503), 503
+        if isinstance(e, asyncio.CancelledError):  # the client went away; nobody reads this answer
+            return error("the client closed the connection", 499), 499
+        return error(f"internal error ({type(e).__name__}); see the server log", 500), 500
+
     async def translate(request):
         started, label, status = time.monotonic(), ("", ""), 200
         try:
@@ -213,54 +292,11 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
             w = params.get("w")
             if w is not None and not isinstance(w, str):
                 raise BadRequest("Invalid request: w is IN:OUT, e.g. 3:7")
-            detected, layouts, runs = [], [], []
-            for text in texts:
-                # html: the text runs between tags are translated (and detected), the markup kept
-                markup, indices = split_html(text) if fmt == "html" else (None, None)
-                parts = [text_of(markup[i]) for i in indices] if markup is not None else ([text] if text.strip() else [])
-                text_src, confidence = (detected_source(" ".join(parts), tgt) if src == "auto" else (src, None))
-                detected.append({"confidence": confidence or 0.0, "language": text_src})
-                backend = batcher.backends.get((text_src, tgt))
-                if backend is None:
-                    raise BadRequest(f"{text_src}->{tgt} is not served here; GET /languages lists the directions")
-                try:
-                    backend.check(text_src, tgt, w or None)
-                except ModmtError as e:
-                    raise BadRequest(f"Invalid request: {e}") from None
-                segments = [pieces(part, text_src, backend) for part in parts]
-                layouts.append((markup, indices, segments, len(runs)))
-                runs += [(p, (text_src, tgt, w or None)) for seg in segments for p in pieces_of(seg)]
-            translated, truncated = await translate_pieces(request, runs, alternatives) if runs else ([], 0)
-            outputs, alternates = [], []
-            for (markup, indices, segments, at), text in zip(layouts, texts):
-                versions = []
-                for j in range(1 + alternatives):  # version j: each piece's j-th hypothesis, or its best
-                    joined, cursor = [], at
-                    for seg in segments:
-                        count = len(pieces_of(seg))
-                        picks = [r[j] if j < len(r) else r[0] for r in translated[cursor:cursor + count]]
-                        joined.append(join_pieces(seg, picks))
-                        cursor += count
-                    if markup is not None:
-                        version = join_html(markup, indices, joined)
-                    else:
-                        version = joined[0] if joined else ""
-                    if version not in versions:
-                        versions.append(version)
-                outputs.append(versions[0])
-                alternates.append(versions[1:])
-        except BadRequest as e:
-            status = e.status
-            return error(str(e), e.status)
-        except Busy as e:
-            status = 503
-            return error(str(e), 503)
-        except asyncio.CancelledError:
-            status = 499  # the client went away; nobody reads this answer
-            return error("the client closed the connection", 499)
-        except Exception as e:  # a bug, not a bad request: say so in the API's shape, no traceback
-            status = 500
-            return error(f"internal error ({type(e).__name__}); see the server log", 500)
+            outputs, alternates, detected, truncated = await translate_texts(request, texts, src, tgt, fmt,
+                                                                             alternatives, w)
+        except (BadRequest, Busy, asyncio.CancelledError, Exception) as e:  # no traceback to the client
+            response, status = answer_failure(e)
+            return response
         finally:
             metrics.request(label, status, time.monotonic() - started if status == 200 else None)
         single = not isinstance(q, list)
@@ -271,6 +307,48 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
             body["detectedLanguage"] = detected[0] if single else detected
         headers = {"X-Modmt-Truncated": str(truncated)} if truncated else None
         return JSONResponse(body, headers=headers)
+
+    async def translate_file(request):
+        """A .txt or .html file, translated whole (sentence by sentence, markup kept); the answer is the
+        URL it can be downloaded from, as LibreTranslate's. Files live in settings.files_dir, so replicas
+        that share that folder serve each other's downloads."""
+        started, label, status = time.monotonic(), ("", ""), 200
+        try:
+            if settings.files_dir is None:
+                raise BadRequest("Files translation is disabled on this server", 403)
+            params = await parameters(request)
+            check_key(params)
+            upload = params.get("file")
+            if not hasattr(upload, "filename") or not upload.filename:
+                raise BadRequest("Invalid request: missing file parameter")
+            name = Path(upload.filename).name
+            suffix = Path(name).suffix.lower()
+            if suffix not in FILE_FORMATS:
+                raise BadRequest(f"Invalid request: file format not supported (send {', '.join(FILE_FORMATS)})")
+            try:
+                text = (await upload.read()).decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("Invalid request: the file is not UTF-8 text") from None
+            src, tgt = language(params, "source"), language(params, "target")
+            label = (src, tgt)
+            outputs, _, _, _ = await translate_texts(request, [text], src, tgt, FILE_FORMATS[suffix], 0,
+                                                     params.get("w") if isinstance(params.get("w"), str) else None)
+            stored = store_file(settings.files_dir, name, outputs[0])
+        except (BadRequest, Busy, asyncio.CancelledError, Exception) as e:
+            response, status = answer_failure(e)
+            return response
+        finally:
+            metrics.request(label, status, time.monotonic() - started if status == 200 else None)
+        return JSONResponse({"translatedFileUrl": str(request.url_for("download_file", filename=stored))})
+
+    async def download_file(request):
+        filename = request.path_params["filename"]
+        if settings.files_dir is None:
+            return error("Files translation is disabled on this server", 403)
+        if not STORED_NAME.fullmatch(filename) or not (settings.files_dir / filename).is_file():
+            return error("Invalid filename: no such translated file (files are kept "
+                         f"{FILE_LIFETIME_S // 60} minutes)", 404)
+        return FileResponse(settings.files_dir / filename, filename=filename.split(".", 1)[1])
 
     async def detect(request):
         try:
@@ -291,8 +369,9 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
         first = directions[0] if directions else ("en", "en")
         return JSONResponse({
             "charLimit": settings.char_limit, "frontendTimeout": 500, "apiKeys": settings.api_keys is not None,
-            "keyRequired": settings.api_keys is not None, "suggestions": False, "filesTranslation": False,
-            "supportedFilesFormat": [],
+            "keyRequired": settings.api_keys is not None, "suggestions": False,
+            "filesTranslation": settings.files_dir is not None,
+            "supportedFilesFormat": list(FILE_FORMATS) if settings.files_dir is not None else [],
             "language": {"source": {"code": first[0], "name": registry.get(first[0]).name},
                          "target": {"code": first[1], "name": registry.get(first[1]).name}}})
 
@@ -310,13 +389,13 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
     async def page(request):
         return FileResponse(PAGE / "index.html")
 
-    async def disabled(request):
-        what = "Suggestions are" if request.url.path == "/suggest" else "Files translation is"
-        return error(f"{what} disabled on this server", 403)
+    async def suggestions_disabled(request):
+        return error("Suggestions are disabled on this server", 403)
 
     async def http_error(request, exc):  # 404 and 405 in LibreTranslate's shape
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
+    @contextlib.asynccontextmanager
     async def lifespan(app):
         batcher.start()
         yield
@@ -331,5 +410,7 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
               Route("/metrics", metrics_page, methods=["GET"]),
               Route("/", page, methods=["GET"]),
               Mount("/static", StaticFiles(directory=PAGE), name="static"),
-              *[Route(p, disabled, methods=["POST"]) for p in ("/translate_file", "/suggest")]]
+              Route("/translate_file", translate_file, methods=["POST"]),
+              Route("/download_file/{filename}", download_file, methods=["GET"], name="download_file"),
+              Route("/suggest", suggestions_disabled, methods=["POST"])]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})

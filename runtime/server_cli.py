@@ -1,4 +1,5 @@
 """`modmt serve PATH...`: the directions PATH holds, over HTTP with LibreTranslate's API (runtime/server_app.py)."""
+import tempfile
 from pathlib import Path
 
 import click
@@ -41,9 +42,14 @@ PORT = click.IntRange(min=0, max=65535)
 @click.option("--threads", type=THREADS, default=None, help="CPU threads for decoding (default: all cores).")
 @click.option("--log-every", type=FiniteFloat(0.1, 86_400.0), default=10.0, show_default=True,
               help="Seconds between throughput log lines.")
+@click.option("--files-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where /translate_file keeps translations for download (30 minutes); replicas behind one "
+                   "proxy share it. Default: a temporary folder, removed at exit.")
+@click.option("--no-files", is_flag=True, help="Turn /translate_file off (403, as LibreTranslate's "
+                                               "--disable-files-translation).")
 def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_tokens, max_batch, max_wait_ms,
                   join, max_queue, char_limit, batch_limit, alternatives_limit, split, max_body_bytes, provider,
-                  threads, log_every):
+                  threads, log_every, files_dir, no_files):
     """Serve PATH's directions over HTTP, speaking LibreTranslate's API.
 
     PATH is a shared base exported with `modmt-export --all-directions` (every direction its adapters
@@ -69,12 +75,14 @@ def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_t
         echo_cpu_notice(getattr(backend, "translator", None) or backend.routed)
     batcher = Batcher(backends, SearchSettings(beam, max_new_tokens), max_batch, max_wait_ms, max_queue, log_every,
                       report=lambda line: click.echo(line, err=True), join=join)
-    settings = ServerSettings(char_limit, batch_limit, max_body_bytes, keys, alternatives_limit, split,
-                              max_input_tokens)
-    app = create_app(batcher, load_registry(), settings)
-    click.echo(f"modmt serve: {len(backends)} directions on http://{host}:{port} "
-               f"({'API keys required' if keys else 'no API key needed'})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    with tempfile.TemporaryDirectory(prefix="modmt-serve-files-") as scratch:
+        files = None if no_files else (files_dir or Path(scratch))
+        settings = ServerSettings(char_limit, batch_limit, max_body_bytes, keys, alternatives_limit, split,
+                                  max_input_tokens, files)
+        app = create_app(batcher, load_registry(), settings)
+        click.echo(f"modmt serve: {len(backends)} directions on http://{host}:{port} "
+                   f"({'API keys required' if keys else 'no API key needed'})", err=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
 
 
 def check_port(host: str, port: int) -> None:

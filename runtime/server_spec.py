@@ -8,7 +8,7 @@ ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "require
 
 
 def _errors(*codes: int) -> dict:
-    text = {400: "Invalid request", 403: "Invalid API key, or disabled", 405: "Wrong method",
+    text = {400: "Invalid request", 403: "Invalid API key, or disabled", 404: "No such file", 405: "Wrong method",
             413: "Body too large", 499: "Client went away", 500: "Internal error",
             503: "Queue full or shutting down"}
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
@@ -31,6 +31,12 @@ def openapi_spec(sources: list[str], targets: list[str], settings) -> dict:
                   "description": "modmt: the merge weights IN:OUT of LoRA_in(source) and LoRA_out(target), "
                                  "on a shared base"},
         }}
+    file_body = {
+        "type": "object", "required": ["file", "source", "target"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "a .txt or .html file, UTF-8"},
+            "source": translate_body["properties"]["source"], "target": translate_body["properties"]["target"],
+            "api_key": {"type": "string"}, "w": translate_body["properties"]["w"]}}
     detected = {"type": "object", "properties": {"confidence": {"type": "number"}, "language": {"type": "string"}}}
     translated = {"type": "object", "required": ["translatedText"], "properties": {
         "translatedText": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
@@ -52,6 +58,18 @@ def openapi_spec(sources: list[str], targets: list[str], settings) -> dict:
             "/detect": {"post": {"summary": "Detect the language of a text", "requestBody": body({
                 "type": "object", "required": ["q"], "properties": {"q": text_or_list, "api_key": {"type": "string"}}}),
                 "responses": {"200": ok({"type": "array", "items": detected}), **_errors(400, 403, 413)}}},
+            "/translate_file": {"post": {
+                "summary": "Translate a .txt or .html file; the answer is the URL to download it from",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": file_body}}},
+                "responses": {"200": ok({"type": "object", "required": ["translatedFileUrl"],
+                                         "properties": {"translatedFileUrl": {"type": "string"}}}),
+                              **_errors(400, 403, 413, 500, 503)}}},
+            "/download_file/{filename}": {"get": {
+                "summary": "A translated file (kept 30 minutes)",
+                "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The file", "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                              **_errors(403, 404)}}},
             "/languages": {"get": {"summary": "Languages and their targets",
                                    "responses": {"200": ok({"type": "array", "items": language})}}},
             "/frontend/settings": {"get": {"summary": "Settings a front end reads",

@@ -6,6 +6,7 @@ from modmt.runtime.decoding import SearchSettings, translate_texts
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.manifest import read_manifest
 from modmt.runtime.onnx_decoder import OnnxDecoder
+from modmt.runtime.ort_options import OrtOptions
 from modmt.runtime.prompt import PromptTemplate, clean_text
 from modmt.runtime.resident_decoder import SearchDecoderMixin
 from modmt.runtime.shared_fold import DIRECTION_KIND, folded_initializers, resolve_base
@@ -19,7 +20,7 @@ class Translator(SearchDecoderMixin):
     """
 
     def __init__(self, export_dir: str | Path, provider: str = "auto", threads: int | None = None,
-                 verify: str = "full", max_input_tokens: int = 512):
+                 verify: str = "full", max_input_tokens: int = 512, ort_options: OrtOptions = OrtOptions()):
         from tokenizers import Tokenizer
 
         started = time.perf_counter()
@@ -45,7 +46,7 @@ class Translator(SearchDecoderMixin):
             raise ModmtError(f"cannot load {model_dir / 'tokenizer.json'} ({str(e)[:120]}); re-export the "
                              "direction with `modmt-export`") from None
         self.max_input_tokens = max_input_tokens
-        self.decoder = OnnxDecoder(str(model_dir / "model.onnx"), provider, threads, initializers)
+        self.decoder = OnnxDecoder(str(model_dir / "model.onnx"), provider, threads, initializers, ort_options)
         ids = [*self.template.prefix_ids, *self.template.suffix_ids, self.template.end_of_turn_id, *self.stop_ids,
                self.pad_id]
         vocab = self.decoder.vocab_size or self.tokenizer.get_vocab_size()

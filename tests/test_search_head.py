@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from modmt.runtime.decoding import best_candidates, log_softmax
+from modmt.runtime.ort_options import OrtOptions
 from modmt.runtime.search_head import HERE, SearchHead
 from modmt.runtime.translator import Translator
 
@@ -78,8 +79,7 @@ def test_translations_are_token_identical_with_the_cache_on_the_device(tiny_expo
     assert isinstance(resident.search_decoder, ResidentDecoder), "IO binding is the default with the head"
     kwargs = dict(beam=beam, max_new_tokens=20, length_penalty=length_penalty, batch_size=batch)
     got = resident.translate(TEXTS, **kwargs)
-    monkeypatch.setenv("MODMT_IO_BINDING", "0")
-    numpy_steps = Translator(tiny_export, provider="cpu")
+    numpy_steps = Translator(tiny_export, provider="cpu", ort_options=OrtOptions(io_binding=False))
     assert numpy_steps.search_decoder is numpy_steps.decoder
     assert got == numpy_steps.translate(TEXTS, **kwargs)
 

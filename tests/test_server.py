@@ -412,6 +412,38 @@ def test_alternatives_auto_detect_and_the_rest_of_libretranslates_api(server, ba
     assert httpx.get(server.url + "/static/page.js").status_code == 200
 
 
+def test_files_come_back_whole_and_download_from_either_replica(backends, tmp_path):
+    """/translate_file as LibreTranslate's: a .txt or .html file in, a download URL out. Two replicas share
+    --files-dir (as behind a proxy): a file translated by one downloads from the other."""
+    settings = ServerSettings(files_dir=tmp_path / "files")
+    text = "Der Hund schläft.\n\nDer Hund schläft im Garten. Die Katze auch.\n"
+    page = "<html><body><h1>Der Hund schläft.</h1><p>Die Katze <b>schläft</b> auch.</p></body></html>"
+    with Server(backends, settings) as one, Server(backends, settings) as other:
+        form = {"source": "de", "target": "en"}
+        r = httpx.post(one.url + "/translate_file", data=form, files={"file": ("notes.txt", text.encode())})
+        assert r.status_code == 200, r.text
+        url = r.json()["translatedFileUrl"]
+        assert url.startswith(one.url + "/download_file/") and url.endswith(".notes.txt")
+        got = httpx.get(url.replace(one.url, other.url))
+        assert got.status_code == 200 and 'filename="notes.txt"' in got.headers["content-disposition"]
+        assert got.content.decode("utf-8") == direct(backends, text, "de", "en")  # paragraphs kept, nothing cut
+        r = httpx.post(other.url + "/translate_file", data=form, files={"file": ("page.html", page.encode())})
+        as_html = httpx.post(one.url + "/translate", json={"q": page, "format": "html", **form}).json()
+        assert httpx.get(r.json()["translatedFileUrl"]).text == as_html["translatedText"]
+        bad = [({"file": ("a.pdf", b"%PDF")}, form, "file format not supported"),
+               ({"file": ("a.txt", b"\xff\xfe\x00bad")}, form, "not UTF-8"),
+               ({"other": ("a.txt", b"x")}, form, "missing file"),
+               ({"file": ("a.txt", b"x")}, {"source": "de", "target": "xx"}, "xx is not supported")]
+        for files, data, message in bad:
+            r = httpx.post(one.url + "/translate_file", data=data, files=files)
+            assert r.status_code == 400 and message in r.json()["error"], r.text
+        for name in ("..%2F..%2Fetc%2Fpasswd", "0" * 32 + ".missing.txt"):
+            assert httpx.get(one.url + "/download_file/" + name).status_code == 404
+        front = httpx.get(one.url + "/frontend/settings").json()
+        assert front["filesTranslation"] is True and front["supportedFilesFormat"] == [".txt", ".html", ".htm"]
+    assert len(list((tmp_path / "files").glob("*.notes.txt"))) == 1  # no partial files left behind
+
+
 def test_a_5000_character_paragraph_comes_back_whole(backends):
     """Cut into its sentences (and a sentence over the input limit cut further), every piece translated and
     put back: nothing of the text is dropped."""

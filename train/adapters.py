@@ -5,13 +5,13 @@ renamed into the pool atomically, then listed in pool.json. A pool that already 
 skips it, so adding a language trains only that language's two adapters.
 """
 import json
+import logging
 import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import click
 
 from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
@@ -23,6 +23,8 @@ from modmt.train.data import (ENGLISH_RECIPES, adapter_data, adapter_direction, 
                                direction_pairs, encode_pairs, mix_in)
 from modmt.train.pool import ROLES, Pool
 from modmt.train.trainer import TrainSettings, run_trainer
+
+log = logging.getLogger(__name__)
 
 FROZEN_BASES = ("fp32", "fp16")  # how training stores the frozen base's matrices (it computes in fp32 either way)
 
@@ -85,8 +87,8 @@ def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Co
     if len(groups) > 1:
         random.Random(seed).shuffle(examples)  # pooled English adapters: every language in every batch
     if too_long and is_main_process():
-        click.echo(f"  {role}/{lang}: skipped {too_long} of {len(pairs)} pairs longer than "
-                   f"--max-length {settings.max_length}", err=True)
+        log.info(f"  {role}/{lang}: skipped {too_long} of {len(pairs)} pairs longer than "
+                   f"--max-length {settings.max_length}")
 
     transformers.set_seed(seed)  # the LoRA initialisation is part of the run's determinism
     peft_model = get_peft_model(model, lora.peft_config())
@@ -155,7 +157,7 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
     pooled_langs = sorted((set(langs) | set(pool.read().get("languages", []) if pool.exists() else ())) - {"en"})
     todo = [(role, code) for code in langs for role in ROLES if retrain or not pool.has(role, code)]
     if not todo:
-        click.echo(f"pool {out}: all adapters of {', '.join(langs)} are already trained", err=True)
+        log.info(f"pool {out}: all adapters of {', '.join(langs)} are already trained")
         return []
     model, tokenizer = load_base(model_dir)
     base_parameters = count_parameters(model)
@@ -167,11 +169,11 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
     if is_main_process():
         pool.create_or_check(fingerprint, str(model_dir), base_parameters, english)
     wait_for_main_process()
-    echo = click.echo if is_main_process() else (lambda *a, **k: None)
+    echo = log.info if is_main_process() else (lambda message: None)
     trained = []
     for role, code in todo:
         source = "pooled x->en / en->x" if code == "en" and english == "pooled" else str(adapter_direction(role, code))
-        echo(f"== LoRA_{role}({code}): {source} pairs", err=True)
+        echo(f"== LoRA_{role}({code}): {source} pairs")
         started = time.perf_counter()
         info = train_adapter(model, tokenizer, pool, role, code, corpus, registry, lora, settings, resume,
                              base_parameters, stop_after_step, english, pooled_langs, storage, mix)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from modmt.runtime.errors import run_cli
+from modmt.runtime.command_line import run_cli
 from modmt.runtime.languages import load_registry
 from modmt.runtime.options import (BATCH, DROPOUT, EPOCHS, LEARNING_RATE, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT,
                                    RANK, SEQUENCE_LENGTH, SHARE)

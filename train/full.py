@@ -1,10 +1,10 @@
 """The full-parameter fine-tuning baseline: every weight trained on all English-centric pairs, both directions."""
 import json
+import logging
 import random
 import shutil
 from pathlib import Path
 
-import click
 
 from modmt.runtime.atomic import atomic_directory
 from modmt.runtime.errors import ModmtError
@@ -15,6 +15,8 @@ from modmt.train.corpus import Corpus
 from modmt.train.distributed import is_main_process, wait_for_main_process
 from modmt.train.data import Direction, cap_pairs, data_hash, direction_pairs, encode_pairs
 from modmt.train.trainer import TrainSettings, run_trainer
+
+log = logging.getLogger(__name__)
 
 
 def train_full(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, langs: list[str], out: Path,
@@ -35,7 +37,7 @@ def train_full(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
         hashes[str(direction)] = data_hash(direction, pairs)
     random.Random(settings.seed).shuffle(examples)  # mix the directions within every batch
     if skipped:
-        click.echo(f"skipped {skipped} pairs longer than --max-length {settings.max_length}", err=True)
+        log.info(f"skipped {skipped} pairs longer than max_length {settings.max_length}")
     stats = run_trainer(model, examples, tokenizer.pad_token_id, out.with_name(f".{out.name}.work"), settings, resume)
     parameters = count_parameters(model)
     info = {"base_model": str(model_dir), "base_fingerprint": model_fingerprint(model_dir),
@@ -49,7 +51,7 @@ def train_full(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
         shutil.rmtree(out.with_name(f".{out.name}.work"), ignore_errors=True)
     wait_for_main_process()
     if is_main_process():
-        click.echo(f"full fine-tuning: {len(examples)} examples, {stats['steps']} steps, loss "
+        log.info(f"full fine-tuning: {len(examples)} examples, {stats['steps']} steps, loss "
                    f"{stats['first_loss']:.3f} -> {stats['final_loss']:.3f}, {stats['tokens_per_second']:.0f} "
                    f"tokens/s -> {out}")
     return info

@@ -3,10 +3,10 @@
 The logits start at 1.0 (so 0.5/0.5) and are trained on SRC->TGT pairs; the result goes to
 POOL/weights/SRC-TGT.json, which `modmt-export --w learned` reads.
 """
+import logging
 import time
 from pathlib import Path
 
-import click
 
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import model_fingerprint
@@ -19,6 +19,8 @@ from modmt.train.pair_forward import attach_layer_weights, decoder_layers, load_
 from modmt.runtime.atomic import write_json_atomic
 from modmt.train.pool import Pool
 from modmt.train.trainer import TrainSettings, run_trainer
+
+log = logging.getLogger(__name__)
 
 
 def weight_learning_pairs(corpus: Corpus, src: str, tgt: str, split: str) -> list[tuple[str, str]]:
@@ -61,7 +63,7 @@ def learn_weights(model_dir: Path, pool: Pool, corpus: Corpus, registry: Languag
         write_json_atomic(pool.weights_file(src, tgt), result)
     wait_for_main_process()
     mean_out = sum(w[1] for w in weights) / n_layers
-    click.echo(f"{src}->{tgt}: {len(pairs)} pairs, {stats['steps']} steps, "
+    log.info(f"{src}->{tgt}: {len(pairs)} pairs, {stats['steps']} steps, "
                f"{(time.perf_counter() - started):.0f} s; mean w_out {mean_out:.3f} over {n_layers} layers "
                f"-> {pool.weights_file(src, tgt)}")
     return result

@@ -5,12 +5,12 @@ batch 1 greedy; outputs must be identical.
 
     .venv/bin/python docs/scripts/io-binding-alternating.py exports/q/en-fr-int8 [more exports]
 """
-import os
 import statistics
 import sys
 import time
 
 from modmt.runtime.languages import load_registry
+from modmt.runtime.ort_options import OrtOptions
 from modmt.runtime.translator import Translator
 from modmt.train.corpus import open_corpus
 
@@ -23,8 +23,8 @@ for export in sys.argv[1:]:
     for label, kwargs in settings.items():
         times, outputs = {"numpy steps": [], "IO binding": []}, {}
         for _ in range(3):
-            for name, flag in (("numpy steps", "0"), ("IO binding", "1")):
-                os.environ["MODMT_IO_BINDING"] = flag
+            for name, flag in (("numpy steps", False), ("IO binding", True)):
+                translator.decoder.ort_options = OrtOptions(io_binding=flag)
                 started = time.perf_counter()
                 outputs[name] = translator.translate(max_new_tokens=64, **kwargs)
                 times[name].append(len(kwargs["texts"]) / (time.perf_counter() - started))

@@ -3,21 +3,19 @@ on or off, alternating in one process so that drifts of the machine hit every co
 
     .venv/bin/python docs/scripts/search-head-alternating.py exports/q/en-fr-int8 [exports/q/en-fr-none]
 """
-import os
 import statistics
 import sys
 import time
 
 from modmt.runtime.languages import load_registry
+from modmt.runtime.ort_options import OrtOptions
 from modmt.runtime.translator import Translator
 from modmt.train.corpus import open_corpus
 
 segments = open_corpus("corpora/ddtp", load_registry()).segments("devtest", "en")[:32]
 for export in sys.argv[1:]:
-    os.environ["MODMT_ORT_SPIN"] = "1"
     spinning = Translator(export, provider="cpu")
-    os.environ["MODMT_ORT_SPIN"] = "0"
-    sleeping = Translator(export, provider="cpu")
+    sleeping = Translator(export, provider="cpu", ort_options=OrtOptions(spin=False))
     head = spinning.decoder.search_head
     configs = {"numpy search, spinning": (spinning, None), "search head, spinning": (spinning, head),
                "numpy search, no spinning": (sleeping, None), "search head, no spinning": (sleeping, head)}

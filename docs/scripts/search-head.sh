@@ -5,7 +5,7 @@ set -x
 cd "$(dirname "$0")/../.."
 B=.venv/bin
 for run in ${RUNS:-1 2}; do
-  MODMT_NUMPY_SEARCH=1 $B/modmt-bench latency exports/q/en-fr-none exports/q/en-fr-int8 --engines modmt --data corpora/ddtp \
+  $B/modmt-bench latency exports/q/en-fr-none exports/q/en-fr-int8 --engines modmt --numpy-search --data corpora/ddtp \
     --limit 16 --batch 8 --beam 5 --latency-beam 1 --max-new-tokens 64 --out results/search-head/numpy-$run
   $B/modmt-bench latency exports/q/en-fr-none exports/q/en-fr-int8 --engines modmt --data corpora/ddtp \
     --limit 16 --batch 8 --beam 5 --latency-beam 1 --max-new-tokens 64 --out results/search-head/head-$run
