@@ -1,23 +1,15 @@
-"""The `modmt` command group (every stage's commands) and `modmt-bench`.
-
-This is the top layer: the only place that imports all stages. Each stage's commands import their
-heavy dependencies (torch, transformers, optimum) only when they run, so `modmt --help` and
-`modmt translate` work in a runtime-only install.
-"""
+"""`modmt-bench`: the measurements (quality in Table 1's layout, latency beside the peer engines, routing,
+serving, export memory, Table 1 end to end and its report). Each command imports its heavy dependencies
+only when it runs."""
 import json
 import os
 from pathlib import Path
 
 import click
 
-from modmt.benchmarks.demo import demo_command
-from modmt.export.cli import export_command
-from modmt.runtime.cli import translate_command
 from modmt.runtime.command_line import run_cli
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.options import BATCH, BEAM, NEW_TOKENS, POSITIVE_INT, THREADS
-from modmt.runtime.server_cli import serve_command
-from modmt.train.cli import data_group, model_group, train_group
 
 
 @click.group(name="bench")
@@ -375,25 +367,6 @@ def report_command(evidence, docs):
     if docs is not None:
         update_document(docs, evidence)
         click.echo(f"updated {docs}")
-
-
-@click.group()
-@click.version_option(package_name="modmt")
-def modmt():
-    """modmt: modular multilingual MT with LLMs, from adapters to ONNX deployments.
-
-    One LoRA per input language and one per output language, trained English-centric, are merged
-    per direction (w_in:w_out) and served on ONNX Runtime. Add --debug to any command for tracebacks.
-    """
-
-
-for command in (train_group, export_command, translate_command, serve_command, bench_group, data_group, model_group,
-                demo_command):
-    modmt.add_command(command)
-
-
-def main():
-    run_cli(modmt, "modmt")
 
 
 def bench_main():

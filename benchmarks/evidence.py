@@ -15,12 +15,14 @@ import json
 import shutil
 from pathlib import Path
 
+from modmt.benchmarks.run_layout import POOL_FOLDERS, RunLayout
 from modmt.runtime.atomic import write_json_atomic
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import sha256_file
 
-# What the report reads besides the cells, relative to the work folder.
-RUN_FILES = ["settings.json", "stages.json", "tune/trials.json", "pool/pool.json"]
+# What the report reads besides the cells, relative to the work folder (benchmarks/run_layout.py).
+RUN_FILES = [RunLayout(Path()).settings.as_posix(), RunLayout(Path()).stages.as_posix(),
+             RunLayout(Path()).trials.as_posix(), (RunLayout(Path()).pool() / "pool.json").as_posix()]
 CELL_FOLDERS = ["quality", "quality-ood", "quality-ood-trials", "quality-scale", "quality-ood-scale", "quality-mix",
                 "quality-ood-mix", "tune/quality"]
 
@@ -43,17 +45,17 @@ class Fingerprints:
     def trial_dir(self, cell_folder: str, pool_key: str) -> Path | None:
         """A tuning trial's folder (its pool or fine-tuned model) for its dev and out-of-domain cells, else None."""
         if cell_folder == "tune/quality":
-            return self.work / "tune" / pool_key
+            return RunLayout(self.work).tune / pool_key
         if pool_key.startswith("tune-"):  # a tuning trial scored out of domain
-            return self.work / "tune" / pool_key.removeprefix("tune-")
+            return RunLayout(self.work).tune / pool_key.removeprefix("tune-")
         return None
 
     def pool_dir(self, cell_folder: str, pool_key: str) -> Path:
         return (self.trial_dir(cell_folder, pool_key)
-                or self.work / {"main": "pool", "pooled": "pool-pooled-en"}.get(pool_key, pool_key))
+                or RunLayout(self.work).pool(pool_key))
 
     def of_cell(self, cell_folder: str, cell: dict, chosen_pooled: Path | None, full_dir: Path | None) -> dict:
-        onnx = self.work / ("tune/onnx" if cell_folder == "tune/quality" else "onnx") / cell["pool"]
+        onnx = RunLayout(self.work).exports(cell_folder) / cell["pool"]
         export = onnx / "exports" / f"{cell['src']}-{cell['tgt']}" / cell["method"] / "modmt.json"
         found = {"base_model": self.base, "export_manifest": self.file(export)}
         if cell["method"] == "full":
@@ -85,7 +87,8 @@ def write_evidence(work: Path, out: Path, corpora: dict[str, Path], command: str
             target = out / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(work / name, target)
-    pool_dirs = [("pool", work / "pool")] + ([("pool-pooled-en", chosen_pooled)] if chosen_pooled else [])
+    pool_dirs = [(POOL_FOLDERS["main"], RunLayout(work).pool())] + (
+        [(POOL_FOLDERS["pooled"], chosen_pooled)] if chosen_pooled else [])
     for name, pool in pool_dirs:
         for path in sorted((pool / "weights").glob("*.json")) if pool.exists() else []:
             (out / name / "weights").mkdir(parents=True, exist_ok=True)
@@ -149,17 +152,16 @@ def reproduce_command(work: Path, settings: dict, ood: str | None) -> str:
 
 def trial_dir(work: Path, side: str, lr: float) -> Path:
     """A reproduce run's tuning trial: its fine-tuned model (side "full") or its pool ("adapters")."""
-    return work / "tune" / f"{side}-lr{lr:g}"
+    return RunLayout(work).trial(side, lr)
 
 
 def run_layout(work: Path) -> tuple[Path | None, Path]:
     """Where a reproduce run keeps the chosen tuning trial's pool (None without tuning) and the full
     fine-tuning model, read from what the run recorded."""
-    chosen = {}
-    if (work / "tune" / "trials.json").exists():
-        chosen = json.loads((work / "tune" / "trials.json").read_text()).get("chosen", {})
-    pooled = trial_dir(work, "adapters", chosen["adapters"]) if "adapters" in chosen else None
-    full_dir = trial_dir(work, "full", chosen["full"]) if "full" in chosen else work / "full"
+    layout = RunLayout(work)
+    chosen = layout.read(layout.trials, {}).get("chosen", {})
+    pooled = layout.trial("adapters", chosen["adapters"]) if "adapters" in chosen else None
+    full_dir = layout.trial("full", chosen["full"]) if "full" in chosen else layout.full
     return pooled, full_dir
 
 
@@ -178,13 +180,14 @@ def restore_evidence(evidence: Path, work: Path) -> int:
             shutil.copyfile(source, target)
             restored += 1
 
-    for name in ("settings.json", "stages.json", "tune/trials.json"):
+    for name in RUN_FILES[:3]:  # settings, stages, trials
         restore(evidence / name, work / name)
     for folder in CELL_FOLDERS:
         for path in sorted((evidence / folder).glob("*/*/*/*.json")):
             restore(path, work / path.relative_to(evidence))
     chosen_pooled, _ = run_layout(work)
-    for name, pool in (("pool", work / "pool"), ("pool-pooled-en", chosen_pooled or work / "pool-pooled-en")):
+    layout = RunLayout(work)
+    for name, pool in ((POOL_FOLDERS["main"], layout.pool()), (POOL_FOLDERS["pooled"], chosen_pooled or layout.pool("pooled"))):
         for path in sorted((evidence / name / "weights").glob("*.json")):
             restore(path, pool / "weights" / path.name)
     return restored
@@ -198,10 +201,10 @@ def models_differing_from_evidence(work: Path, evidence: Path) -> tuple[list[str
     records as finished and not chosen. Those cells are never decoded again and no Table-1 cell reads
     that model, so it may be retrained (for its out-of-domain row) and not be bit-identical, as full
     fine-tuning was when retrained on another machine: the report marks its row. Everything else is an error."""
-    settings = json.loads((work / "settings.json").read_text())
+    settings = json.loads(RunLayout(work).settings.read_text())
     prints = Fingerprints(work, base_model_fingerprint(settings))
     chosen_pooled, full_dir = run_layout(work)
-    trials = json.loads((evidence / "tune" / "trials.json").read_text()) if (evidence / "tune" / "trials.json").exists() else {}
+    trials = RunLayout(evidence).read(RunLayout(evidence).trials, {})
     chosen = {trial_dir(work, side, lr).name for side, lr in trials.get("chosen", {}).items()}
     spared = {trial_dir(work, t["side"], t["lr"]).name for t in trials.get("trials", [])} - chosen
     differing, retrained = set(), set()
@@ -228,10 +231,11 @@ def base_model_fingerprint(settings: dict) -> str:
 def write_run_evidence(work: Path, out: Path) -> Path:
     """write_evidence for a reproduce work folder, finished or not: its corpora, base model, chosen
     tuning trials, full fine-tuning model and command read from what the run recorded."""
-    settings = json.loads((work / "settings.json").read_text())
-    evaluation = json.loads((work / "evaluation.json").read_text()) if (work / "evaluation.json").exists() else {}
-    stages = json.loads((work / "stages.json").read_text()) if (work / "stages.json").exists() else {}
-    corpus = Path(stages.get("corpus", {}).get("result") or settings["data"] or work / "ddtp")
+    layout = RunLayout(work)
+    settings = json.loads(layout.settings.read_text())
+    evaluation = layout.read(layout.evaluation, {})
+    stages = layout.read(layout.stages, {})
+    corpus = Path(stages.get("corpus", {}).get("result") or settings["data"] or layout.corpus)
     corpora = {"quality": corpus, "quality-scale": corpus, "quality-mix": corpus, "tune/quality": corpus}
     if evaluation.get("ood"):
         for folder in ("quality-ood", "quality-ood-trials", "quality-ood-scale", "quality-ood-mix"):

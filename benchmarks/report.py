@@ -12,6 +12,7 @@ from statistics import mean
 from modmt.benchmarks.report_ability import DOMAINS, mix_lines, ood_trial_lines, out_of_domain_lines, scale_lines
 from modmt.benchmarks.report_cells import ROW_ORDER, collect, fmt, load_cells, row_label, trial_order
 from modmt.benchmarks.report_limits import limits_lines, merged_candidates
+from modmt.benchmarks.run_layout import RunLayout
 from modmt.runtime.atomic import write_json_atomic
 from modmt.runtime.languages import ENGLISH
 
@@ -103,16 +104,16 @@ def write_report(work: Path) -> str:
     from modmt.benchmarks.plots import plot_heatmaps, plot_learned_weights
     from modmt.benchmarks.quality import chrf_scorer
 
-    settings = json.loads((work / "settings.json").read_text())
-    stages = json.loads((work / "stages.json").read_text()) if (work / "stages.json").exists() else {}
+    layout = RunLayout(work)
+    settings = json.loads(layout.settings.read_text())
+    stages = layout.read(layout.stages, {})
     langs = settings["langs"]
     chrf = chrf_scorer()
     # Every section reads the cells from here: each folder is read once per report.
     domain_cells = {folder: load_cells(work, folder) for _, folder in DOMAINS}
-    trials_path = work / "tune" / "trials.json"
-    tune = json.loads(trials_path.read_text()) if trials_path.exists() else None
+    tune = layout.read(layout.trials)
     rows, labels, stats = collect(domain_cells["quality"], chrf)
-    pool_meta = json.loads((work / "pool" / "pool.json").read_text()) if (work / "pool" / "pool.json").exists() else {}
+    pool_meta = layout.read(layout.pool() / "pool.json", {})
     all_dirs = [f"{s}-{t}" for s in langs for t in langs if s != t]
     non_en = [d for d in all_dirs if ENGLISH not in d.split("-")]
     cols = columns_of(langs)
@@ -231,7 +232,7 @@ def write_report(work: Path) -> str:
                          f"{point_wins} of {checked} (row, column) cells of the headline merged rows beat both on "
                          f"the point estimate; {len(wins)} with both intervals above zero"
                          + (f": {'; '.join(wins[:4])}" if wins else "")))
-    weights_dir = work / "pool" / "weights"
+    weights_dir = layout.pool() / "weights"
     if weights_dir.exists() and any(weights_dir.glob("*.json")):
         w = {p.stem: mean(l["w_out"] for l in json.loads(p.read_text())["layers"]) for p in weights_dir.glob("*.json")}
         to_en = {k: v for k, v in w.items() if k.endswith(f"-{ENGLISH}")}
@@ -318,18 +319,18 @@ def write_report(work: Path) -> str:
         wall = f"{entry['seconds'] / 60:.1f} min" if entry.get("done") else "running or interrupted"
         lines.append(f"| {name} | {wall} | {entry.get('attempts', 1)} |")
     lines.append("")
-    plots = work / "plots"
-    results_json = work / "results.json"
+    plots = layout.plots
+    results_json = layout.results
     write_json_atomic(results_json, {"languages": langs, "scores": {
         k: {d: c["chrf"] for d, c in rows[k].items()} for k in order if k in complete}})
-    written = plot_learned_weights(work / "pool", plots) + plot_heatmaps(results_json, plots)
+    written = plot_learned_weights(layout.pool(), plots) + plot_heatmaps(results_json, plots)
     if written:
         lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in written[:3]] + [""]
-    write_json_atomic(work / "report.json", {**summary, "findings": [
+    write_json_atomic(layout.report_json, {**summary, "findings": [
         {"claim": c, "verdict": v, "numbers": n} for c, v, n in findings], "signature": str(chrf.get_signature())})
     text = "\n".join(lines)
-    (work / "report.md").write_text(text + "\n", encoding="utf-8")
-    return str(work / "report.md")
+    layout.report_md.write_text(text + "\n", encoding="utf-8")
+    return str(layout.report_md)
 
 
 def aim_verdict(ratio) -> str:

@@ -6,6 +6,7 @@ from statistics import mean
 
 from modmt.benchmarks.evidence import trial_dir
 from modmt.benchmarks.report_cells import load_cells, row_label, trial_order
+from modmt.benchmarks.run_layout import RunLayout
 from modmt.benchmarks.significance import SegmentStats
 
 
@@ -13,7 +14,7 @@ def out_of_domain_lines(work: Path, ood_rows, ood_stats, order, labels, stats, a
     """The headline rows' gain over the base in domain beside their change out of it (another corpus)."""
     if not ood_rows:
         return []
-    info_path = work / "corpora" / "quality-ood.json"
+    info_path = RunLayout(work).corpora / "quality-ood.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     keys = [k for k in order if k in ood_rows and k != "base" and all(d in ood_rows[k] for d in all_dirs)]
     if "base" not in ood_rows or not keys:

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from modmt.benchmarks.report_cells import row_label
+from modmt.benchmarks.run_layout import RunLayout
 from modmt.runtime.languages import ENGLISH
 
 
@@ -20,7 +21,7 @@ def merged_candidates(ratios: dict) -> list[str]:
 
 def training_pairs(work: Path) -> dict[str, int]:
     """Pairs each language had available in the training corpus (English: every pair has it)."""
-    path = work / "corpora" / "quality.json"
+    path = RunLayout(work).corpora / "quality.json"
     if not path.exists():
         return {}
     train = json.loads(path.read_text()).get("train", {})
@@ -32,7 +33,7 @@ def limits_lines(work: Path, rows, labels, stats, all_dirs: list[str], best_rows
     training data the direction's languages had."""
     from modmt.benchmarks.plots import plot_gap_vs_data
 
-    settings = json.loads((work / "settings.json").read_text())
+    settings = json.loads(RunLayout(work).settings.read_text())
     cap = settings["profile"].get("adapter_pairs")
     available = training_pairs(work)
     if not best_rows or not available:
@@ -69,7 +70,7 @@ def limits_lines(work: Path, rows, labels, stats, all_dirs: list[str], best_rows
         losses = [f"{n}" for n, diff in pts if diff.high < 0]
         lines.append(f"- {row_label(key, labels)}: loses to full fine-tuning (interval below zero) in "
                      f"{len(losses)} of {len(pts)} directions; " + _rank_note(pts, cap))
-    figure = plot_gap_vs_data({row_label(k, labels): v for k, v in points.items()}, work / "plots")
+    figure = plot_gap_vs_data({row_label(k, labels): v for k, v in points.items()}, RunLayout(work).plots)
     return lines + ["", f"![gap vs data](plots/{figure.name})", ""]
 
 

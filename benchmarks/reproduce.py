@@ -44,6 +44,7 @@ from pathlib import Path
 import click
 
 from modmt.benchmarks.evidence import trial_dir
+from modmt.benchmarks.run_layout import RunLayout
 from modmt.benchmarks.table1 import Method, table1_methods
 from modmt.runtime.atomic import write_json_atomic
 from modmt.runtime.errors import ModmtError
@@ -108,7 +109,7 @@ class Stages:
     """stages.json in the work folder: which stage finished, and its wall time."""
 
     def __init__(self, work: Path):
-        self.path = work / "stages.json"
+        self.path = RunLayout(work).stages
         self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def run(self, name: str, fn, *args, always: bool = False):
@@ -202,12 +203,13 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
     from evidence, whose model is not on this machine) is not trained again. after_training() runs once
     a trial's model is trained, before its cells are scored; after_scoring(folder, side) once they are,
     while the model is still there (to score it elsewhere without training it again on a new machine)."""
-    tune = work / "tune"
+    layout = RunLayout(work)
+    tune = layout.tune
     dev = QualityRun(tune, corpus, profile, provider, split="dev")
     directions = directions_of(langs)
     grids = {"full": profile.full_lr_trials, "adapters": profile.adapter_lr_trials}
     recorded = {(t["side"], t["lr"]): t for t in
-                (json.loads((tune / "trials.json").read_text())["trials"] if (tune / "trials.json").exists() else [])}
+                layout.read(layout.trials, {"trials": []})["trials"]}
     trials = []
 
     def run_trial(side: str, lr: float, beyond_grid: bool = False) -> None:
@@ -233,7 +235,7 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
                        "segments_per_direction": cells[0]["n"], "directions": len(cells), "train": info,
                        "seconds": round(time.perf_counter() - started, 1), "beyond_grid": beyond_grid})
         done = {(t["side"], t["lr"]) for t in trials}  # progress a reader can look at, recorded trials kept
-        write_json_atomic(tune / "trials.json", {"trials": trials + [t for k, t in recorded.items() if k not in done]})
+        write_json_atomic(layout.trials, {"trials": trials + [t for k, t in recorded.items() if k not in done]})
         click.echo(f"tune {side} lr {lr:g}: dev chrF++ {trials[-1]['dev_chrf']:.2f}", err=True)
 
     for side, grid in grids.items():
@@ -251,7 +253,7 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
               "pairs_per_direction_or_adapter": {"full": profile.full_pairs, "adapters": profile.adapter_pairs},
               "dev_segments_per_direction": dev.size(profile.tune_segments), "directions": len(directions)}
     result = {"trials": trials, "chosen": chosen, "budget": budget}
-    write_json_atomic(tune / "trials.json", result)
+    write_json_atomic(layout.trials, result)
     return result
 
 
@@ -259,7 +261,7 @@ def score_base_on_dev(work: Path, corpus, profile: Profile, provider: str, langs
                       prepare=None) -> dict:
     """The untrained base on the tuning search's dev segments: the reference that says whether a trial's
     learning rate improves on not training at all (full fine-tuning's best lies at its lowest rate)."""
-    dev = QualityRun(work / "tune", corpus, profile, provider, split="dev", prepare=prepare)
+    dev = QualityRun(RunLayout(work).tune, corpus, profile, provider, split="dev", prepare=prepare)
     base = Method("base", "Pre-train", "base")
     cells = [dev.cell("base", pool_dir, base, src, tgt, profile.tune_segments) for src, tgt in directions_of(langs)]
     dev.release("base")
@@ -332,7 +334,7 @@ class QualityRun:
         return self.runners[pool_key]
 
     def onnx_dir(self, pool_key: str) -> Path:
-        return self.work / "onnx" / pool_key
+        return RunLayout(self.work).exports() / pool_key
 
     def release(self, pool_key: str) -> None:
         """Delete a pool's model-sized base exports once its cells are cached: nothing reads them again,
@@ -501,7 +503,7 @@ def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
     """Every tuning trial's row out of domain: what each learning rate costs the model's general ability,
     beside its in-domain dev score. The trials are the learning-rate sweep the issue asks to try; no
     training where the tune stage scored them already (it does with --ood, while the model is there)."""
-    trials = ood_trial_order(json.loads((work / "tune" / "trials.json").read_text())["trials"], work)
+    trials = ood_trial_order(json.loads(RunLayout(work).trials.read_text())["trials"], work)
     cells = 0
     with click.progressbar(trials, label="chrF++ out of domain (tuning trials)", file=None) as bar:
         for t in bar:
@@ -527,14 +529,15 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
         raise ModmtError(f"--profile is one of {', '.join(PROFILES)}, got {profile_name!r}")
     profile = PROFILES[profile_name]
     work.mkdir(parents=True, exist_ok=True)
-    settings_file = work / "settings.json"
+    layout = RunLayout(work)
+    settings_file = layout.settings
     settings = json.loads(json.dumps({"model": model, "data": str(data) if data else None,
                                       "profile": asdict(profile), "langs": langs or LANGS}))
-    if evidence is not None and (evidence / "settings.json").exists():
+    if evidence is not None and RunLayout(evidence).settings.exists():
         # The committed evidence of this run outlives the machine that ran it: resume from it.
         from modmt.benchmarks.evidence import restore_evidence
 
-        if json.loads((evidence / "settings.json").read_text()) != settings:
+        if json.loads(RunLayout(evidence).settings.read_text()) != settings:
             raise ModmtError(f"{evidence} holds the evidence of a run with other settings; use a new --evidence "
                              "or the same --model, --data and --profile")
         restored = restore_evidence(evidence, work)
@@ -549,7 +552,7 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
         write_json_atomic(settings_file, settings)
     # Evaluation-only inputs are recorded beside the settings, not compared: adding a test set to a
     # finished run scores it without retraining anything.
-    write_json_atomic(work / "evaluation.json", {"ood": str(ood) if ood else None})
+    write_json_atomic(layout.evaluation, {"ood": str(ood) if ood else None})
     stages = Stages(work)
     registry = load_registry()
     langs = langs or LANGS
@@ -561,22 +564,22 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
         from modmt.train.models import modmt_home
 
         languages = registry.parse_list(",".join(langs))
-        build_corpus(fetch_translation_lists(modmt_home() / "ddtp", languages), languages, work / "ddtp", force=True)
-        return str(work / "ddtp")
+        build_corpus(fetch_translation_lists(modmt_home() / "ddtp", languages), languages, layout.corpus, force=True)
+        return str(layout.corpus)
 
     corpus_dir = Path(stages.run("corpus", corpus_stage))
     corpus = open_corpus(corpus_dir, registry)
     model_dir = resolve_model(model) if model else fetch_model(DEFAULT_MODEL)
     ood_corpus = open_corpus(ood, registry) if ood is not None else None
-    pools = {"main": work / "pool", "pooled": work / "pool-pooled-en", "pool-mixed": work / "pool-mixed"}
-    full_dir = work / "full"
+    pools = {"main": layout.pool("main"), "pooled": layout.pool("pooled"), "pool-mixed": layout.pool("mixed")}
+    full_dir = layout.full
 
     if profile.full_lr_trials and len(profile.full_lr_trials) != len(profile.adapter_lr_trials):
         raise ModmtError("a profile's tuning search gives both sides the same number of trials")
 
     def check_against_evidence():
         """A model just trained (or found) must be the one the evidence scored, where it scored it."""
-        if evidence is not None and (evidence / "settings.json").exists():
+        if evidence is not None and RunLayout(evidence).settings.exists():
             from modmt.benchmarks.evidence import models_differing_from_evidence
 
             differing, retrained = models_differing_from_evidence(work, evidence)
@@ -698,6 +701,6 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
     from modmt.benchmarks.evidence import write_run_evidence
     from modmt.benchmarks.report import write_report
 
-    evidence = evidence or work / "evidence"
+    evidence = evidence or layout.evidence
     stages.run("evidence", lambda: str(write_run_evidence(work, evidence)), always=True)
     return write_report(evidence)

@@ -59,6 +59,10 @@ class RunLayout:
         return self.root / ("tune/onnx" if cell_folder == "tune/quality" else "onnx")
 
     @property
+    def evidence(self) -> Path:        # the run's evidence when no --evidence folder is given
+        return self.root / "evidence"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
 

@@ -105,9 +105,9 @@ def test_demo_offline_runs_end_to_end_and_caches(tmp_path):
     import subprocess
     import sys
 
-    from modmt.benchmarks.demo import run_demo
+    from modmt.app.demo import run_demo
 
-    script = ("import json, sys; from pathlib import Path; from modmt.benchmarks.demo import run_demo; "
+    script = ("import json, sys; from pathlib import Path; from modmt.app.demo import run_demo; "
               f"run_demo(Path({str(tmp_path / 'demo')!r}), offline=True, quick=True, segments=2, beam=2); "
               "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'peft', 'optimum') if m in sys.modules)))")
     first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
@@ -156,7 +156,7 @@ def test_plots_are_written_as_png(tmp_path):
 
 def test_demo_phases_in_child_processes_raise_their_own_errors(tmp_path):
     """The demo trains and exports in spawned processes: a failure there is the same one-line error."""
-    from modmt.benchmarks.demo import export_one, in_child_process
+    from modmt.app.demo import export_one, in_child_process
     from modmt.runtime.errors import ModmtError
 
     with pytest.raises(ModmtError, match="pool"):

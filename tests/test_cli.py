@@ -56,7 +56,7 @@ def test_runtime_imports_without_torch_or_transformers():
                     raise ImportError(f'blocked: {name}')
         sys.meta_path.insert(0, Block())
         import modmt.runtime, modmt.runtime.cli, modmt.runtime.prompt, modmt.runtime.fingerprint
-        from modmt.benchmarks.cli import modmt
+        from modmt.app.cli import modmt
         modmt.main(['--help'], standalone_mode=False)
         assert not any(m.split('.')[0] in ('torch', 'transformers') for m in sys.modules)
         print('runtime ok')

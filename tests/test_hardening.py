@@ -58,7 +58,7 @@ def verbose_libraries(monkeypatch):
 # --- every numeric option of every command ---------------------------------------------------
 
 def all_commands():
-    from modmt.benchmarks.cli import modmt
+    from modmt.app.cli import modmt
 
     def walk(command, path):
         if isinstance(command, click.Group):
@@ -150,7 +150,7 @@ values = st.one_of(st.integers(-10**9, 10**9).map(str), st.sampled_from(["0", "-
 @FAST
 @given(data=st.data())
 def test_numeric_options_reject_bad_values_in_one_line(data):
-    from modmt.benchmarks.cli import main
+    from modmt.app.cli import main
 
     path, param = data.draw(st.sampled_from(numeric_options()))
     name = param.opts[0]

@@ -167,12 +167,14 @@ def test_reproduce_end_to_end_resumes_and_reports(tmp_path, tiny_model_dir):
         assert json.loads(path.read_text())["fingerprints"]["full_model"]
     document = tmp_path / "clone" / "docs" / "results.md"
     document.parent.mkdir()
-    marker = "results/table1-tiny"
     document.write_text(f"# Results\n\n<!-- report: {moved.as_posix()} -->\nSTALE-BLOCK\n<!-- /report: {moved.as_posix()} -->\nafter\n")
     update_document(document, moved)
     rebuilt = document.read_text()
     assert "STALE-BLOCK" not in rebuilt and rebuilt.endswith("after\n") and "#### Table 1" in rebuilt
-    assert f"](../{marker}/plots/learned_weights.png)" in rebuilt
+    # The plots are copied beside the document (a docs site sees only its own folder) and linked there.
+    assert "](img/table1-tiny/learned_weights.png)" in rebuilt
+    assert (document.parent / "img" / "table1-tiny" / "learned_weights.png").read_bytes() == \
+        (moved / "plots" / "learned_weights.png").read_bytes()
 
     # Resume: a cell lost (a kill mid-stage) is the only thing recomputed.
     pooled = json.loads((chosen_pool / "pool.json").read_text())

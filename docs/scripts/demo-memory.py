@@ -20,7 +20,7 @@ parser.add_argument("--out", required=True)
 args = parser.parse_args()
 shutil.rmtree(args.workdir, ignore_errors=True)  # a fresh workdir: every step runs (the model stays cached)
 started = time.perf_counter()
-demo = psutil.Popen([sys.executable, "-c", "from modmt.benchmarks.cli import main; main()", "demo",
+demo = psutil.Popen([sys.executable, "-c", "from modmt.app.cli import main; main()", "demo",
                      "--workdir", args.workdir], stdout=sys.stdout, stderr=sys.stderr)
 peak_tree = peak_single = 0
 per_process = {}  # "parent", or "child N (from Ms)": which phase the peak belongs to (the log says what ran when)

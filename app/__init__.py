@@ -1,0 +1,1 @@
+"""modmt.app: the application on top of the layers: the `modmt` command group and `modmt demo`."""
