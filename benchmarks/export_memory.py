@@ -5,14 +5,16 @@ own peak; the ratio is to the fp32 model's bytes (4 x its parameters, the embedd
 output projection counted once each), the figure issue #21's bound is stated in.
 """
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
 
-import click
 
 from modmt.benchmarks.peak_memory import run_measured
 from modmt.runtime.errors import ModmtError
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-b128", "w8a8", "int4")
 LAYOUTS = ("standalone", "shared")
@@ -56,8 +58,8 @@ def export_memory(pool: Path, src: str, tgt: str, precisions: list[str], layouts
                 raise ModmtError(f"modmt-export ({layout}, {precision}) failed: see {work}/{layout}-{precision}.log")
             rows.append({"layout": layout, "precision": precision, **measured,
                          "model_bytes": model_bytes, "ratio": round(measured["peak_rss_bytes"] / model_bytes, 2)})
-            click.echo(f"{layout:10} {precision:9} {measured['seconds']:7.1f} s  peak {measured['peak_rss_bytes'] / 1e9:5.2f} GB"
-                       f"  {rows[-1]['ratio']:.2f}x the fp32 model", err=True)
+            log.info(f"{layout:10} {precision:9} {measured['seconds']:7.1f} s  peak {measured['peak_rss_bytes'] / 1e9:5.2f} GB"
+                       f"  {rows[-1]['ratio']:.2f}x the fp32 model")
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(work / f"base-{precision}", ignore_errors=True)
     return rows

@@ -1,11 +1,11 @@
 """`modmt-bench latency`: load time, batch-1 latency percentiles, batch-N throughput and peak memory per engine."""
 import gc
 import json
+import logging
 import os
 import platform
 from pathlib import Path
 
-import click
 import numpy as np
 
 from modmt.benchmarks.engines import (CTranslate2Engine, EngineMissing, ModmtEngine, OptimumEngine,
@@ -13,6 +13,8 @@ from modmt.benchmarks.engines import (CTranslate2Engine, EngineMissing, ModmtEng
 from modmt.benchmarks.roofline import read_bandwidth, weight_bytes_per_token
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.ort_options import OrtOptions
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("modmt", "transformers", "optimum", "ctranslate2")
 
@@ -112,12 +114,12 @@ def run_latency(exports: list[Path], segments: list[str], engines: list[str], ba
         for name, precision, make in plans:
             gc.collect()
             reset_peak_rss()
-            click.echo(f"  {name} ({precision}) ...", err=True)
+            log.info(f"  {name} ({precision}) ...")
             try:
                 engine, load_s = timed(make)
             except EngineMissing as e:
                 rows.append({"engine": name, "precision": precision, "skipped": str(e)})
-                click.echo(f"  {name}: skipped ({e})", err=True)
+                log.info(f"  {name}: skipped ({e})")
                 continue
             row = {"engine": name, "precision": precision, "load_s": load_s, "export": str(export),
                    **measure(engine, segments, batch, beam, max_new_tokens, count, latency_beam)}

@@ -1,16 +1,19 @@
 """`modmt-bench quality`: chrF++ of every direction and every Table-1 method, cached per (direction, method)."""
 import json
+import logging
 import shutil
 import time
 from itertools import permutations
 from pathlib import Path
 
-import click
+from tqdm import tqdm
 
 from modmt.benchmarks.table1 import Method, build_table, table1_methods, to_csv, to_markdown
-from modmt.runtime.errors import ModmtError
 from modmt.runtime.atomic import write_json_atomic
+from modmt.runtime.errors import ModmtError
 from modmt.train.pool import Pool
+
+log = logging.getLogger(__name__)
 
 
 def chrf_scorer():
@@ -162,7 +165,7 @@ def run_quality(pool_dir: Path, corpus, split: str, directions: list[tuple[str, 
 
     results = {m.key: {} for m in chosen}
     total = len(chosen) * len(directions)
-    with click.progressbar(length=total, label="chrF++", file=None) as bar:
+    with tqdm(total=total, desc="chrF++") as bar:
         for method in chosen:
             for src, tgt in directions:
                 path = cache / f"{src}-{tgt}" / f"{method.key}.json"

@@ -35,13 +35,14 @@ A profile fixes the budget: `paper` (the paper's settings as far as the data all
 `cpu` (what a 2-core machine finishes in one working session) and `tiny` (the test kit).
 """
 import json
+import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from itertools import permutations
 from pathlib import Path
 
-import click
+from tqdm import tqdm
 
 from modmt.benchmarks.evidence import trial_dir
 from modmt.benchmarks.run_layout import RunLayout
@@ -49,6 +50,8 @@ from modmt.benchmarks.table1 import Method, table1_methods
 from modmt.runtime.atomic import write_json_atomic
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.languages import ENGLISH
+
+log = logging.getLogger(__name__)
 
 LANGS = ["en", "fr", "de", "ja", "zh"]
 RATIOS = ("1:9", "3:7", "7:3", "9:1")
@@ -115,9 +118,9 @@ class Stages:
     def run(self, name: str, fn, *args, always: bool = False):
         entry = self.data.get(name, {})
         if entry.get("done") and not always:
-            click.secho(f"==> {name}: done ({entry['seconds'] / 60:.1f} min), skipped", err=True)
+            log.info(f"==> {name}: done ({entry['seconds'] / 60:.1f} min), skipped")
             return entry.get("result")
-        click.secho(f"==> {name}", bold=True, err=True)
+        log.info(f"==> {name}")
         attempts = entry.get("attempts", 0) + 1  # more than 1: the stage was resumed after a kill
         self.data[name] = {"done": False, "attempts": attempts, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         write_json_atomic(self.path, self.data)
@@ -219,7 +222,7 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
         if (side, lr) in recorded and all(dev.cell_path(trained.name, n, src, tgt, method.key).exists()
                                           for src, tgt in directions):
             trials.append(recorded[(side, lr)])
-            click.echo(f"tune {side} lr {lr:g}: recorded, dev chrF++ {trials[-1]['dev_chrf']:.2f}", err=True)
+            log.info(f"tune {side} lr {lr:g}: recorded, dev chrF++ {trials[-1]['dev_chrf']:.2f}")
             return
         started = time.perf_counter()
         info = train_trial(model_dir, corpus, registry, langs, work, profile, side, lr)
@@ -236,7 +239,7 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
                        "seconds": round(time.perf_counter() - started, 1), "beyond_grid": beyond_grid})
         done = {(t["side"], t["lr"]) for t in trials}  # progress a reader can look at, recorded trials kept
         write_json_atomic(layout.trials, {"trials": trials + [t for k, t in recorded.items() if k not in done]})
-        click.echo(f"tune {side} lr {lr:g}: dev chrF++ {trials[-1]['dev_chrf']:.2f}", err=True)
+        log.info(f"tune {side} lr {lr:g}: dev chrF++ {trials[-1]['dev_chrf']:.2f}")
 
     for side, grid in grids.items():
         for lr in grid:
@@ -391,7 +394,7 @@ def run_quality_stage(q: QualityRun, langs, pools: dict, full_dir: Path | None, 
     # so that a run cut short still compares both settings with full fine-tuning.
     todo += [("main", f"s{s}-1:9", p.headline_segments) for s in (1, 2)]
     todo += [("main", f"s{s}-{r}", p.other_segments) for s in (1, 2) for r in RATIOS]
-    with click.progressbar(length=len(todo) * len(directions), label="chrF++ (single adapters, full FT, learned, ratios)", file=None) as bar:
+    with tqdm(total=len(todo) * len(directions), desc="chrF++ (single adapters, full FT, learned, ratios)") as bar:
         for pool_key, key, n in todo:
             for src, tgt in directions:
                 q.cell(pool_key, pools[pool_key], methods[key], src, tgt, n, full_dir)
@@ -409,7 +412,7 @@ def run_quality_stage(q: QualityRun, langs, pools: dict, full_dir: Path | None, 
         pooled = [(k, p.headline_segments) for k in pooled_headline]
         pooled += [(f"s{s}-{r}", p.other_segments) for s in (1, 2) for r in RATIOS if r != best[s]]
     total = len(headline) * len(directions) + len(pooled) * len(en_directions)
-    with click.progressbar(length=total, label="chrF++ (best ratios, pooled English)", file=None) as bar:
+    with tqdm(total=total, desc="chrF++ (best ratios, pooled English)") as bar:
         for pool_key, key in headline:
             for src, tgt in directions:
                 q.cell(pool_key, pools[pool_key], methods[key], src, tgt, p.headline_segments, full_dir)
@@ -437,7 +440,7 @@ def run_ood_stage(in_domain: QualityRun, ood: QualityRun, langs, pools: dict, fu
              if pool_key == "main" or "pooled" in pools]
     plan = [(pool_key, key, src, tgt) for pool_key, key in rows for src, tgt in directions
             if pool_key == "main" or ENGLISH in (src, tgt)]
-    with click.progressbar(plan, label="chrF++ out of domain (headline rows)", file=None) as bar:
+    with tqdm(plan, desc="chrF++ out of domain (headline rows)") as bar:
         for pool_key, key, src, tgt in bar:
             ood.cell(pool_key, pools[pool_key], methods[key], src, tgt, p.headline_segments, full_dir)
     return {"rows": sorted({f"{k}+pooled-en" if pk == "pooled" else k for pk, k in rows}), "cells": len(plan)}
@@ -449,7 +452,7 @@ def score_in_both_runs(in_domain: QualityRun, ood: QualityRun, pool_key: str, po
     out of it (one loaded base at a time; the exports stay for the second run). Returns the cells."""
     plan = [(method, src, tgt) for method in methods for src, tgt in directions_of(langs) if ENGLISH in (src, tgt)]
     for run in (in_domain, ood):
-        with click.progressbar(plan, label=f"{label} ({run.folder})", file=None) as bar:
+        with tqdm(plan, desc=f"{label} ({run.folder})") as bar:
             for method, src, tgt in bar:
                 run.cell(pool_key, pool_dir, method, src, tgt, run.profile.headline_segments)
         run.runners.clear()
@@ -505,7 +508,7 @@ def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
     training where the tune stage scored them already (it does with --ood, while the model is there)."""
     trials = ood_trial_order(json.loads(RunLayout(work).trials.read_text())["trials"], work)
     cells = 0
-    with click.progressbar(trials, label="chrF++ out of domain (tuning trials)", file=None) as bar:
+    with tqdm(trials, desc="chrF++ out of domain (tuning trials)") as bar:
         for t in bar:
             cells += score_trial_out_of_domain(ood, trial_dir(work, t["side"], t["lr"]), t["side"], langs)
     return {"trials": len(trials), "cells": cells}
@@ -542,7 +545,7 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
                              "or the same --model, --data and --profile")
         restored = restore_evidence(evidence, work)
         if restored:
-            click.echo(f"restored {restored} files of the run from {evidence}", err=True)
+            log.info(f"restored {restored} files of the run from {evidence}")
     if settings_file.exists():
         recorded = json.loads(settings_file.read_text())
         if recorded != settings:
@@ -584,8 +587,8 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
 
             differing, retrained = models_differing_from_evidence(work, evidence)
             if retrained:  # an unchosen trial, retrained for its out-of-domain row (see the function)
-                click.echo(f"retrained, not bit-identical to the model its dev cells were scored with: "
-                           f"{'; '.join(retrained)}; the report marks its row", err=True)
+                log.info(f"retrained, not bit-identical to the model its dev cells were scored with: "
+                           f"{'; '.join(retrained)}; the report marks its row")
             if differing:
                 raise ModmtError(f"a retrained model is not the one {evidence} scored ({'; '.join(differing)}): "
                                  "training did not reproduce on this machine; resume where the run started, "
@@ -687,8 +690,8 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
             plan.append(("mix", lambda: run_mix_stage(quality_run(corpus), quality_run(corpus, "quality-mix"),
                                                       quality_run(ood_corpus, "quality-ood-mix"), langs, pools)))
         else:
-            click.echo(f"{ood}: no train split for every language, so no `mix` stage (rebuild it with "
-                       "`modmt data gettext` to get one)", err=True)
+            log.info(f"{ood}: no train split for every language, so no `mix` stage (rebuild it with "
+                       "`modmt data gettext` to get one)")
         if tuned:  # last: where the tune stage deleted a trial's model, this retrains it
             plan.append(("ood-trials", lambda: run_ood_trials_stage(quality_run(ood_corpus, "quality-ood-trials"),
                                                                     work, langs)))

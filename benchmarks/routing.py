@@ -13,6 +13,7 @@ Rounds alternate between variants, so the machine's drift hits every variant ali
 """
 import asyncio
 import json
+import logging
 import os
 import platform
 import socket
@@ -21,10 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-import click
 import numpy as np
 
 from modmt.runtime.errors import ModmtError
+
+log = logging.getLogger(__name__)
 
 MIXED = [("en", "fr"), ("fr", "de"), ("de", "en"), ("ja", "zh")]
 
@@ -72,7 +74,7 @@ def memory(base: Path, texts: dict, counts=(1, 5, 20)) -> list[dict]:
         if out.returncode != 0:
             raise ModmtError(f"memory probe failed: {out.stderr.strip().splitlines()[-1:]}")
         rows.append({"directions": count, **json.loads(out.stdout.strip().splitlines()[-1])})
-        click.echo(f"memory: {count} directions: {rows[-1]}", err=True)
+        log.info(f"memory: {count} directions: {rows[-1]}")
     return rows
 
 

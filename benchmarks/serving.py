@@ -14,6 +14,7 @@ decode the same pieces.
 """
 import asyncio
 import json
+import logging
 import os
 import socket
 import statistics
@@ -22,10 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-import click
 import numpy as np
 
 from modmt.runtime.errors import ModmtError
+
+log = logging.getLogger(__name__)
 
 
 def machine() -> dict:
@@ -154,7 +156,7 @@ def run_serving(export: Path, corpus_dir: Path, directions: list[tuple], sentenc
     backends = load_backends([str(export)], "cpu", threads)
     want, seconds = offline(backends, jobs, beam, max_new_tokens, max_batch)
     result["offline"] = {"seconds": seconds, "sentences_per_s": sentences / seconds}
-    click.echo(f"offline Python API: {sentences / seconds:.3f} sentences/s", err=True)
+    log.info(f"offline Python API: {sentences / seconds:.3f} sentences/s")
     del backends
     server, url = start_server(export, beam, max_new_tokens, max_batch, threads, join)
     try:
@@ -168,11 +170,11 @@ def run_serving(export: Path, corpus_dir: Path, directions: list[tuple], sentenc
                    "answered_200": sum(a[0] == 200 for a in answers),
                    "equal_to_offline": sum(a[1] == w for a, w in zip(answers, want))}
             result["clients"].append(row)
-            click.echo(f"{n} clients: {row}", err=True)
+            log.info(f"{n} clients: {row}")
         src, tgt = directions[0]
         paragraphs = [" ".join(texts[src][3 * i:3 * i + 3]) for i in range(16)]
         result["behind_long"] = behind_long(url, ((src, tgt), texts[src][47]), paragraphs, (src, tgt))
-        click.echo(f"behind a 16-paragraph request: {result['behind_long']}", err=True)
+        log.info(f"behind a 16-paragraph request: {result['behind_long']}")
     finally:
         server.terminate()
         server.wait(60)
