@@ -31,7 +31,7 @@ def imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("stage", sorted(ALLOWED))
 def test_each_stage_imports_only_the_layers_below_it(stage):
-    modules = sorted((ROOT / stage).glob("*.py"))
+    modules = sorted((ROOT / stage).rglob("*.py"))
     assert modules, f"no modules in {stage}/"
     for module in modules:
         for name in imports(module):
@@ -48,7 +48,7 @@ DOCUMENTED_ENVIRONMENT = {"MODMT_HOME", "MODMT_LANGUAGES"}  # locations, read wh
 
 
 def library_modules():
-    return [m for stage in ALLOWED for m in sorted((ROOT / stage).glob("*.py")) if m.name not in COMMAND_LINE]
+    return [m for stage in ALLOWED for m in sorted((ROOT / stage).rglob("*.py")) if m.name not in COMMAND_LINE]
 
 
 def test_library_modules_take_parameters_not_click_or_the_environment():
