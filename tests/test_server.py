@@ -444,6 +444,37 @@ def test_files_come_back_whole_and_download_from_either_replica(backends, tmp_pa
     assert len(list((tmp_path / "files").glob("*.notes.txt"))) == 1  # no partial files left behind
 
 
+def test_the_page_translates_a_file_in_a_headless_browser(backends, tmp_path):
+    """With files on, the page offers a file input (as /frontend/settings says) and links the translation."""
+    import shutil
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    text = "Der Hund schläft.\n\nDie Katze auch.\n"
+    with Server(backends, ServerSettings(files_dir=tmp_path / "files")) as running, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(running.url + "/")
+            page.wait_for_selector("#files", state="visible")
+            page.select_option("#source", "de")
+            page.select_option("#target", "en")
+            with page.expect_response(lambda r: r.url.endswith("/translate_file")):
+                page.set_input_files("#file", {"name": "notes.txt", "mimeType": "text/plain",
+                                               "buffer": text.encode("utf-8")})
+            page.wait_for_selector("#download", state="visible")
+            assert page.get_attribute("#file", "accept") == ".txt,.html,.htm"
+            link = page.get_attribute("#download", "href")
+            assert httpx.get(link).content.decode("utf-8") == direct(backends, text, "de", "en")
+        finally:
+            browser.close()
+
+
 def test_a_5000_character_paragraph_comes_back_whole(backends):
     """Cut into its sentences (and a sentence over the input limit cut further), every piece translated and
     put back: nothing of the text is dropped."""

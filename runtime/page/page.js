@@ -46,6 +46,28 @@ async function translate() {
   }
 }
 
+async function translateFile() {
+  const file = $("file").files[0];
+  $("error").textContent = ""; $("download").hidden = true;
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file);
+  form.append("source", $("source").value);
+  form.append("target", $("target").value);
+  const w = weights();
+  if (w) form.append("w", w);
+  try {
+    const r = await fetch("/translate_file", {method: "POST", body: form});
+    const data = await r.json();
+    if (!r.ok) throw new Error(data.error || r.statusText);
+    $("download").href = data.translatedFileUrl;
+    $("download").textContent = `Download ${file.name} in ${nameOf($("target").value)}`;
+    $("download").hidden = false;
+  } catch (e) {
+    $("error").textContent = e.message;
+  }
+}
+
 function later() { clearTimeout(timer); timer = setTimeout(translate, 400); }
 
 async function start() {
@@ -63,5 +85,11 @@ async function start() {
     if (s === "auto") return;
     $("source").value = t; fillTargets(); $("target").value = s; later();
   });
+  const settings = await (await fetch("/frontend/settings")).json();
+  if (settings.filesTranslation) {  // LibreTranslate's front end reads the same two fields
+    $("file").accept = settings.supportedFilesFormat.join(",");
+    $("files").hidden = false;
+    $("file").addEventListener("change", translateFile);
+  }
 }
 start();
