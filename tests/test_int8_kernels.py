@@ -125,7 +125,6 @@ def test_an_export_with_the_saturating_recipe_is_named_on_a_cpu_without_vnni():
         slow = recipe_notice(RECIPES[int8].to_json(), avx2)
         assert slow.startswith("note: without VNNI") and "w8a8" in slow and "\n" not in slow
         assert recipe_notice(RECIPES[int8].to_json(), arm) is None
-    # With VNNI, blocks of 32 are still slower than fp32 at batch (0.79x measured), blocks of 128 are not (1.11x).
-    slow = recipe_notice(RECIPES["int8"].to_json(), vnni)
-    assert slow.startswith("note: on this CPU") and "int8-b128" in slow and "\n" not in slow
+    # With VNNI the 8-bit kernel is faster than fp32 per step (measured at equal work): no notice.
+    assert recipe_notice(RECIPES["int8"].to_json(), vnni) is None
     assert recipe_notice(RECIPES["int8-b128"].to_json(), vnni) is None
