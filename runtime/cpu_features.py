@@ -47,8 +47,8 @@ def recipe_notice(recipe: dict | None, features: set[str] | None = None) -> str 
             # docs/results.md, "Precisions per CPU": MatMulNBits' 8-bit kernel without VNNI, at 40 rows.
             return (f"note: without VNNI (this CPU: {flags}) weight-only int8 decodes batches at about 0.6x fp32's "
                     "speed (batch 8, beam 5); export --quantize w8a8 for speed at batch on this CPU")
-        # With VNNI the 8-bit kernel is faster than fp32 per decoding step (1.27x at 40 rows in blocks of 32,
-        # 1.41x in blocks of 128, on an AVX512-VNNI Xeon: docs/results.md, "Precisions per CPU"): nothing to say.
+        # With VNNI the 8-bit kernel is not slower than fp32 per decoding step (1.03-1.32x at 40 rows in blocks
+        # of 32, 1.40-1.80x in blocks of 128, on an AVX512-VNNI Xeon: docs/results.md, "Precisions per CPU").
         return None
     if recipe.get("activations") is None and x86_without_vnni(features):  # w8a8 from before per-row 7-bit activations
         return ("warning: this w8a8 export quantizes activations to 8 bits per tensor, and on a CPU without VNNI "

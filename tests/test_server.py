@@ -1,6 +1,7 @@
 """`modmt serve` over HTTP on a free port: a real LibreTranslate client, 32 concurrent clients, bad requests,
 continuous batching (short requests behind long ones, answers equal to the offline API), the whole API."""
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -412,6 +413,29 @@ def test_alternatives_auto_detect_and_the_rest_of_libretranslates_api(server, ba
     assert httpx.get(server.url + "/static/page.js").status_code == 200
 
 
+@contextlib.contextmanager
+def page_in_chromium(url: str):
+    """The page at url in Debian's chromium, headless and off the network, driven by Playwright (the test is
+    skipped where chromium is not installed; .ci/run installs it)."""
+    import shutil
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            yield page
+        finally:
+            browser.close()
+
+
 def test_files_come_back_whole_and_download_from_either_replica(backends, tmp_path):
     """/translate_file as LibreTranslate's: a .txt or .html file in, a download URL out. Two replicas share
     --files-dir (as behind a proxy): a file translated by one downloads from the other."""
@@ -446,33 +470,19 @@ def test_files_come_back_whole_and_download_from_either_replica(backends, tmp_pa
 
 def test_the_page_translates_a_file_in_a_headless_browser(backends, tmp_path):
     """With files on, the page offers a file input (as /frontend/settings says) and links the translation."""
-    import shutil
-
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
     text = "Der Hund schläft.\n\nDie Katze auch.\n"
-    with Server(backends, ServerSettings(files_dir=tmp_path / "files")) as running, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page()
-            page.goto(running.url + "/")
-            page.wait_for_selector("#files", state="visible")
-            page.select_option("#source", "de")
-            page.select_option("#target", "en")
-            with page.expect_response(lambda r: r.url.endswith("/translate_file")):
-                page.set_input_files("#file", {"name": "notes.txt", "mimeType": "text/plain",
-                                               "buffer": text.encode("utf-8")})
-            page.wait_for_selector("#download", state="visible")
-            assert page.get_attribute("#file", "accept") == ".txt,.html,.htm"
-            link = page.get_attribute("#download", "href")
-            assert httpx.get(link).content.decode("utf-8") == direct(backends, text, "de", "en")
-        finally:
-            browser.close()
+    with Server(backends, ServerSettings(files_dir=tmp_path / "files")) as running, \
+            page_in_chromium(running.url) as page:
+        page.wait_for_selector("#files", state="visible")
+        page.select_option("#source", "de")
+        page.select_option("#target", "en")
+        with page.expect_response(lambda r: r.url.endswith("/translate_file")):
+            page.set_input_files("#file", {"name": "notes.txt", "mimeType": "text/plain",
+                                           "buffer": text.encode("utf-8")})
+        page.wait_for_selector("#download", state="visible")
+        assert page.get_attribute("#file", "accept") == ".txt,.html,.htm"
+        link = page.get_attribute("#download", "href")
+        assert httpx.get(link).content.decode("utf-8") == direct(backends, text, "de", "en")
 
 
 def test_a_5000_character_paragraph_comes_back_whole(backends):
@@ -528,48 +538,33 @@ def test_fuzzed_from_its_own_openapi_spec(server):
 def test_the_page_translates_in_a_headless_browser(server, backends):
     """GET / in Debian's Chromium driven by Playwright: pick languages, type, see the server's translation;
     then auto-detect, and the merge-weight slider (modmt's own control) sends w."""
-    import shutil
-
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page()
-            page.goto(server.url + "/")
-            page.wait_for_selector("#source option[value='de']", state="attached")
-            page.select_option("#source", "de")
-            page.select_option("#target", "en")
-            with page.expect_response(lambda r: r.url.endswith("/translate")) as answer:
-                page.fill("#q", TEXTS[2])
-            assert answer.value.status == 200
-            page.wait_for_function("document.getElementById('out').textContent.length > 0 || "
-                                   f"{json.dumps(direct(backends, TEXTS[2], 'de', 'en'))} === ''")
-            assert page.text_content("#out") == direct(backends, TEXTS[2], "de", "en")
-
-            page.select_option("#source", "auto")
-            page.select_option("#target", "en")
-            with page.expect_response(lambda r: r.url.endswith("/translate")) as answer:
-                page.fill("#q", "Bonjour tout le monde, comment allez-vous aujourd'hui ?")
-            assert answer.value.json()["detectedLanguage"]["language"] == "fr"
-            page.wait_for_function("document.getElementById('detected').textContent.includes('French')")
-
-            page.select_option("#source", "de")
-            page.select_option("#target", "en")
+    with page_in_chromium(server.url) as page:
+        page.wait_for_selector("#source option[value='de']", state="attached")
+        page.select_option("#source", "de")
+        page.select_option("#target", "en")
+        with page.expect_response(lambda r: r.url.endswith("/translate")) as answer:
             page.fill("#q", TEXTS[2])
-            page.check("#w-on")
-            want = direct(backends, TEXTS[2], "de", "en", "1:9")
-            with page.expect_response(lambda r: r.url.endswith("/translate")
-                                      and '"w":"1:9"' in (r.request.post_data or "")) as answer:
-                page.fill("#w", "9")
-                page.dispatch_event("#w", "input")
-            assert answer.value.json()["translatedText"] == want
-            page.wait_for_function(f"document.getElementById('out').textContent === {json.dumps(want)}")
-            assert page.text_content("#w-label") == "1:9"
-        finally:
-            browser.close()
+        assert answer.value.status == 200
+        page.wait_for_function("document.getElementById('out').textContent.length > 0 || "
+                               f"{json.dumps(direct(backends, TEXTS[2], 'de', 'en'))} === ''")
+        assert page.text_content("#out") == direct(backends, TEXTS[2], "de", "en")
+
+        page.select_option("#source", "auto")
+        page.select_option("#target", "en")
+        with page.expect_response(lambda r: r.url.endswith("/translate")) as answer:
+            page.fill("#q", "Bonjour tout le monde, comment allez-vous aujourd'hui ?")
+        assert answer.value.json()["detectedLanguage"]["language"] == "fr"
+        page.wait_for_function("document.getElementById('detected').textContent.includes('French')")
+
+        page.select_option("#source", "de")
+        page.select_option("#target", "en")
+        page.fill("#q", TEXTS[2])
+        page.check("#w-on")
+        want = direct(backends, TEXTS[2], "de", "en", "1:9")
+        with page.expect_response(lambda r: r.url.endswith("/translate")
+                                  and '"w":"1:9"' in (r.request.post_data or "")) as answer:
+            page.fill("#w", "9")
+            page.dispatch_event("#w", "input")
+        assert answer.value.json()["translatedText"] == want
+        page.wait_for_function(f"document.getElementById('out').textContent === {json.dumps(want)}")
+        assert page.text_content("#w-label") == "1:9"

@@ -1,8 +1,9 @@
-"""Milliseconds per decoding step of each export on the same token sequence: a beam-5 batch of 8 (40 rows) and
-one row, after a 64-position prompt, 48 steps fed the same tokens in every precision (so the work is equal,
-whatever each precision would have generated; sentences/s also counts how long each one's outputs are).
+"""Milliseconds per decoding step of each export on the same token sequence, the exports alternating in rounds
+in one process (so the VM's drift, ±20 % between runs, hits them alike): a beam-5 batch of 8 (40 rows), two
+rows and one, after a 64-position prompt, 32 steps fed the same token in every precision (so the work is
+equal, whatever each precision would have generated; sentences/s also counts how long its outputs are).
 
-    .venv/bin/python docs/scripts/step-time.py exports/cpu/en-fr-none exports/cpu/en-fr-int8 ...
+    .venv/bin/python docs/scripts/step-time.py [--rounds 3] exports/cpu/en-fr-none exports/cpu/en-fr-int8 ...
 """
 import json
 import statistics
@@ -16,21 +17,31 @@ from modmt.runtime.languages import load_registry
 from modmt.runtime.translator import Translator
 from modmt.train.corpus import open_corpus
 
+args = sys.argv[1:]
+rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 3
+exports = [a for i, a in enumerate(args) if a != "--rounds" and (i == 0 or args[i - 1] != "--rounds")]
 segments = open_corpus("corpora/ddtp", load_registry()).segments("devtest", "en")[:8]
-for export in sys.argv[1:]:
-    t = Translator(export, provider="cpu", verify="size")
-    row = {"export": export, "precision": t.manifest["quantization"]}
-    for label, rows in (("40 rows", 40), ("1 row", 1)):
-        prompts = [t.encode(s)[0] for s in segments for _ in range(5)][:rows]
-        ids, mask = left_pad(prompts, t.pad_id, multiple=64)
-        _, cache = t.decoder.prefill(ids, mask)
-        tokens = np.full(rows, 1000, dtype=np.int64)  # the same token every step, in every precision
-        times = []
-        for _ in range(48):
-            mask = np.concatenate([mask, np.ones((rows, 1), dtype=mask.dtype)], axis=1)
-            started = time.perf_counter()
-            _, cache = t.decoder.step(tokens, mask, cache)
-            times.append(time.perf_counter() - started)
-        row[label] = round(1000 * statistics.median(times[4:]), 1)
-    print(json.dumps(row), flush=True)
-    del t
+translators = {e: Translator(e, provider="cpu", verify="size") for e in exports}
+
+
+def step_ms(t, rows: int) -> float:
+    prompts = [t.encode(s)[0] for s in segments for _ in range(5)][:rows]
+    ids, mask = left_pad(prompts, t.pad_id, multiple=64)
+    _, cache = t.decoder.prefill(ids, mask)
+    tokens = np.full(rows, 1000, dtype=np.int64)  # the same token every step, in every precision
+    times = []
+    for _ in range(32):
+        mask = np.concatenate([mask, np.ones((rows, 1), dtype=mask.dtype)], axis=1)
+        started = time.perf_counter()
+        _, cache = t.decoder.step(tokens, mask, cache)
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times[4:])
+
+
+results = {e: {"40 rows": [], "2 rows": [], "1 row": []} for e in exports}
+for _ in range(rounds):
+    for export, t in translators.items():
+        for label, rows in (("40 rows", 40), ("2 rows", 2), ("1 row", 1)):
+            results[export][label].append(round(step_ms(t, rows), 1))
+for export, row in results.items():
+    print(json.dumps({"export": export, "precision": translators[export].manifest["quantization"], **row}), flush=True)
