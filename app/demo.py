@@ -27,7 +27,11 @@ def in_child_process(fn, *args):
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+    from modmt.runtime.command_line import show_progress
+
+    # A spawned child starts with logging unconfigured: its progress lines (training, export) go to stderr
+    # as the parent's do.
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=show_progress) as pool:
         return pool.submit(fn, *args).result()
 
 

@@ -113,6 +113,8 @@ def test_demo_offline_runs_end_to_end_and_caches(tmp_path):
     first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     assert json.loads(first.stdout.strip().splitlines()[-1]) == []
+    # The children's progress (library modules log it) reaches the user's terminal as the parent's does.
+    assert "in/ja: " in first.stderr and "exported ja->zh" in first.stderr, first.stderr[-2000:]
     report = json.loads((tmp_path / "demo" / "demo-report.json").read_text())
     assert report["toy"] and report["segments"] == 2
     assert 0 <= report["merged"]["chrf"] <= 100 and 0 <= report["base"]["chrf"] <= 100
