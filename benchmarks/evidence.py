@@ -15,14 +15,13 @@ import json
 import shutil
 from pathlib import Path
 
-from modmt.benchmarks.run_layout import POOL_FOLDERS, RunLayout
+from modmt.benchmarks.run_layout import POOL_FOLDERS, RECORDS, RunLayout
 from modmt.runtime.atomic import write_json_atomic
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.fingerprint import sha256_file
 
-# What the report reads besides the cells, relative to the work folder (benchmarks/run_layout.py).
-RUN_FILES = [RunLayout(Path()).settings.as_posix(), RunLayout(Path()).stages.as_posix(),
-             RunLayout(Path()).trials.as_posix(), (RunLayout(Path()).pool() / "pool.json").as_posix()]
+# What the report reads besides the cells, relative to the work folder: the run's records and the pool's.
+RUN_FILES = [*RECORDS.values(), f"{POOL_FOLDERS['main']}/pool.json"]
 CELL_FOLDERS = ["quality", "quality-ood", "quality-ood-trials", "quality-scale", "quality-ood-scale", "quality-mix",
                 "quality-ood-mix", "tune/quality"]
 
@@ -150,11 +149,6 @@ def reproduce_command(work: Path, settings: dict, ood: str | None) -> str:
     return shlex.join(words)
 
 
-def trial_dir(work: Path, side: str, lr: float) -> Path:
-    """A reproduce run's tuning trial: its fine-tuned model (side "full") or its pool ("adapters")."""
-    return RunLayout(work).trial(side, lr)
-
-
 def run_layout(work: Path) -> tuple[Path | None, Path]:
     """Where a reproduce run keeps the chosen tuning trial's pool (None without tuning) and the full
     fine-tuning model, read from what the run recorded."""
@@ -180,7 +174,7 @@ def restore_evidence(evidence: Path, work: Path) -> int:
             shutil.copyfile(source, target)
             restored += 1
 
-    for name in RUN_FILES[:3]:  # settings, stages, trials
+    for name in RECORDS.values():
         restore(evidence / name, work / name)
     for folder in CELL_FOLDERS:
         for path in sorted((evidence / folder).glob("*/*/*/*.json")):
@@ -205,8 +199,8 @@ def models_differing_from_evidence(work: Path, evidence: Path) -> tuple[list[str
     prints = Fingerprints(work, base_model_fingerprint(settings))
     chosen_pooled, full_dir = run_layout(work)
     trials = RunLayout(evidence).read(RunLayout(evidence).trials, {})
-    chosen = {trial_dir(work, side, lr).name for side, lr in trials.get("chosen", {}).items()}
-    spared = {trial_dir(work, t["side"], t["lr"]).name for t in trials.get("trials", [])} - chosen
+    chosen = {RunLayout(work).trial(side, lr).name for side, lr in trials.get("chosen", {}).items()}
+    spared = {RunLayout(work).trial(t["side"], t["lr"]).name for t in trials.get("trials", [])} - chosen
     differing, retrained = set(), set()
     for folder in CELL_FOLDERS:
         for path in sorted((evidence / folder).glob("*/*/*/*.json")):

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 from statistics import mean
 
-from modmt.benchmarks.evidence import trial_dir
 from modmt.benchmarks.report_cells import load_cells, row_label, trial_order
 from modmt.benchmarks.run_layout import RunLayout
 from modmt.benchmarks.significance import SegmentStats
@@ -77,7 +76,7 @@ def ood_trial_lines(work: Path, chrf, ood_cells: list[dict], tune: dict | None) 
     dev_cells = load_cells(work, "tune/quality")
     retrained = []
     for t in sorted(tune["trials"], key=trial_order):
-        trial = trial_dir(work, t["side"], t["lr"]).name
+        trial = RunLayout(work).trial(t["side"], t["lr"]).name
         key = f"tune-{trial}"
         if stats.common([key], directions) != directions:
             lines.append(f"| {t['side']} | {t['lr']:g} | {t['dev_chrf']:.2f} | (not scored yet) | - |")

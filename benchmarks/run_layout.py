@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 POOL_FOLDERS = {"main": "pool", "pooled": "pool-pooled-en", "mixed": "pool-mixed"}  # adapters per recipe
+# What the run records about itself, relative to its root: what evidence keeps and restores first.
+RECORDS = {"settings": "settings.json", "stages": "stages.json", "trials": "tune/trials.json"}
 
 
 @dataclass(frozen=True)
@@ -17,11 +19,11 @@ class RunLayout:
     # What the run records about itself.
     @property
     def settings(self) -> Path:        # the model, data, languages and profile the run was started with
-        return self.root / "settings.json"
+        return self.root / RECORDS["settings"]
 
     @property
     def stages(self) -> Path:          # each finished stage and what it returned
-        return self.root / "stages.json"
+        return self.root / RECORDS["stages"]
 
     @property
     def evaluation(self) -> Path:      # which corpus split each quality folder scored
@@ -41,7 +43,7 @@ class RunLayout:
 
     @property
     def trials(self) -> Path:
-        return self.tune / "trials.json"
+        return self.root / RECORDS["trials"]
 
     def trial(self, side: str, lr: float) -> Path:
         return self.tune / f"{side}-lr{lr:g}"

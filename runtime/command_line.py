@@ -15,6 +15,7 @@ from modmt.runtime.errors import ModmtError
 LIBRARY_LOGGERS = ("torch", "transformers", "optimum", "accelerate", "peft", "datasets", "ray", "onnxruntime",
                    "onnxscript", "httpx", "urllib3", "filelock")
 
+
 def quiet_libraries() -> None:
     """Hide what libraries print for their developers (tracer, tokenizer, Trainer, ONNX Runtime warnings).
 

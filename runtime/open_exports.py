@@ -45,11 +45,11 @@ def direction_exports(paths) -> list[Path]:
     return found
 
 
-def routed_base(direction: Path) -> Path | None:
-    """The shared base a direction export can route through, or None (not on a shared base, --targets given,
-    or a base without a routed graph). Unreadable manifests give None: they are reported where they are read."""
+def routed_base(direction: Path, manifest: dict) -> Path | None:
+    """The shared base a direction export (with its manifest) can route through, or None (not on a shared
+    base, --targets given, or a base without a routed graph). An unreadable base manifest gives None: it is
+    reported where the base is read."""
     try:
-        manifest = json.loads((direction / MANIFEST).read_text(encoding="utf-8"))
         if manifest.get("kind") != DIRECTION_KIND or not manifest.get("adapters") or manifest.get("targets"):
             return None
         base = (direction / manifest["base"]).resolve()
@@ -87,14 +87,12 @@ def group_exports(paths) -> ExportGroups:
         raise ModmtError("no export given; pass an export folder made by `modmt-export`")
     routed, standalone, bases_given = {}, [], False
     for path in paths:
-        if is_shared_base(path):
+        if is_shared_base(path):  # a base given routes all it holds; RoutedTranslator says why it cannot
             bases_given = True
-            directions = direction_exports([path])
-            for direction in directions:  # a base given routes all it holds; RoutedTranslator says why it cannot
-                routed.setdefault(path.resolve(), []).append(direction)
+            routed.setdefault(path.resolve(), []).extend(direction_exports([path]))
             continue
-        read_manifest(path, "size")  # a missing or corrupt export: its one-line error here, before anything loads
-        base = routed_base(path)
+        # A missing or corrupt export: its one-line error here, before anything loads.
+        base = routed_base(path, read_manifest(path, "size"))
         if base is None:
             standalone.append(path)
         else:

@@ -7,7 +7,6 @@ each batch gets a small coefficient table: one slot per (direction, weights, set
 each row pointing at its slot. So memory is the base plus the adapters, whatever the number of
 directions, and a batch may mix directions and merge weights chosen per request.
 """
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import numpy as np
 from modmt.runtime.decoding import SearchSettings, translate_texts
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.lora_merge import Adapter, adapter_shape, load_adapter
-from modmt.runtime.manifest import MANIFEST, read_manifest
+from modmt.runtime.manifest import read_manifest
 from modmt.runtime.merge_weights import MergeWeights, parse_weights
 from modmt.runtime.onnx_decoder import OnnxDecoder
 from modmt.runtime.open_exports import direction_exports

@@ -267,7 +267,7 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
             alternates.append(versions[1:])
         return outputs, alternates, detected, truncated
 
-    def answer_failure(e: Exception) -> tuple[JSONResponse, int]:
+    def answer_failure(e: BaseException) -> tuple[JSONResponse, int]:
         """A handler's exception as LibreTranslate's error shape, and its status for the metrics."""
         if isinstance(e, BadRequest):
             return error(str(e), e.status), e.status
@@ -277,28 +277,41 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
             return error("the client closed the connection", 499), 499
         return error(f"internal error ({type(e).__name__}); see the server log", 500), 500
 
+    def metered(handler):
+        """A translating endpoint: every answer counted in the metrics under the direction the handler names
+        (request.state.direction), every failure in LibreTranslate's error shape, never a traceback."""
+        async def endpoint(request):
+            started, status = time.monotonic(), 200
+            request.state.direction = ("", "")
+            try:
+                return await handler(request)
+            except (asyncio.CancelledError, Exception) as e:
+                response, status = answer_failure(e)
+                return response
+            finally:
+                metrics.request(request.state.direction, status,
+                                time.monotonic() - started if status == 200 else None)
+        return endpoint
+
+    def weights_of(params: dict):
+        w = params.get("w")
+        if w is not None and not isinstance(w, str):
+            raise BadRequest("Invalid request: w is IN:OUT, e.g. 3:7")
+        return w
+
+    @metered
     async def translate(request):
-        started, label, status = time.monotonic(), ("", ""), 200
-        try:
-            params = await parameters(request)
-            check_key(params)
-            q, texts = texts_of(params)
-            src, tgt = language(params, "source"), language(params, "target")
-            label = (src, tgt)
-            fmt = params.get("format", "text") or "text"
-            if fmt not in ("text", "html"):
-                raise BadRequest(f"Invalid request: format is text or html, got {str(fmt)[:40]!r}")
-            alternatives = alternatives_of(params)
-            w = params.get("w")
-            if w is not None and not isinstance(w, str):
-                raise BadRequest("Invalid request: w is IN:OUT, e.g. 3:7")
-            outputs, alternates, detected, truncated = await translate_texts(request, texts, src, tgt, fmt,
-                                                                             alternatives, w)
-        except (BadRequest, Busy, asyncio.CancelledError, Exception) as e:  # no traceback to the client
-            response, status = answer_failure(e)
-            return response
-        finally:
-            metrics.request(label, status, time.monotonic() - started if status == 200 else None)
+        params = await parameters(request)
+        check_key(params)
+        q, texts = texts_of(params)
+        src, tgt = language(params, "source"), language(params, "target")
+        request.state.direction = (src, tgt)
+        fmt = params.get("format", "text") or "text"
+        if fmt not in ("text", "html"):
+            raise BadRequest(f"Invalid request: format is text or html, got {str(fmt)[:40]!r}")
+        alternatives = alternatives_of(params)
+        outputs, alternates, detected, truncated = await translate_texts(request, texts, src, tgt, fmt, alternatives,
+                                                                         weights_of(params))
         single = not isinstance(q, list)
         body = {"translatedText": outputs[0] if single else outputs}
         if alternatives:
@@ -308,37 +321,31 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
         headers = {"X-Modmt-Truncated": str(truncated)} if truncated else None
         return JSONResponse(body, headers=headers)
 
+    @metered
     async def translate_file(request):
         """A .txt or .html file, translated whole (sentence by sentence, markup kept); the answer is the
         URL it can be downloaded from, as LibreTranslate's. Files live in settings.files_dir, so replicas
         that share that folder serve each other's downloads."""
-        started, label, status = time.monotonic(), ("", ""), 200
+        if settings.files_dir is None:
+            raise BadRequest("Files translation is disabled on this server", 403)
+        params = await parameters(request)
+        check_key(params)
+        upload = params.get("file")
+        if not hasattr(upload, "filename") or not upload.filename:
+            raise BadRequest("Invalid request: missing file parameter")
+        name = Path(upload.filename).name
+        suffix = Path(name).suffix.lower()
+        if suffix not in FILE_FORMATS:
+            raise BadRequest(f"Invalid request: file format not supported (send {', '.join(FILE_FORMATS)})")
         try:
-            if settings.files_dir is None:
-                raise BadRequest("Files translation is disabled on this server", 403)
-            params = await parameters(request)
-            check_key(params)
-            upload = params.get("file")
-            if not hasattr(upload, "filename") or not upload.filename:
-                raise BadRequest("Invalid request: missing file parameter")
-            name = Path(upload.filename).name
-            suffix = Path(name).suffix.lower()
-            if suffix not in FILE_FORMATS:
-                raise BadRequest(f"Invalid request: file format not supported (send {', '.join(FILE_FORMATS)})")
-            try:
-                text = (await upload.read()).decode("utf-8")
-            except UnicodeDecodeError:
-                raise BadRequest("Invalid request: the file is not UTF-8 text") from None
-            src, tgt = language(params, "source"), language(params, "target")
-            label = (src, tgt)
-            outputs, _, _, _ = await translate_texts(request, [text], src, tgt, FILE_FORMATS[suffix], 0,
-                                                     params.get("w") if isinstance(params.get("w"), str) else None)
-            stored = store_file(settings.files_dir, name, outputs[0])
-        except (BadRequest, Busy, asyncio.CancelledError, Exception) as e:
-            response, status = answer_failure(e)
-            return response
-        finally:
-            metrics.request(label, status, time.monotonic() - started if status == 200 else None)
+            text = (await upload.read()).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("Invalid request: the file is not UTF-8 text") from None
+        src, tgt = language(params, "source"), language(params, "target")
+        request.state.direction = (src, tgt)
+        outputs, _, _, _ = await translate_texts(request, [text], src, tgt, FILE_FORMATS[suffix], 0,
+                                                 weights_of(params))
+        stored = store_file(settings.files_dir, name, outputs[0])
         return JSONResponse({"translatedFileUrl": str(request.url_for("download_file", filename=stored))})
 
     async def download_file(request):

@@ -41,7 +41,6 @@ from dataclasses import asdict, replace
 
 from pathlib import Path
 
-from modmt.benchmarks.evidence import trial_dir
 from modmt.benchmarks.reproduce.profiles import LANGS, MIX_SHARE, PROFILES
 from modmt.benchmarks.reproduce.scoring import (QualityRun, has_train_split, run_mix_stage, run_ood_stage,
                                                 run_ood_trials_stage, run_quality_stage, run_scale_stage,
@@ -145,8 +144,8 @@ def reproduce(model: str | None, data: Path | None, profile_name: str, work: Pat
 
         search = stages.run("tune", tune_stage)
         profile = replace(profile, full_lr=search["chosen"]["full"], adapter_lr=search["chosen"]["adapters"])
-        full_dir = trial_dir(work, "full", profile.full_lr)
-        pools["pooled"] = trial_dir(work, "adapters", profile.adapter_lr)
+        full_dir = layout.trial("full", profile.full_lr)
+        pools["pooled"] = layout.trial("adapters", profile.adapter_lr)
 
     # The models the stages read, each built (or found: training resumes and skips what exists) when
     # first needed, then checked against the fingerprints the evidence recorded for the cells it

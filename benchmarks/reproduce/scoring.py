@@ -7,7 +7,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from modmt.benchmarks.evidence import trial_dir
 from modmt.benchmarks.reproduce.profiles import MIX_SHARE, Profile, RATIOS, SCALES
 from modmt.benchmarks.reproduce.training import directions_of
 from modmt.benchmarks.run_layout import RunLayout
@@ -219,7 +218,7 @@ def ood_trial_order(trials: list[dict], work: Path) -> list[dict]:
     """Cheapest first: the trials whose model is still on this machine (only cells to decode), then full
     fine-tuning's (one model to train per trial), then the adapters' (ten per trial), so that a session
     cut short has scored the most rows."""
-    return sorted(trials, key=lambda t: (not trial_dir(work, t["side"], t["lr"]).exists(), t["side"] != "full"))
+    return sorted(trials, key=lambda t: (not RunLayout(work).trial(t["side"], t["lr"]).exists(), t["side"] != "full"))
 
 
 def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
@@ -230,7 +229,7 @@ def run_ood_trials_stage(ood: QualityRun, work: Path, langs) -> dict:
     cells = 0
     with tqdm(trials, desc="chrF++ out of domain (tuning trials)") as bar:
         for t in bar:
-            cells += score_trial_out_of_domain(ood, trial_dir(work, t["side"], t["lr"]), t["side"], langs)
+            cells += score_trial_out_of_domain(ood, RunLayout(work).trial(t["side"], t["lr"]), t["side"], langs)
     return {"trials": len(trials), "cells": cells}
 
 

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from pathlib import Path
 
-from modmt.benchmarks.evidence import trial_dir
 from modmt.benchmarks.reproduce.profiles import Profile
 from modmt.benchmarks.reproduce.scoring import TRIAL_ROWS, QualityRun, mean_chrf
 from modmt.benchmarks.reproduce.training import directions_of, train_adapters, train_full_model
@@ -32,7 +31,7 @@ def step_beyond_edge(grid, scores: dict) -> float | None:
 def train_trial(model_dir, corpus, registry, langs, work: Path, profile: Profile, side: str, lr: float) -> dict:
     """Train one tuning trial (resumable): full fine-tuning into tune/full-lr<lr>, or the pooled recipe's
     adapters into the pool tune/adapters-lr<lr>."""
-    trained = trial_dir(work, side, lr)
+    trained = RunLayout(work).trial(side, lr)
     if side == "full":
         return train_full_model(model_dir, corpus, registry, langs, trained, replace(profile, full_lr=lr))
     return train_adapters(model_dir, corpus, registry, langs, trained, replace(profile, adapter_lr=lr),
@@ -60,7 +59,7 @@ def tune_learning_rates(model_dir, corpus, registry, langs, work: Path, profile:
     trials = []
 
     def run_trial(side: str, lr: float, beyond_grid: bool = False) -> None:
-        trained = trial_dir(work, side, lr)
+        trained = layout.trial(side, lr)
         method = TRIAL_ROWS[side]
         n = dev.size(profile.tune_segments)
         if (side, lr) in recorded and all(dev.cell_path(trained.name, n, src, tgt, method.key).exists()
