@@ -215,6 +215,14 @@ def test_a_bad_tsv_line_stops_before_anything_is_written(tmp_path, all_direction
     assert not (tmp_path / "out.txt").exists() or (tmp_path / "out.txt").read_text() == ""
 
 
+def test_src_tgt_w_on_a_folded_export_is_one_line(tmp_path, tiny_pool):
+    """--src/--tgt/--w choose a direction and weights per line: only a routed session takes them."""
+    export_direction(tiny_pool, "ja", "zh", ExportOptions(weights="3:7"), tmp_path / "ja-zh", load_registry())
+    run = modmt_translate(str(tmp_path / "ja-zh"), "--w", "1:9", stdin=TEXTS[0] + "\n")
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "--src, --tgt and --w need directions on one shared base" in run.stderr, run.stderr
+
+
 @pytest.mark.parametrize("args, message", [(["--batch", "1" + "0" * 20], "--batch.*not in the range 1<=x<=1024"),
                                            (["--threads", "100000"], "--threads.*100000 is not in the range 1<=x<="),
                                            (["--beam", "65"], "--beam.*1<=x<=64"),
