@@ -81,6 +81,7 @@ def memory(base: Path, texts: dict, counts=(1, 5, 20)) -> list[dict]:
 def throughput(base: Path, texts: dict, rounds: int, batch: int, beam: int, max_new_tokens: int,
                folded: list[Path]) -> dict:
     """Sentences/s of the same (text, direction) items in several ways, alternating rounds."""
+    from modmt.runtime.decoding import DecodeSettings
     from modmt.runtime.open_exports import DIRECTIONS_FOLDER
     from modmt.runtime.routed_translator import RoutedTranslator
     from modmt.runtime.translator import Translator
@@ -91,7 +92,7 @@ def throughput(base: Path, texts: dict, rounds: int, batch: int, beam: int, max_
     cut = RoutedTranslator([base], provider="cpu", verify="size", cut_bank=True)
     shared = {d: Translator(base / DIRECTIONS_FOLDER / f"{d[0]}-{d[1]}", provider="cpu", verify="size") for d in MIXED}
     folded_translators = {(t.src, t.tgt): t for t in (Translator(p, provider="cpu", verify="size") for p in folded)}
-    decode = {"beam": beam, "batch_size": batch, "max_new_tokens": max_new_tokens}
+    decode = {"settings": DecodeSettings(beam, max_new_tokens, batch_size=batch)}
 
     def routed_mixed():
         return routed.translate([x for _, x in items], directions=[d for d, _ in items], **decode)

@@ -40,6 +40,7 @@ def machine() -> dict:
 
 def offline(backends: dict, jobs: list[tuple], beam: int, max_new_tokens: int, max_batch: int) -> tuple[list, float]:
     """The jobs' translations through the Python API, pieces as the server cuts them; and the seconds taken."""
+    from modmt.runtime.decoding import DecodeSettings
     from modmt.runtime.text_pieces import join_pieces, pieces_of, split_text
 
     layouts, runs = [], []
@@ -54,8 +55,8 @@ def offline(backends: dict, jobs: list[tuple], beam: int, max_new_tokens: int, m
     out = [""] * len(runs)
     started = time.perf_counter()
     for backend, indices in groups.values():
-        texts = backend.translate([runs[i][1] for i in indices], [runs[i][0] for i in indices], beam=beam,
-                                  max_new_tokens=max_new_tokens, batch_size=max_batch)
+        texts = backend.translate([runs[i][1] for i in indices], [runs[i][0] for i in indices],
+                                  DecodeSettings(beam, max_new_tokens, batch_size=max_batch))
         for i, text in zip(indices, texts):
             out[i] = text
     seconds = time.perf_counter() - started

@@ -14,9 +14,10 @@ from modmt.runtime.languages import Language, LanguageRegistry, load_registry
 from modmt.runtime.prompt import PromptTemplate, instruction
 
 __all__ = ["ModmtError", "Language", "LanguageRegistry", "load_registry", "PromptTemplate", "instruction",
-           "Translator", "RoutedTranslator", "translate_file"]
+           "Translator", "RoutedTranslator", "DecodeSettings", "translate_file"]
 
 # Loaded on first use: `import modmt.runtime` stays light (no onnxruntime) for the CLI's --help.
 __getattr__ = lazy_attributes("modmt.runtime", {"Translator": "modmt.runtime.translator",
                                                 "RoutedTranslator": "modmt.runtime.routed_translator",
+                                                "DecodeSettings": "modmt.runtime.decoding",
                                                 "translate_file": "modmt.runtime.batch"})

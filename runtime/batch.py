@@ -16,6 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+from modmt.runtime.decoding import DecodeSettings
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.text_lines import decode_line
 
@@ -89,8 +90,7 @@ def one_line(text: str) -> str:
     return " ".join(text.splitlines())
 
 
-def translated_windows(translator, lines, beam: int, batch_size: int, max_new_tokens: int, length_penalty: float,
-                       on_truncate=None):
+def translated_windows(translator, lines, settings: DecodeSettings, on_truncate=None):
     """Translate `lines` (any iterable) a window at a time; yields (text, number of lines) per window.
 
     `text` holds one output line per input line. on_truncate(index, length, limit) gets the
@@ -99,12 +99,11 @@ def translated_windows(translator, lines, beam: int, batch_size: int, max_new_to
     boundaries) share this loop, so they decode the same batches.
     """
     lines, done = iter(lines), 0
-    while chunk := list(itertools.islice(lines, window_size(batch_size))):
+    while chunk := list(itertools.islice(lines, window_size(settings.batch_size))):
         def note(index, length, limit, base=done):
             on_truncate(base + index, length, limit)
 
-        outputs = translator.translate(chunk, beam=beam, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
-                                       batch_size=batch_size, on_truncate=note if on_truncate else None)
+        outputs = translator.translate(chunk, settings, on_truncate=note if on_truncate else None)
         yield "".join(one_line(t) + "\n" for t in outputs), len(chunk)
         done += len(chunk)
 
@@ -141,13 +140,11 @@ def open_batch(input_path: str, output_path: str, errors: str = "strict", resume
         yield BatchJob(path, label, output_path, errors, total, done, resume)
 
 
-def run_batch(job: BatchJob, translator, beam: int = 5, batch_size: int = 8, max_new_tokens: int = 256,
-              length_penalty: float = 1.0) -> int:
+def run_batch(job: BatchJob, translator, settings: DecodeSettings = DecodeSettings()) -> int:
     """Translate the job's remaining lines into its output; returns the number of lines written now."""
     from tqdm import tqdm
 
-    if beam < 1 or batch_size < 1 or max_new_tokens < 1:
-        raise ModmtError("--beam, --batch and --max-new-tokens must be at least 1")
+    settings.check()
     def warn(index, length, limit):
         tqdm.write(f"modmt-translate: warning: input line {job.done + index + 1} has {length} tokens; "
                    f"truncated to {limit}", file=sys.stderr)
@@ -159,8 +156,7 @@ def run_batch(job: BatchJob, translator, beam: int = 5, batch_size: int = 8, max
     try:
         with tqdm(total=job.total, initial=job.done, unit="sent", desc=f"{translator.src}->{translator.tgt}",
                   file=sys.stderr, disable=None) as bar:
-            for text, count in translated_windows(translator, lines, beam, batch_size, max_new_tokens,
-                                                  length_penalty, warn):
+            for text, count in translated_windows(translator, lines, settings, warn):
                 out.write(text)
                 out.flush()
                 if out is not sys.stdout:
@@ -176,9 +172,8 @@ def run_batch(job: BatchJob, translator, beam: int = 5, batch_size: int = 8, max
     return written
 
 
-def translate_file(translator, input_path: str, output_path: str, beam: int = 5, batch_size: int = 8,
-                   max_new_tokens: int = 256, length_penalty: float = 1.0, errors: str = "strict",
-                   resume: bool = False, overwrite: bool = False) -> int:
+def translate_file(translator, input_path: str, output_path: str, settings: DecodeSettings = DecodeSettings(),
+                   errors: str = "strict", resume: bool = False, overwrite: bool = False) -> int:
     """Translate input_path line by line into output_path; returns the number of lines written now."""
     with open_batch(input_path, output_path, errors, resume, overwrite) as job:
-        return run_batch(job, translator, beam, batch_size, max_new_tokens, length_penalty)
+        return run_batch(job, translator, settings)

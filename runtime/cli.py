@@ -72,6 +72,7 @@ def translate_command(export_dirs, input_path, output_path, beam, batch, max_new
         raise ModmtError("several EXPORT_DIRs need --ray (one job, one output folder per direction); without it, "
                          "run modmt-translate once per direction")
     from modmt.runtime.batch import open_batch, read_lines, run_batch
+    from modmt.runtime.decoding import DecodeSettings
 
     # Input and output are checked first: a bad line or an existing output fails before the model loads.
     with open_batch(input_path, output_path, errors, resume, overwrite) as job:
@@ -90,8 +91,8 @@ def translate_command(export_dirs, input_path, output_path, beam, batch, max_new
                        f"in {translator.load_seconds:.2f} s", err=True)
             source = translator
         echo_cpu_notice(translator)
-        run_batch(job, by_sentence(source, translator.tokenizer, split, max_input_tokens), beam=beam,
-                  batch_size=batch, max_new_tokens=max_new_tokens, length_penalty=length_penalty)
+        run_batch(job, by_sentence(source, translator.tokenizer, split, max_input_tokens),
+                  DecodeSettings(beam, max_new_tokens, length_penalty, batch_size=batch))
 
 
 def by_sentence(translator, tokenizer, split: str, max_input_tokens: int):
@@ -113,14 +114,16 @@ def echo_cpu_notice(translator) -> None:
 
 def translate_on_ray(export_dirs, input_path, output_path, address, workers, threads, gpus_per_worker, shard_lines,
                      provider, overwrite, beam, batch, max_new_tokens, length_penalty, max_input_tokens, errors):
-    from modmt.runtime.ray_translate import DecodeSettings, translate_files
+    from modmt.runtime.decoding import DecodeSettings
+    from modmt.runtime.ray_translate import translate_files
 
     if input_path == "-" or output_path == "-":
         raise ModmtError("--ray reads files and writes a folder: pass -i FILE|FOLDER|'GLOB' and -o FOLDER")
-    settings = DecodeSettings(beam, batch, max_new_tokens, length_penalty, max_input_tokens, errors)
     summary = translate_files(list(export_dirs), input_path, output_path, address=address, workers=workers,
                               threads=threads, gpus_per_worker=gpus_per_worker, provider=provider,
-                              shard_lines=shard_lines, overwrite=overwrite, settings=settings,
+                              shard_lines=shard_lines, overwrite=overwrite,
+                              settings=DecodeSettings(beam, max_new_tokens, length_penalty, batch_size=batch),
+                              max_input_tokens=max_input_tokens, errors=errors,
                               log=lambda message: click.echo(message, err=True))
     click.echo(f"translated {summary['translated_lines']} lines ({summary['skipped_shards']} of {summary['shards']} "
                f"shards were already done) into {summary['outputs']} files under {output_path} with "

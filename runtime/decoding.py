@@ -30,7 +30,7 @@ than 256 keys (head size 64) in chunks of 256 counted from the first padded key,
 keys cross a chunk boundary at other places alone than in a batch may differ in its last bits
 (docs/results.md, "Batch invariance").
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -58,15 +58,28 @@ def left_pad(prompts: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[
 
 
 @dataclass(frozen=True)
-class SearchSettings:
+class DecodeSettings:
+    """How sentences are decoded, the one settings object of every translator, the server and the batch jobs.
+
+    beam 1 is greedy search; length_penalty and early_stopping mean what they mean in transformers'
+    `generate`; batch_size is how many sentences an offline call decodes together (the server's
+    batches are bounded by its own max_batch instead).
+    """
     beam: int = 5
     max_new_tokens: int = 256
     length_penalty: float = 1.0
     early_stopping: bool | str = False  # transformers' default
+    batch_size: int = 8
 
     def check(self) -> None:
-        if self.beam < 1 or self.max_new_tokens < 1:
-            raise ModmtError("beam and max new tokens must be at least 1")
+        if self.beam < 1 or self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ModmtError(f"beam ({self.beam}), max new tokens ({self.max_new_tokens}) and batch size "
+                             f"({self.batch_size}) must each be at least 1")
+
+    @staticmethod
+    def of(settings: "DecodeSettings | None" = None, **choices) -> "DecodeSettings":
+        """settings (or the defaults) with the given fields replaced: translate(texts, beam=1) reads as before."""
+        return replace(settings or DecodeSettings(), **choices)
 
 
 @dataclass
@@ -113,7 +126,7 @@ def best_candidates(decoder, logits: np.ndarray, running: np.ndarray, keep_k: in
 class GreedySearch:
     """The greedy search of sentences that started together: one row each."""
 
-    def __init__(self, items: list, settings: SearchSettings, stop_ids: set[int]):
+    def __init__(self, items: list, settings: DecodeSettings, stop_ids: set[int]):
         self.items, self.limit, self.stop_ids = items, settings.max_new_tokens, stop_ids
         self.outputs = [[] for _ in items]
         self.active = np.arange(len(items))  # sentences still searching, in row order
@@ -148,7 +161,7 @@ class GreedySearch:
 class BeamSearch:
     """The beam search of sentences that started together: k rows each, transformers' arithmetic."""
 
-    def __init__(self, items: list, settings: SearchSettings, stop_ids: set[int]):
+    def __init__(self, items: list, settings: DecodeSettings, stop_ids: set[int]):
         n, k = len(items), settings.beam
         self.items, self.settings, self.stop_ids, self.k = items, settings, stop_ids, k
         self.keep_k = max(2, 1 + len(stop_ids)) * k  # candidates kept per step, as transformers does
@@ -244,7 +257,7 @@ class RunningBatch:
     items are row_items (a routed base routes each row by its item); items are opaque here.
     """
 
-    def __init__(self, decoder_for, items: list, prompts: list[list[int]], settings: SearchSettings,
+    def __init__(self, decoder_for, items: list, prompts: list[list[int]], settings: DecodeSettings,
                  stop_ids: set[int], pad_id: int):
         settings.check()
         self.decoder_for, self.settings = decoder_for, settings
@@ -373,7 +386,7 @@ class RunningBatch:
         return finished
 
 
-def search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int, settings: SearchSettings) -> list[list[int]]:
+def search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int, settings: DecodeSettings) -> list[list[int]]:
     """The best tokens of each prompt, in order: greedy search at beam 1, beam search otherwise."""
     finished = RunningBatch(lambda items: decoder, range(len(prompts)), prompts, settings, stop_ids, pad_id).run()
     out = [None] * len(prompts)
@@ -383,15 +396,15 @@ def search(decoder, prompts: list[list[int]], stop_ids: set[int], pad_id: int, s
 
 
 def greedy(decoder, prompts, stop_ids, pad_id, max_new_tokens: int) -> list[list[int]]:
-    return search(decoder, prompts, stop_ids, pad_id, SearchSettings(1, max_new_tokens))
+    return search(decoder, prompts, stop_ids, pad_id, DecodeSettings(1, max_new_tokens))
 
 
-def beam_search(decoder, prompts, stop_ids, pad_id, settings: SearchSettings) -> list[list[int]]:
+def beam_search(decoder, prompts, stop_ids, pad_id, settings: DecodeSettings) -> list[list[int]]:
     return search(decoder, prompts, stop_ids, pad_id, settings)
 
 
 def translate_texts(texts: list[str], encode, decoder_for, tokenizer, stop_ids: set[int], pad_id: int,
-                    settings: SearchSettings, batch_size: int, max_input_tokens: int, on_truncate=None) -> list[str]:
+                    settings: DecodeSettings, max_input_tokens: int, on_truncate=None) -> list[str]:
     """The offline loop every translator shares: one output per text, in order, "" for a blank one.
 
     encode(i) -> (prompt ids, uncut source length) for text i; decoder_for(indices) -> the decoder of
@@ -400,8 +413,6 @@ def translate_texts(texts: list[str], encode, decoder_for, tokenizer, stop_ids: 
     that each batch pads little; on_truncate(i, length, limit) hears of a source cut to max_input_tokens.
     """
     settings.check()
-    if batch_size < 1:
-        raise ModmtError("batch size must be at least 1")
     results, prompts = [""] * len(texts), {}
     for i, text in enumerate(texts):
         if text.strip():
@@ -409,8 +420,8 @@ def translate_texts(texts: list[str], encode, decoder_for, tokenizer, stop_ids: 
             if length > max_input_tokens and on_truncate is not None:
                 on_truncate(i, length, max_input_tokens)
     order = sorted(prompts, key=lambda i: len(prompts[i]))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
+    for start in range(0, len(order), settings.batch_size):
+        chunk = order[start:start + settings.batch_size]
         for f in RunningBatch(decoder_for, chunk, [prompts[i] for i in chunk], settings, stop_ids, pad_id).run():
             results[f.item] = tokenizer.decode(f.tokens, skip_special_tokens=True).strip()
     return results

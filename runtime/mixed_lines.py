@@ -45,15 +45,16 @@ class MixedLines:
                     raise ModmtError(f"line {number}: {e}") from None
                 seen.add(parsed[:2])
 
-    def translate(self, lines: list[str], **decoding) -> list[str]:
+    def translate(self, lines: list[str], settings=None, on_truncate=None) -> list[str]:
         if self.fixed:
-            return self.routed.translate(lines, src=self.fixed[0], tgt=self.fixed[1], w=self.w, **decoding)
+            return self.routed.translate(lines, src=self.fixed[0], tgt=self.fixed[1], w=self.w, settings=settings,
+                                         on_truncate=on_truncate)
         parsed = [split_line(line) for line in lines]
         kept = [i for i, p in enumerate(parsed) if p is not None]
-        on_truncate = decoding.pop("on_truncate", None)  # reports the index among `lines`, not among `kept`
+        # on_truncate hears the index among `lines`, not among `kept`
         note = (lambda index, length, limit: on_truncate(kept[index], length, limit)) if on_truncate else None
         outputs = self.routed.translate([parsed[i][2] for i in kept], on_truncate=note,
-                                        directions=[(parsed[i][0], parsed[i][1], self.w) for i in kept], **decoding)
+                                        directions=[(parsed[i][0], parsed[i][1], self.w) for i in kept], settings=settings)
         results = [""] * len(lines)
         for i, text in zip(kept, outputs):
             results[i] = text

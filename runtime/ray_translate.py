@@ -28,21 +28,12 @@ from pathlib import Path
 
 from modmt.runtime.atomic import write_json_atomic, write_text_atomic
 from modmt.runtime.batch import HINT, one_line, translated_windows, window_size
+from modmt.runtime.decoding import DecodeSettings
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.manifest import MANIFEST, read_manifest
 from modmt.runtime.text_lines import decode_line
 
 STATE = ".modmt-ray"  # under OUT: job.json (what this job is) and parts/ (finished shards)
-
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    beam: int = 5
-    batch_size: int = 8
-    max_new_tokens: int = 256
-    length_penalty: float = 1.0
-    max_input_tokens: int = 512
-    errors: str = "strict"
 
 
 @dataclass(frozen=True)
@@ -102,7 +93,8 @@ def direction_of(export: Path) -> str:
                          "`modmt-export`") from None
 
 
-def plan_job(exports: list[Path], inputs, out: Path, shard_lines: int, settings: DecodeSettings):
+def plan_job(exports: list[Path], inputs, out: Path, shard_lines: int, settings: DecodeSettings,
+             max_input_tokens: int, errors: str):
     """Every shard of every (direction, input file), and the job record that says what this job is."""
     window = window_size(settings.batch_size)
     shard_lines = -(-shard_lines // window) * window  # whole windows: the same batches as one process
@@ -111,7 +103,7 @@ def plan_job(exports: list[Path], inputs, out: Path, shard_lines: int, settings:
     if len(set(directions)) != len(directions):
         raise ModmtError(f"two exports translate the same direction ({', '.join(directions)}); one job "
                          "writes one output per direction, so run them as separate jobs")
-    scans = {f: scan_input(f, shard_lines, settings.errors) for f in files}
+    scans = {f: scan_input(f, shard_lines, errors) for f in files}
     shards, outputs = [], {}
     for export, direction in zip(exports, directions):
         out_root = out if len(exports) == 1 else out / direction
@@ -127,6 +119,7 @@ def plan_job(exports: list[Path], inputs, out: Path, shard_lines: int, settings:
                 shards.append(shard)
                 outputs[str(output)].append(shard)
     job = {"format": "modmt-ray-job/1", "shard_lines": shard_lines, "settings": asdict(settings),
+           "max_input_tokens": max_input_tokens, "errors": errors,
            "exports": {str(e.resolve()): hashlib.sha256((e / MANIFEST).read_bytes()).hexdigest() for e in exports},
            "inputs": {str(f): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}}
     return job, shards, outputs
@@ -180,9 +173,10 @@ class ShardTranslator:
     ordered by direction, so it reloads at most once per direction.
     """
 
-    def __init__(self, settings: dict, provider: str = "auto", threads: int | None = None,
-                 routed_exports: list[str] | None = None):
+    def __init__(self, settings: dict, max_input_tokens: int, errors: str, provider: str = "auto",
+                 threads: int | None = None, routed_exports: list[str] | None = None):
         self.settings, self.provider, self.threads = DecodeSettings(**settings), provider, threads
+        self.max_input_tokens, self.errors = max_input_tokens, errors
         self.export, self.translator = None, None
         self.routed_exports, self.routed, self.loads = routed_exports, None, 0
 
@@ -195,7 +189,7 @@ class ShardTranslator:
 
             if self.routed is None:
                 self.routed = RoutedTranslator(self.routed_exports, self.provider, self.threads,
-                                               max_input_tokens=self.settings.max_input_tokens)
+                                               max_input_tokens=self.max_input_tokens)
                 self.loads += 1
             src, tgt = direction_of(Path(export)).split("-")
             return MixedLines(self.routed, src, tgt)
@@ -203,25 +197,24 @@ class ShardTranslator:
             self.translator = None  # free the previous direction before loading the next
             # Verified in full on the worker: on a cluster it is the node's own copy of the export that counts.
             self.translator = Translator(export, self.provider, self.threads,
-                                         max_input_tokens=self.settings.max_input_tokens)
+                                         max_input_tokens=self.max_input_tokens)
             self.export = export
             self.loads += 1
         return self.translator
 
     def __call__(self, row: dict) -> dict:
-        s, shard = self.settings, Shard(**{k: row[k] for k in Shard.__dataclass_fields__})
+        shard = Shard(**{k: row[k] for k in Shard.__dataclass_fields__})
         translator = self.translator_for(shard.export)
         with open(shard.input, "rb") as f:
             f.seek(shard.offset)
-            lines = [decode_line(f.readline(), shard.first_line + i + 1, shard.input, HINT, s.errors)
+            lines = [decode_line(f.readline(), shard.first_line + i + 1, shard.input, HINT, self.errors)
                      for i in range(shard.lines)]
         truncated = []
 
         def note(index, length, limit):
             truncated.append([shard.first_line + index + 1, length, limit])
 
-        text = "".join(text for text, _ in translated_windows(translator, lines, s.beam, s.batch_size,
-                                                              s.max_new_tokens, s.length_penalty, note))
+        text = "".join(text for text, _ in translated_windows(translator, lines, self.settings, note))
         return {"part": shard.part, "text": text, "lines": len(lines), "truncated": json.dumps(truncated),
                 "input": shard.input, "pid": os.getpid(), "loads": self.loads}
 
@@ -229,26 +222,24 @@ class ShardTranslator:
 class BatchTranslator:
     """A Ray Data actor for `translate_dataset`: one Translator, loaded once, translating a column batch by batch."""
 
-    def __init__(self, export: str, settings: dict, column: str, output_column: str, provider: str = "auto",
-                 threads: int | None = None):
+    def __init__(self, export: str, settings: dict, max_input_tokens: int, column: str, output_column: str,
+                 provider: str = "auto", threads: int | None = None):
         from modmt.runtime.translator import Translator
 
         self.settings, self.column, self.output_column = DecodeSettings(**settings), column, output_column
-        self.translator = Translator(export, provider, threads, max_input_tokens=self.settings.max_input_tokens)
+        self.translator = Translator(export, provider, threads, max_input_tokens=max_input_tokens)
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        s = self.settings
         lines = ["" if text is None else str(text) for text in batch[self.column]]
-        outputs = self.translator.translate(lines, beam=s.beam, max_new_tokens=s.max_new_tokens,
-                                            length_penalty=s.length_penalty, batch_size=s.batch_size)
+        outputs = self.translator.translate(lines, self.settings)
         return {**batch, self.output_column: np.array([one_line(t) for t in outputs], dtype=object)}
 
 
 def translate_dataset(dataset, export, column: str = "text", output_column: str = "translation", workers: int = 1,
                       threads: int = 1, gpus_per_worker: float = 0.0, provider: str = "auto",
-                      settings: DecodeSettings = DecodeSettings()):
+                      settings: DecodeSettings = DecodeSettings(), max_input_tokens: int = 512):
     """A lazy Ray Dataset with `output_column` added: the translation of `column`, one per row.
 
     For data already in Ray (a document store read with ray.data.read_*): the same actors as
@@ -260,7 +251,8 @@ def translate_dataset(dataset, export, column: str = "text", output_column: str 
     direction_of(Path(export))  # a missing or malformed export fails here, not on every worker
     return dataset.map_batches(
         BatchTranslator, batch_size=window_size(settings.batch_size), batch_format="numpy",
-        fn_constructor_kwargs={"export": str(Path(export).resolve()), "settings": asdict(settings), "column": column,
+        fn_constructor_kwargs={"export": str(Path(export).resolve()), "settings": asdict(settings),
+                               "max_input_tokens": max_input_tokens, "column": column,
                                "output_column": output_column, "provider": provider, "threads": threads},
         compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads, num_gpus=gpus_per_worker or None)
 
@@ -310,7 +302,8 @@ def connect(address: str | None, workers: int, threads: int):
 
 def translate_files(exports, inputs, out, address: str | None = None, workers: int = 1, threads: int = 1,
                     gpus_per_worker: float = 0.0, provider: str = "auto", shard_lines: int = 256,
-                    overwrite: bool = False, settings: DecodeSettings = DecodeSettings(), log=None) -> dict:
+                    overwrite: bool = False, settings: DecodeSettings = DecodeSettings(), max_input_tokens: int = 512,
+                    errors: str = "strict", log=None) -> dict:
     """Translate every input file into OUT with each export (a direction); returns what was done.
 
     exports: one export folder or a list (one output tree per direction); inputs: a file, a folder,
@@ -335,7 +328,8 @@ def translate_files(exports, inputs, out, address: str | None = None, workers: i
     if out.exists() and not out.is_dir():
         raise ModmtError(f"--output {out} is a file; with --ray it is the folder the outputs go to")
     started = time.perf_counter()
-    job, shards, outputs = plan_job(exports, inputs, out, shard_lines, settings)
+    settings.check()
+    job, shards, outputs = plan_job(exports, inputs, out, shard_lines, settings, max_input_tokens, errors)
     open_job(out, job, outputs, overwrite)
     done_files = {o for o in outputs if os.path.exists(o) and all(not os.path.exists(s.part) for s in outputs[o])}
     todo = [s for s in shards if s.output not in done_files and not os.path.exists(s.part)]
@@ -359,8 +353,8 @@ def translate_files(exports, inputs, out, address: str | None = None, workers: i
     items = [asdict(s) for s in todo]
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
         ShardTranslator,
-        fn_constructor_kwargs={"settings": asdict(settings), "provider": provider, "threads": threads,
-                               "routed_exports": routed_exports},
+        fn_constructor_kwargs={"settings": asdict(settings), "max_input_tokens": max_input_tokens, "errors": errors,
+                               "provider": provider, "threads": threads, "routed_exports": routed_exports},
         compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
         num_cpus=threads, num_gpus=gpus_per_worker or None)
     remaining = {o: sum(1 for s in parts if not os.path.exists(s.part)) for o, parts in outputs.items()}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modmt.runtime.decoding import SearchSettings, translate_texts
+from modmt.runtime.decoding import DecodeSettings, translate_texts
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.lora_merge import Adapter, adapter_shape, load_adapter
 from modmt.runtime.manifest import read_manifest
@@ -211,16 +211,15 @@ class RoutedTranslator(SearchDecoderMixin):
         return resolved
 
     def translate(self, texts: list[str], src: str | None = None, tgt: str | None = None, w=None,
-                  directions: list[tuple] | None = None, beam: int = 5, max_new_tokens: int = 256,
-                  length_penalty: float = 1.0, batch_size: int = 8, early_stopping: bool | str = False,
-                  on_truncate=None) -> list[str]:
+                  directions: list[tuple] | None = None, settings: DecodeSettings | None = None, on_truncate=None,
+                  **choices) -> list[str]:
+        """One translation per text, in order: all into src->tgt with weights w, or text i into directions[i]
+        ((src, tgt) or (src, tgt, w)). settings and choices as in `Translator.translate`."""
         items = self.requests(len(texts), src, tgt, w, directions)
         return translate_texts(texts, lambda i: self.encode(texts[i], items[i][0].template),
                                lambda chunk: self.batch_decoder([items[i] for i in chunk]),
-                               self.tokenizer,
-                               self.stop_ids, self.pad_id, SearchSettings(beam, max_new_tokens, length_penalty,
-                                                                          early_stopping),
-                               batch_size, self.max_input_tokens, on_truncate)
+                               self.tokenizer, self.stop_ids, self.pad_id, DecodeSettings.of(settings, **choices),
+                               self.max_input_tokens, on_truncate)
 
     def batch_decoder(self, items: list[tuple]) -> "RoutedDecoder":
         """A decoder for one batch: a slot per distinct (direction, weights, setting), a route per row, and

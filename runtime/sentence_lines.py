@@ -19,7 +19,7 @@ class SentenceLines:
         self.tsv = hasattr(translator, "routed") and fixed is None
         self.lang = fixed[0] if fixed else self.src
 
-    def translate(self, lines: list[str], on_truncate=None, **decoding) -> list[str]:
+    def translate(self, lines: list[str], settings=None, on_truncate=None) -> list[str]:
         layouts, pieces, owner = [], [], []
         for number, line in enumerate(lines):
             prefix, lang, text = "", self.lang, line
@@ -35,7 +35,7 @@ class SentenceLines:
                 pieces.append(prefix + piece)
                 owner.append(number)
         note = (lambda index, length, limit: on_truncate(owner[index], length, limit)) if on_truncate else None
-        translated = self.translator.translate(pieces, on_truncate=note, **decoding) if pieces else []
+        translated = self.translator.translate(pieces, settings, on_truncate=note) if pieces else []
         out = []
         for layout in layouts:
             if layout is None or not layout[0]:

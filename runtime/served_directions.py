@@ -38,8 +38,8 @@ class StandaloneBackend:
             raise ModmtError(f"{src}->{tgt} is served from a folded export, whose weights were fixed when it was "
                              "exported; serve a shared base to choose w per request")
 
-    def translate(self, texts, directions, **decoding):
-        return self.translator.translate(texts, **decoding)
+    def translate(self, texts, directions, settings):
+        return self.translator.translate(texts, settings)
 
 
 class RoutedBackend:
@@ -64,8 +64,8 @@ class RoutedBackend:
     def check(self, src: str, tgt: str, w) -> None:
         self.routed.requests(1, src=src, tgt=tgt, w=w)
 
-    def translate(self, texts, directions, **decoding):
-        return self.routed.translate(texts, directions=directions, **decoding)
+    def translate(self, texts, directions, settings):
+        return self.routed.translate(texts, directions=directions, settings=settings)
 
 
 def load_backends(paths: list[str], provider: str = "auto", threads: int | None = None,

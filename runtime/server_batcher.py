@@ -27,7 +27,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from modmt.runtime.decoding import PAD_MULTIPLE, RunningBatch, SearchSettings
+from modmt.runtime.decoding import PAD_MULTIPLE, RunningBatch, DecodeSettings
 
 CATCH_UP = 16  # steps a small batch may take alone to line up with a bigger one and join it
 
@@ -62,7 +62,7 @@ class Row:
 
 
 class Batcher:
-    def __init__(self, backends: dict, settings: SearchSettings = SearchSettings(), max_batch: int = 16,
+    def __init__(self, backends: dict, settings: DecodeSettings = DecodeSettings(), max_batch: int = 16,
                  max_wait_ms: float = 10.0, max_queue: int = 256, log_every_s: float = 10.0, metrics=None,
                  report=None, join: str = "aligned"):
         """report(line): hears a throughput line every log_every_s seconds (the CLI prints it); metrics: a

@@ -60,7 +60,7 @@ def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_t
         from starlette.applications import Starlette  # noqa: F401
     except ImportError:
         raise ModmtError("modmt serve needs starlette and uvicorn: pip install 'modmt[serve]'") from None
-    from modmt.runtime.decoding import SearchSettings
+    from modmt.runtime.decoding import DecodeSettings
     from modmt.runtime.languages import load_registry
     from modmt.runtime.served_directions import load_backends
     from modmt.runtime.server_app import ServerSettings, create_app, read_api_keys
@@ -73,7 +73,7 @@ def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_t
 
     for backend in {id(b): b for b in backends.values()}.values():
         echo_cpu_notice(getattr(backend, "translator", None) or backend.routed)
-    batcher = Batcher(backends, SearchSettings(beam, max_new_tokens), max_batch, max_wait_ms, max_queue, log_every,
+    batcher = Batcher(backends, DecodeSettings(beam, max_new_tokens), max_batch, max_wait_ms, max_queue, log_every,
                       report=lambda line: click.echo(line, err=True), join=join)
     with tempfile.TemporaryDirectory(prefix="modmt-serve-files-") as scratch:
         files = None if no_files else (files_dir or Path(scratch))

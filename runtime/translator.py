@@ -2,7 +2,7 @@
 import time
 from pathlib import Path
 
-from modmt.runtime.decoding import SearchSettings, translate_texts
+from modmt.runtime.decoding import DecodeSettings, translate_texts
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.manifest import read_manifest
 from modmt.runtime.onnx_decoder import OnnxDecoder
@@ -62,11 +62,13 @@ class Translator(SearchDecoderMixin):
         body = self.tokenizer.encode(clean_text(text), add_special_tokens=False).ids
         return self.template.wrap(body[: self.max_input_tokens]), len(body)
 
-    def translate(self, texts: list[str], beam: int = 5, max_new_tokens: int = 256, length_penalty: float = 1.0,
-                  batch_size: int = 8, early_stopping: bool | str = False, on_truncate=None) -> list[str]:
-        """One translation per input, in order; an empty or blank input gives an empty output."""
+    def translate(self, texts: list[str], settings: DecodeSettings | None = None, on_truncate=None,
+                  **choices) -> list[str]:
+        """One translation per input, in order; an empty or blank input gives an empty output.
+
+        settings: a DecodeSettings (default: beam 5, 256 new tokens, batches of 8); choices replace
+        its fields, e.g. translate(texts, beam=1, max_new_tokens=64).
+        """
         return translate_texts(texts, lambda i: self.encode(texts[i]), lambda chunk: self.search_decoder,
-                               self.tokenizer,
-                               self.stop_ids, self.pad_id, SearchSettings(beam, max_new_tokens, length_penalty,
-                                                                          early_stopping),
-                               batch_size, self.max_input_tokens, on_truncate)
+                               self.tokenizer, self.stop_ids, self.pad_id, DecodeSettings.of(settings, **choices),
+                               self.max_input_tokens, on_truncate)

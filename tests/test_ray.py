@@ -14,11 +14,14 @@ ray = pytest.importorskip("ray", reason='Ray is an extra: pip install "modmt[ray
 
 from modmt.runtime.batch import translate_file  # noqa: E402
 from modmt.runtime.errors import ModmtError  # noqa: E402
-from modmt.runtime.ray_translate import STATE, DecodeSettings, translate_files  # noqa: E402
+from modmt.runtime.decoding import DecodeSettings  # noqa: E402
+from modmt.runtime.ray_translate import STATE, translate_files  # noqa: E402
 from modmt.runtime.translator import Translator  # noqa: E402
 from modmt.train.tiny import tiny_sentences  # noqa: E402
 
-SETTINGS = DecodeSettings(beam=2, batch_size=2, max_new_tokens=12, max_input_tokens=24)
+SETTINGS = DecodeSettings(beam=2, batch_size=2, max_new_tokens=12)
+MAX_INPUT_TOKENS = 24
+JOB = {"settings": SETTINGS, "max_input_tokens": MAX_INPUT_TOKENS}
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +57,11 @@ def single_process(exports, inputs: Path, out: Path) -> dict[str, bytes]:
     """What modmt-translate writes for each file, as {relative path: bytes}."""
     result = {}
     for export in exports:
-        translator = Translator(export, provider="cpu", max_input_tokens=SETTINGS.max_input_tokens)
+        translator = Translator(export, provider="cpu", max_input_tokens=MAX_INPUT_TOKENS)
         for f in sorted(p for p in inputs.rglob("*") if p.is_file()):
             target = out / f"{translator.src}-{translator.tgt}" / f.relative_to(inputs)
             target.parent.mkdir(parents=True, exist_ok=True)
-            translate_file(translator, str(f), str(target), beam=SETTINGS.beam, batch_size=SETTINGS.batch_size,
-                           max_new_tokens=SETTINGS.max_new_tokens)
+            translate_file(translator, str(f), str(target), SETTINGS)
     return tree(out)
 
 
@@ -71,7 +73,7 @@ def tree(root: Path) -> dict[str, bytes]:
 def test_same_bytes_as_modmt_translate_for_every_file_and_direction(tmp_path, cluster, exports):
     inputs = write_inputs(tmp_path)
     want = single_process(exports, inputs, tmp_path / "single")
-    summary = translate_files(exports, inputs, tmp_path / "ray", workers=2, shard_lines=8, settings=SETTINGS)
+    summary = translate_files(exports, inputs, tmp_path / "ray", workers=2, shard_lines=8, **JOB)
     assert tree(tmp_path / "ray") == want
     assert sorted(want) == ["ja-en/a.txt", "ja-en/c.txt", "ja-en/sub/b.txt", "ja-zh/a.txt", "ja-zh/c.txt",
                             "ja-zh/sub/b.txt"]
@@ -79,10 +81,10 @@ def test_same_bytes_as_modmt_translate_for_every_file_and_direction(tmp_path, cl
     # a.txt: 37 lines in shards of 8 (whole windows of 4 x batch 2) -> 5 shards; b.txt 1; c.txt none.
     assert summary["shards"] == 2 * 6 and summary["skipped_shards"] == 0
     # A rerun is a no-op; a different job in the same folder is refused.
-    again = translate_files(exports, inputs, tmp_path / "ray", workers=2, shard_lines=8, settings=SETTINGS)
+    again = translate_files(exports, inputs, tmp_path / "ray", workers=2, shard_lines=8, **JOB)
     assert again["skipped_shards"] == again["shards"] and again["translated_lines"] == 0
     with pytest.raises(ModmtError, match="holds another job.*--overwrite"):
-        translate_files(exports[:1], inputs, tmp_path / "ray", shard_lines=8, settings=SETTINGS)
+        translate_files(exports[:1], inputs, tmp_path / "ray", shard_lines=8, **JOB)
 
 
 def actor_pids() -> set[int]:
@@ -116,7 +118,7 @@ def test_a_killed_actor_is_replaced_and_its_shard_redone(tmp_path, cluster, expo
     # One worker, so that the rest of the job has to wait for Ray to replace it (with two, the other
     # actor may take the retried shard and finish alone, and nothing would show the replacement).
     job = threading.Thread(target=lambda: result.update(translate_files(
-        exports[:1], inputs, out, workers=1, shard_lines=4, settings=SETTINGS)))
+        exports[:1], inputs, out, workers=1, shard_lines=4, **JOB)))
     job.start()
     wait_for(lambda: len(parts(out)) >= 2)
     actors = actor_pids()
@@ -135,9 +137,11 @@ def test_a_rerun_after_the_driver_is_killed_skips_finished_shards(tmp_path, clus
     want = single_process(exports[:1], inputs, tmp_path / "single")
     out = tmp_path / "ray"
     driver = textwrap.dedent(f"""
-        from modmt.runtime.ray_translate import DecodeSettings, translate_files
+        from modmt.runtime.decoding import DecodeSettings
+        from modmt.runtime.ray_translate import translate_files
         translate_files([{str(exports[0])!r}], {str(inputs)!r}, {str(out)!r}, address="local", workers=1,
-                        shard_lines=4, settings=DecodeSettings(**{SETTINGS.__dict__!r}))
+                        shard_lines=4, settings=DecodeSettings(**{SETTINGS.__dict__!r}),
+                        max_input_tokens={MAX_INPUT_TOKENS})
     """)
     process = subprocess.Popen([sys.executable, "-c", driver], start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -148,7 +152,7 @@ def test_a_rerun_after_the_driver_is_killed_skips_finished_shards(tmp_path, clus
         process.wait()
     finished = len(parts(out))
     assert finished >= 3, "the driver ended before it could be killed"
-    summary = translate_files(exports[:1], inputs, out, workers=2, shard_lines=4, settings=SETTINGS)
+    summary = translate_files(exports[:1], inputs, out, workers=2, shard_lines=4, **JOB)
     assert summary["skipped_shards"] >= finished
     assert summary["translated_lines"] < summary["lines"]
     assert {f"ja-zh/{k}": v for k, v in tree(out).items()} == want
@@ -179,7 +183,7 @@ def test_a_worker_side_error_is_one_line_and_keeps_nothing_half_done(tmp_path, c
     (broken / "model.onnx").write_bytes(bytes(data))
     inputs = write_inputs(tmp_path)
     with pytest.raises(ModmtError, match=r"a worker stopped: export .*broken is corrupt: model.onnx does not match"):
-        translate_files([broken], inputs, tmp_path / "out", shard_lines=8, settings=SETTINGS)
+        translate_files([broken], inputs, tmp_path / "out", shard_lines=8, **JOB)
     assert not [p for p in (tmp_path / "out").rglob("*.txt") if STATE not in p.parts and p.stat().st_size]
 
 
@@ -189,12 +193,11 @@ def test_a_ray_dataset_gets_a_translation_column(tmp_path, cluster, exports):
     inputs = write_inputs(tmp_path)
     lines = (inputs / "sub" / "b.txt").read_text(encoding="utf-8").splitlines()
     want = (tmp_path / "want.txt")
-    translate_file(Translator(exports[0], provider="cpu", max_input_tokens=SETTINGS.max_input_tokens),
-                   str(inputs / "sub" / "b.txt"), str(want), beam=SETTINGS.beam, batch_size=SETTINGS.batch_size,
-                   max_new_tokens=SETTINGS.max_new_tokens)
+    translate_file(Translator(exports[0], provider="cpu", max_input_tokens=MAX_INPUT_TOKENS),
+                   str(inputs / "sub" / "b.txt"), str(want), SETTINGS)
     # One block: Ray Data then forms the same windows as modmt-translate, so the outputs are equal.
     dataset = ray.data.from_items([{"text": line, "id": i} for i, line in enumerate(lines)], override_num_blocks=1)
-    rows = translate_dataset(dataset, exports[0], settings=SETTINGS).take_all()
+    rows = translate_dataset(dataset, exports[0], **JOB).take_all()
     assert [r["id"] for r in rows] == list(range(len(lines)))
     assert "".join(r["translation"] + "\n" for r in rows) == want.read_text(encoding="utf-8")
 
@@ -213,15 +216,14 @@ def test_on_a_routed_base_each_actor_loads_once_for_every_direction(tmp_path, cl
         export_shared_direction(tiny_pool, src, tgt, ExportOptions(quantize="int8"), tmp_path / "base", d,
                                 load_registry())
     inputs = write_inputs(tmp_path, lines=20)
-    routed = RoutedTranslator(directions, provider="cpu", max_input_tokens=SETTINGS.max_input_tokens)
+    routed = RoutedTranslator(directions, provider="cpu", max_input_tokens=MAX_INPUT_TOKENS)
     for d in directions:
         lines = MixedLines(routed, *d.name.split("-"))
         for f in sorted(p for p in inputs.rglob("*") if p.is_file()):
             target = tmp_path / "single" / d.name / f.relative_to(inputs)
             target.parent.mkdir(parents=True, exist_ok=True)
-            translate_file(lines, str(f), str(target), beam=SETTINGS.beam, batch_size=SETTINGS.batch_size,
-                           max_new_tokens=SETTINGS.max_new_tokens)
-    summary = translate_files(directions, inputs, tmp_path / "ray", workers=1, shard_lines=8, settings=SETTINGS)
+            translate_file(lines, str(f), str(target), SETTINGS)
+    summary = translate_files(directions, inputs, tmp_path / "ray", workers=1, shard_lines=8, **JOB)
     assert tree(tmp_path / "ray") == tree(tmp_path / "single")
     # One actor did every shard of three directions with one model load (it used to reload per direction).
     assert summary["routed"] and list(summary["model_loads"].values()) == [1]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from modmt.export.direction import ExportOptions, merged_model
-from modmt.runtime.decoding import SearchSettings, beam_search, greedy, left_pad
+from modmt.runtime.decoding import DecodeSettings, beam_search, greedy, left_pad
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.translator import Translator
 from modmt.train.pool import Pool
@@ -41,7 +41,7 @@ def test_identical_to_transformers_generate(tiny_export, reference, beam, max_ne
         got = greedy(translator.decoder, prompts, translator.stop_ids, translator.pad_id, max_new)
     else:
         got = beam_search(translator.decoder, prompts, translator.stop_ids, translator.pad_id,
-                          SearchSettings(beam, max_new, length_penalty))
+                          DecodeSettings(beam, max_new, length_penalty))
     assert got == want
     # Through the public API: batch order restored, text decoded.
     texts = translator.translate(TEXTS, beam=beam, max_new_tokens=max_new, length_penalty=length_penalty, batch_size=3)

@@ -16,11 +16,11 @@ from modmt.export.shared_base import export_all_directions
 from modmt.runtime.languages import load_registry
 from modmt.runtime.served_directions import load_backends
 from modmt.runtime.server_app import ServerSettings, create_app
-from modmt.runtime.decoding import SearchSettings
+from modmt.runtime.decoding import DecodeSettings
 from modmt.runtime.server_batcher import Batcher, Busy
 
 DECODING = {"beam": 2, "max_new_tokens": 5}
-SEARCH = SearchSettings(**DECODING)
+SEARCH = DecodeSettings(**DECODING)
 TEXTS = ["猫はソファで寝ています。", "The train leaves at noon.", "Der Hund schläft.", "パン", "Bonjour tout le monde"]
 
 
@@ -83,7 +83,7 @@ def direct(backends, text, src, tgt, w=None):
     backend = backends[(src, tgt)]
     segments = split_text(text, src, backend.count_tokens, 512)
     pieces = pieces_of(segments)
-    return join_pieces(segments, backend.translate(pieces, [(src, tgt, w)] * len(pieces), **DECODING))
+    return join_pieces(segments, backend.translate(pieces, [(src, tgt, w)] * len(pieces), SEARCH))
 
 
 def test_a_libretranslate_client_translates_through_modmt(server, backends):
@@ -267,7 +267,7 @@ def test_an_overfull_queue_is_refused_at_once_and_nothing_is_lost():
 
 def test_shutdown_finishes_decoding_work_and_refuses_what_is_left():
     backend = SlowBackend()
-    batcher = Batcher({("en", "fr"): backend}, SearchSettings(1, 16), max_batch=1, max_wait_ms=0, max_queue=10)
+    batcher = Batcher({("en", "fr"): backend}, DecodeSettings(1, 16), max_batch=1, max_wait_ms=0, max_queue=10)
     batcher.start()
 
     async def scenario():
@@ -331,7 +331,7 @@ def test_a_short_request_is_answered_while_a_long_one_decodes():
     for the long request's batch to finish (the old queue of whole batches answered it after)."""
     backend = SlowBackend(seconds_per_row=0.002)
     backend.release.set()
-    batcher = Batcher({("en", "fr"): backend}, SearchSettings(2, 64), max_batch=32, max_wait_ms=0, max_queue=64)
+    batcher = Batcher({("en", "fr"): backend}, DecodeSettings(2, 64), max_batch=32, max_wait_ms=0, max_queue=64)
     batcher.start()
     long_texts = [f"a long paragraph number {i:02d} to decode" for i in range(16)]
 
@@ -359,7 +359,7 @@ def test_a_short_request_is_answered_while_a_long_one_decodes():
 def test_a_cancelled_request_frees_its_rows_and_the_queue():
     backend = SlowBackend(seconds_per_row=0.002)
     backend.release.set()
-    batcher = Batcher({("en", "fr"): backend}, SearchSettings(1, 200), max_batch=8, max_wait_ms=0, max_queue=64)
+    batcher = Batcher({("en", "fr"): backend}, DecodeSettings(1, 200), max_batch=8, max_wait_ms=0, max_queue=64)
     batcher.start()
 
     async def scenario():
