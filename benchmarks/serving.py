@@ -97,6 +97,22 @@ async def _post(client, direction, text) -> tuple[int, str | None, float]:
     return r.status_code, r.json().get("translatedText"), time.perf_counter() - started
 
 
+def decoding_counters(url: str) -> dict:
+    """The server's decoding work so far, from its /metrics: steps, prefills, their seconds, sentence-steps."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = {"modmt_step_seconds_count": "steps", "modmt_step_seconds_sum": "step_s",
+              "modmt_prefill_seconds_count": "prefills", "modmt_prefill_seconds_sum": "prefill_s",
+              "modmt_step_sentences_sum": "sentence_steps"}
+    counters = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                counters[wanted[sample.name]] = sample.value
+    return counters
+
+
 def under_clients(url: str, jobs: list[tuple], clients: int) -> tuple[list, float]:
     """Each of `clients` sends one job at a time until none are left: answers in job order, wall seconds."""
     import httpx
@@ -163,13 +179,19 @@ def run_serving(export: Path, corpus_dir: Path, directions: list[tuple], sentenc
     try:
         result["clients"] = []
         for n in clients:
+            before = decoding_counters(url)
             answers, wall = under_clients(url, jobs, n)
+            work = {k: v - before[k] for k, v in decoding_counters(url).items()}
             latencies = np.array([a[2] for a in answers])
             row = {"clients": n, "sentences_per_s": sentences / wall,
                    "vs_offline": (sentences / wall) / result["offline"]["sentences_per_s"],
                    "p50_s": float(np.percentile(latencies, 50)), "p95_s": float(np.percentile(latencies, 95)),
                    "answered_200": sum(a[0] == 200 for a in answers),
-                   "equal_to_offline": sum(a[1] == w for a, w in zip(answers, want))}
+                   "equal_to_offline": sum(a[1] == w for a, w in zip(answers, want)),
+                   # where the wall time went: decoding steps, prefills, the rest (HTTP, tokenizing, idle)
+                   "steps": int(work["steps"]), "step_s": work["step_s"], "prefills": int(work["prefills"]),
+                   "prefill_s": work["prefill_s"],
+                   "sentences_per_step": work["sentence_steps"] / max(work["steps"], 1)}
             result["clients"].append(row)
             log.info(f"{n} clients: {row}")
         src, tgt = directions[0]

@@ -22,7 +22,8 @@ softmax sums a row's keys in SIMD lanes (8 or 16 wide, unrolled 4x on AVX-512), 
 must sit at the same position modulo the lanes whatever the batch's longest prompt; padding each
 prompt to the left of a multiple of 64 makes a key's position modulo 64 its own, alone or in any
 batch (the masked keys add exact zeros). Two running batches therefore join only when their cache
-lengths agree modulo 64 (the shorter is padded on the left by a multiple of 64). (2) A step never
+lengths agree modulo 64 (the shorter is padded on the left by a multiple of 64), or modulo the smaller
+multiple that runtime/join_alignment.py measures for the decoder on this CPU. (2) A step never
 runs one row: several kernels (a MatMul whose right side is an input, as the routed graph's adapter
 bank; MatMulNBits at 4 bits) take another path at M = 1, so a lone row gets a copy beside it (a
 "passenger", whose output is thrown away). One limit stays: ORT's float GEMM sums a product of more
@@ -349,16 +350,18 @@ class RunningBatch:
         logits, self.cache = self.decoder.step(tokens.astype(np.int64), self.mask, self.cache)
         return self._decide(logits, np.arange(len(self.tokens)))
 
-    def can_join(self, other: "RunningBatch", aligned: bool = True) -> bool:
-        """Whether other's rows may share this batch's steps; aligned: only without changing a bit of either
-        (condition 1). Unaligned, a row's keys move between SIMD lanes and its last bits may change."""
+    def can_join(self, other: "RunningBatch", multiple: int | None = PAD_MULTIPLE) -> bool:
+        """Whether other's rows may share this batch's steps; multiple: only where the cache lengths agree
+        modulo it, so that no bit of either changes (condition 1; runtime/join_alignment.py measures the
+        smallest safe multiple of a decoder); None: whenever (a row's keys may move between SIMD lanes and
+        its last bits change)."""
         return (other is not self and not self.done and not other.done and other.decoder_for == self.decoder_for
-                and (not aligned or (self.width - other.width) % PAD_MULTIPLE == 0))
+                and (multiple is None or (self.width - other.width) % multiple == 0))
 
     def join(self, other: "RunningBatch") -> None:
         """Take other's sentences into this batch: caches padded on the left to one length (by a multiple of
-        64 columns where can_join(aligned=True), so no key changes its lane), rows side by side, one decoder."""
-        assert self.can_join(other, aligned=False)
+        the join multiple where can_join said so, so no key changes its lane), rows side by side, one decoder."""
+        assert self.can_join(other, None)
         width = max(self.width, other.width)
         parts = []
         for batch in (self, other):

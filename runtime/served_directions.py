@@ -4,17 +4,35 @@ Directions on a shared base share one routed session (runtime/routed_translator.
 the base whatever their number, and one batch may mix them. A standalone export (its deltas
 folded into its own weights) keeps a session of its own and serves only its direction.
 """
+from functools import cached_property
+
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.open_exports import group_exports, open_exports
 from modmt.runtime.text_pieces import token_counter
 
+PROBE_TEXTS = ("Hello, world.", "A small web server for static files.")
 
-class StandaloneBackend:
+
+class JoinMultiple:
+    """Both backends: the join multiple of their decoder (runtime/join_alignment.py), probed on first use."""
+
+    @cached_property
+    def join_multiple(self) -> int:
+        from modmt.runtime.join_alignment import join_multiple
+
+        src, tgt = min(self.directions)
+        item = self.item(src, tgt, None)
+        prompts = [self.encode(text, item)[0] for text in PROBE_TEXTS]
+        return join_multiple(self.decoder_for([item, item]), prompts, self.pad_id)
+
+
+class StandaloneBackend(JoinMultiple):
     """One folded export: translates its own direction; its weights were fixed at export.
 
     Like RoutedBackend, it gives the continuous batcher (runtime/server_batcher.py) what a
     RunningBatch needs: item(src, tgt, w), encode(text, item), decoder_for(row items), tokenizer,
-    stop_ids, pad_id; and count_tokens(text) for cutting texts into pieces.
+    stop_ids, pad_id; count_tokens(text) for cutting texts into pieces; and join_multiple, how far
+    apart two of its batches' caches may be and still join.
     """
 
     def __init__(self, translator):
@@ -42,7 +60,7 @@ class StandaloneBackend:
         return self.translator.translate(texts, settings)
 
 
-class RoutedBackend:
+class RoutedBackend(JoinMultiple):
     """Every direction of one shared base in one session; each text brings its direction and weights."""
 
     def __init__(self, routed):

@@ -3,19 +3,22 @@
 Requests put their sentences in a queue. One worker thread decodes; each turn it
   1. admits waiting sentences, one per request in turn (first come, first served across requests),
      a group of a quarter of `max_batch` at a time within `max_batch` in flight, plus at once the
-     first sentence of a request with nothing in flight (a reserve of a quarter of `max_batch`); each
-     request's sentences are prefilled as a new RunningBatch (runtime/decoding.py) of their own;
+     first sentence of a request with nothing in flight (a reserve of a quarter of `max_batch`); the
+     sentences of a long request (more texts than a group) are prefilled as a new RunningBatch
+     (runtime/decoding.py) of their own, those of the short requests admitted together as one;
   2. steps one running batch: the one holding the request that has had the least decoding time so
      far (steps and prefills are charged to their requests by rows, and a new request starts level
      with the least-served one), so a short request arriving behind a long one shares the CPU with
      it instead of waiting for it, and a stream of short requests cannot starve a long one;
   3. hands each finished sentence to its request at once; a request answers when its last is done;
-  4. joins two batches of one backend and of like size (at most twice the rows: a sentence in a
-     batch many times its size would step at that batch's pace) within `max_batch`. With
-     join="aligned" only when their caches line up (same length modulo 64, which keeps every row's
-     arithmetic, so answers do not depend on what ran beside them), and a small batch at most
-     CATCH_UP steps behind one it may join is stepped alone until they do (step 2 yields to this,
-     for a bounded number of steps); with join="any" whenever they fit.
+  4. joins two batches of one backend within `max_batch`: batches of short requests whatever their
+     sizes, others only of like size (at most twice the rows: a short request's sentence in a long
+     one's batch many times its size would step at that batch's pace). With join="aligned" only
+     when their caches line up (same length modulo the backend's join multiple: 64, or the smaller
+     one runtime/join_alignment.py measures; that keeps every row's arithmetic, so answers do not
+     depend on what ran beside them), and a small batch at most CATCH_UP steps behind one it may
+     join is stepped alone until they do (step 2 yields to this, for a bounded number of steps);
+     with join="any" whenever they fit.
 Beam search is kept: a sentence's beams are rows that enter and leave together. The queue is bounded
 in sentences (queued or decoding): a request that would overfill it is refused at once (`Busy`). A
 client that goes away (`cancel`) frees its rows at the next turn. Decoding runs in the thread, so the
@@ -27,7 +30,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from modmt.runtime.decoding import PAD_MULTIPLE, RunningBatch, DecodeSettings
+from modmt.runtime.decoding import PAD_MULTIPLE, DecodeSettings, RunningBatch
 
 CATCH_UP = 16  # steps a small batch may take alone to line up with a bigger one and join it
 
@@ -210,8 +213,15 @@ class Batcher:
                 self.jobs.append(job)
         return taken
 
+    def _short(self, job: Job) -> bool:
+        """A request of at most a group's texts (a quarter of max_batch): many of them are best served in one
+        batch; a longer one is kept apart from them (_may_join) so that it cannot set their pace."""
+        return len(job.texts) <= max(1, self.max_batch // 4)
+
     def _admit(self, taken: list) -> None:
-        groups = {}  # one new batch per (backend, request): a request's batch joins others by the rule of _pick
+        # One new batch per (backend, long request), and one for the short requests admitted together;
+        # batches then join others by the rules of _may_join.
+        groups = {}
         for job, i in taken:
             src, tgt, w = job.directions[i]
             backend = self.backends[(src, tgt)]
@@ -221,7 +231,8 @@ class Batcher:
             except Exception as e:  # checked by the app before; a failure here fails its request only
                 self._fail(job, e, admitted=1)
                 continue
-            groups.setdefault((id(backend), id(job)), (backend, []))[1].append((row, prompt))
+            key = (id(backend), "short" if self._short(job) else id(job))
+            groups.setdefault(key, (backend, []))[1].append((row, prompt))
         for backend, rows in groups.values():
             rows.sort(key=lambda rp: len(rp[1]))  # little padding within each new batch
             for start in range(0, len(rows), self.max_batch):
@@ -230,8 +241,11 @@ class Batcher:
                 try:
                     batch = RunningBatch(self._decoder_for[id(backend)], [r for r, _ in chunk],
                                          [p for _, p in chunk], self.settings, backend.stop_ids, backend.pad_id)
+                    elapsed = time.monotonic() - started
                     for row, _ in chunk:  # the prefill is decoding time too: its requests pay for it
-                        row.job.served += (time.monotonic() - started) / len(chunk)
+                        row.job.served += elapsed / len(chunk)
+                    if self.metrics is not None:
+                        self.metrics.prefill(elapsed)
                 except Exception as e:
                     for row, _ in chunk:
                         self._fail(row.job, e, admitted=1)
@@ -282,9 +296,9 @@ class Batcher:
         catch_up = None
         for backend, x in (self.batches if self.aligned else []):
             for _, y in self.batches:
-                if not x.can_join(y, aligned=False) or not self._may_join(x, y):
+                if not x.can_join(y, None) or not self._may_join(x, y):
                     continue
-                behind = (y.width - x.width) % PAD_MULTIPLE  # x's steps until the two line up
+                behind = (y.width - x.width) % self._multiple(backend)  # x's steps until the two line up
                 if 0 < behind <= CATCH_UP and (catch_up is None or behind < catch_up[0]):
                     catch_up = (behind, (backend, x))
         self._catching = self._catching + 1 if catch_up is not None else 0
@@ -294,15 +308,24 @@ class Batcher:
         return min(self.batches, key=lambda bb: min(r.job.served for r in bb[1].items()))
 
     def _may_join(self, small, big) -> bool:
-        """Within max_batch, and only batches of like size (at most twice the rows): a sentence joining a
-        batch many times its size would step at that batch's pace, so a short request would wait on a
-        long one's big batch; like sizes still merge, doubling, into full batches under load."""
-        return small.rows <= big.rows <= 2 * small.rows and small.sentences + big.sentences <= self.max_batch
+        """Within max_batch: batches of short requests only, whatever their sizes (one full batch serves
+        many short requests best); otherwise only batches of like size (at most twice the rows): a
+        sentence joining a batch many times its size would step at that batch's pace, so a short request
+        would wait on a long one's big batch; like sizes still merge, doubling, into full batches."""
+        if small.sentences + big.sentences > self.max_batch:
+            return False
+        if all(self._short(row.job) for row in small.items() + big.items()):
+            return True
+        return small.rows <= big.rows <= 2 * small.rows
+
+    def _multiple(self, backend) -> int | None:
+        """Cache lengths of two of backend's batches must agree modulo this to join (None: join="any")."""
+        return getattr(backend, "join_multiple", PAD_MULTIPLE) if self.aligned else None
 
     def _join(self) -> None:
         for i, (backend, a) in enumerate(self.batches):
             for _, b in self.batches[i + 1:]:
-                if a.can_join(b, self.aligned) and self._may_join(*sorted((a, b), key=lambda x: x.rows)):
+                if a.can_join(b, self._multiple(backend)) and self._may_join(*sorted((a, b), key=lambda x: x.rows)):
                     a.join(b)
                     self.stats["joins"] += 1
 

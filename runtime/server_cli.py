@@ -73,6 +73,9 @@ def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_t
 
     for backend in {id(b): b for b in backends.values()}.values():
         echo_cpu_notice(getattr(backend, "translator", None) or backend.routed)
+        if join == "aligned":  # probed now rather than when the first two batches could join
+            click.echo(f"modmt serve: batches of {', '.join(f'{s}->{t}' for s, t in sorted(backend.directions))} "
+                       f"join where their caches agree modulo {backend.join_multiple} columns", err=True)
     batcher = Batcher(backends, DecodeSettings(beam, max_new_tokens), max_batch, max_wait_ms, max_queue, log_every,
                       report=lambda line: click.echo(line, err=True), join=join)
     with tempfile.TemporaryDirectory(prefix="modmt-serve-files-") as scratch:

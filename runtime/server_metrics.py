@@ -22,6 +22,8 @@ class ServerMetrics:
                                  ["source", "target"], buckets=LATENCY_BUCKETS, registry=r)
         self.steps = Histogram("modmt_step_seconds", "Duration of one decoding step of one running batch",
                                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=r)
+        self.prefills = Histogram("modmt_prefill_seconds", "Duration of one prefill of newly admitted sentences",
+                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=r)
         self.step_rows = Histogram("modmt_step_sentences", "Sentences in a running batch at a decoding step",
                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
         self.queue = Gauge("modmt_queue_sentences", "Sentences queued or decoding", registry=r)
@@ -37,6 +39,9 @@ class ServerMetrics:
     def step(self, seconds: float, sentences: int) -> None:
         self.steps.observe(seconds)
         self.step_rows.observe(sentences)
+
+    def prefill(self, seconds: float) -> None:
+        self.prefills.observe(seconds)
 
     def sentence(self, direction: tuple) -> None:
         self.sentences.labels(*direction).inc()

@@ -1,0 +1,67 @@
+"""How far apart two running batches' caches may be and still join without changing a bit: probed per decoder.
+
+Prompts are padded on the left to a multiple of PAD_MULTIPLE (64) columns, so a key's column modulo
+64 is its own in any batch (runtime/decoding.py, condition 1). The server's batches may join only
+where that stays true for every row: the shorter cache is padded on the left by a multiple of the
+*join multiple*. 64 is always safe; the kernels ONNX Runtime picks for a model on a CPU usually
+need less (measured: 4 for the real model's routed int8 base on an AVX-512 VNNI Xeon), and a
+smaller multiple lets a batch that started a few steps later join after at most that many steps
+alone instead of running beside the others to the end. Which one holds depends on the kernels, so
+it is measured, not assumed: two rows are prefilled and stepped, and the next step is run again
+with m, 3m and 5m extra padded columns at two cache lengths; the smallest power of two m whose
+logits are equal bit for bit wins. Nothing here changes what a sentence decodes to, only when two
+batches may share their steps.
+"""
+import numpy as np
+
+from modmt.runtime.decoding import PAD_MULTIPLE, left_pad
+
+CANDIDATES = (1, 2, 4, 8, 16, 32)  # below PAD_MULTIPLE, each dividing it
+WARM_STEPS = (1, 7)                 # the cache lengths probed: PAD_MULTIPLE + 1 and + 8 columns
+
+
+def _host(value) -> np.ndarray:
+    return value if isinstance(value, np.ndarray) else value.numpy()
+
+
+def padded(decoder, cache: list, mask: np.ndarray, columns: int) -> tuple[list, np.ndarray]:
+    """The cache and mask with `columns` masked columns more on the left (what a join does to the shorter one)."""
+    kv = [_host(t) for t in getattr(decoder, "kv_of", lambda c: c)(cache)]
+    kv = [np.ascontiguousarray(np.pad(t, ((0, 0), (0, 0), (columns, 0), (0, 0)))) for t in kv]
+    return getattr(decoder, "adopt", lambda c: c)(kv), np.pad(mask, ((0, 0), (columns, 0)))
+
+
+def join_multiple(decoder, prompts: list[list[int]], pad_id: int) -> int:
+    """The smallest m in CANDIDATES for which extra left padding by m, 3m and 5m columns leaves a step's
+    logits bit for bit equal at both probed cache lengths; PAD_MULTIPLE where none does.
+
+    decoder: a decoder as runtime/decoding.py uses it, for two rows; prompts: two short prompts.
+    """
+    host = getattr(decoder, "host", np.asarray)
+    ids, mask = left_pad(prompts, pad_id, PAD_MULTIPLE)
+    logits, cache = decoder.prefill(ids, mask)
+    states, done = [], 0
+    for steps in WARM_STEPS:  # (tokens, mask, cache) ready for the next step at each probed length
+        while done < steps:
+            tokens = host(logits).argmax(axis=-1).astype(np.int64)
+            mask = np.concatenate([mask, np.ones((len(mask), 1), np.int64)], axis=1)
+            logits, cache = decoder.step(tokens, mask, cache)
+            done += 1
+        tokens = host(logits).argmax(axis=-1).astype(np.int64)
+        step_mask = np.concatenate([mask, np.ones((len(mask), 1), np.int64)], axis=1)
+        kv = [_host(t).copy() for t in getattr(decoder, "kv_of", lambda c: c)(cache)]
+        state = (tokens, step_mask, getattr(decoder, "adopt", lambda c: c)(kv))
+        reference = host(decoder.step(*state)[0]).copy()
+        states.append((state, reference))
+
+    def exact(columns: int) -> bool:
+        for (tokens, step_mask, kept), reference in states:
+            cache_more, mask_more = padded(decoder, kept, step_mask, columns)
+            if not np.array_equal(host(decoder.step(tokens, mask_more, cache_more)[0]), reference):
+                return False
+        return True
+
+    for m in CANDIDATES:
+        if all(exact(k * m) for k in (1, 3, 5)):
+            return m
+    return PAD_MULTIPLE
