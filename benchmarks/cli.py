@@ -238,7 +238,9 @@ def routing_command(base, data, segments, rounds, batch, beam, max_new_tokens, f
               help="Corpus whose devtest split gives the sentences.")
 @click.option("--directions", default="en-fr,fr-en", show_default=True, help="SRC-TGT pairs the requests mix.")
 @click.option("--sentences", type=POSITIVE_INT, default=64, show_default=True)
-@click.option("--clients", default="1,8,32", show_default=True, help="Concurrent clients, one run each.")
+@click.option("--clients", default="1,8,32", show_default=True, help="Concurrent clients, one run each per round.")
+@click.option("--rounds", type=POSITIVE_INT, default=1, show_default=True,
+              help="Rounds of (offline API, then each client count), alternating.")
 @click.option("--beam", type=BEAM, default=5, show_default=True)
 @click.option("--max-new-tokens", type=NEW_TOKENS, default=48, show_default=True)
 @click.option("--max-batch", type=BATCH, default=16, show_default=True)
@@ -247,8 +249,8 @@ def routing_command(base, data, segments, rounds, batch, beam, max_new_tokens, f
               help="The server's --join.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/serve.json"),
               show_default=True)
-def serve_bench_command(export, data, directions, sentences, clients, beam, max_new_tokens, max_batch, threads, join,
-                        out):
+def serve_bench_command(export, data, directions, sentences, clients, rounds, beam, max_new_tokens, max_batch, threads,
+                        join, out):
     """`modmt serve` against the offline Python API: throughput under N clients, a short request behind a long one."""
     from modmt.benchmarks.serving import run_serving
 
@@ -259,7 +261,8 @@ def serve_bench_command(export, data, directions, sentences, clients, beam, max_
         raise ModmtError("--clients is a comma-separated list of numbers, e.g. 1,8,32") from None
     if not pairs or any(len(p) != 2 for p in pairs) or not counts or min(counts) < 1:
         raise ModmtError("give --directions as SRC-TGT pairs (en-fr,fr-en) and --clients as numbers (1,8,32)")
-    result = run_serving(export, data, pairs, sentences, counts, beam, max_new_tokens, max_batch, threads, out, join)
+    result = run_serving(export, data, pairs, sentences, counts, beam, max_new_tokens, max_batch, threads, out, join,
+                         rounds)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 

@@ -89,7 +89,6 @@ def throughput(base: Path, texts: dict, rounds: int, batch: int, beam: int, max_
     n = len(next(iter(texts.values())))
     items = [(MIXED[i % len(MIXED)], texts[MIXED[i % len(MIXED)][0]][i]) for i in range(n)]
     routed = RoutedTranslator([base], provider="cpu", verify="size")
-    cut = RoutedTranslator([base], provider="cpu", verify="size", cut_bank=True)
     shared = {d: Translator(base / DIRECTIONS_FOLDER / f"{d[0]}-{d[1]}", provider="cpu", verify="size") for d in MIXED}
     folded_translators = {(t.src, t.tgt): t for t in (Translator(p, provider="cpu", verify="size") for p in folded)}
     decode = {"settings": DecodeSettings(beam, max_new_tokens, batch_size=batch)}
@@ -112,12 +111,10 @@ def throughput(base: Path, texts: dict, rounds: int, batch: int, beam: int, max_
         "shared-base Translator per direction (before routing)": lambda: by_direction(
             lambda d, xs: shared[d].translate(xs, **decode)),
     }
-    variants["routed (cut bank, the default), one direction per batch"] = lambda: by_direction(
-        lambda d, xs: cut.translate(xs, src=d[0], tgt=d[1], **decode))
     single = MIXED[0]
     single_items = [x for d, x in items if d == single]
-    variants[f"routed (cut bank), {single[0]}->{single[1]} only"] = lambda: cut.translate(single_items, src=single[0],
-                                                                                  tgt=single[1], **decode)
+    variants[f"routed (whole bank), {single[0]}->{single[1]} only"] = lambda: routed.translate(
+        single_items, src=single[0], tgt=single[1], **decode)
     if single in folded_translators:
         variants[f"folded standalone export, {single[0]}->{single[1]} only"] = \
             lambda: folded_translators[single].translate(single_items, **decode)

@@ -156,7 +156,7 @@ def behind_long(url: str, short: tuple, long_texts: list[str], direction: tuple)
 
 def run_serving(export: Path, corpus_dir: Path, directions: list[tuple], sentences: int, clients: list[int],
                 beam: int, max_new_tokens: int, max_batch: int, threads: int | None, out: Path,
-                join: str = "aligned") -> dict:
+                join: str = "aligned", rounds: int = 1) -> dict:
     from modmt.benchmarks.routing import segments
     from modmt.runtime.served_directions import load_backends
 
@@ -170,34 +170,37 @@ def run_serving(export: Path, corpus_dir: Path, directions: list[tuple], sentenc
               "directions": [f"{s}-{t}" for s, t in directions], "sentences": sentences, "beam": beam,
               "max_new_tokens": max_new_tokens, "max_batch": max_batch, "join": join,
               "command": "modmt-bench serve " + " ".join(sys.argv[2:])}
+    # The offline API and the server alternate, round after round: this machine drifts by ±10 % within
+    # minutes, so each round's server figure is compared with the offline figure taken just before it.
     backends = load_backends([str(export)], "cpu", threads)
-    want, seconds = offline(backends, jobs, beam, max_new_tokens, max_batch)
-    result["offline"] = {"seconds": seconds, "sentences_per_s": sentences / seconds}
-    log.info(f"offline Python API: {sentences / seconds:.3f} sentences/s")
-    del backends
     server, url = start_server(export, beam, max_new_tokens, max_batch, threads, join)
     try:
-        result["clients"] = []
-        for n in clients:
-            before = decoding_counters(url)
-            answers, wall = under_clients(url, jobs, n)
-            work = {k: v - before[k] for k, v in decoding_counters(url).items()}
-            latencies = np.array([a[2] for a in answers])
-            row = {"clients": n, "sentences_per_s": sentences / wall,
-                   "vs_offline": (sentences / wall) / result["offline"]["sentences_per_s"],
-                   "p50_s": float(np.percentile(latencies, 50)), "p95_s": float(np.percentile(latencies, 95)),
-                   "answered_200": sum(a[0] == 200 for a in answers),
-                   "equal_to_offline": sum(a[1] == w for a, w in zip(answers, want)),
-                   # where the wall time went: decoding steps, prefills, the rest (HTTP, tokenizing, idle)
-                   "steps": int(work["steps"]), "step_s": work["step_s"], "prefills": int(work["prefills"]),
-                   "prefill_s": work["prefill_s"],
-                   "sentences_per_step": work["sentence_steps"] / max(work["steps"], 1)}
-            result["clients"].append(row)
-            log.info(f"{n} clients: {row}")
-        src, tgt = directions[0]
-        paragraphs = [" ".join(texts[src][3 * i:3 * i + 3]) for i in range(16)]
-        result["behind_long"] = behind_long(url, ((src, tgt), texts[src][47]), paragraphs, (src, tgt))
-        log.info(f"behind a 16-paragraph request: {result['behind_long']}")
+        result["offline"], result["clients"] = [], []
+        for round_ in range(rounds):
+            want, seconds = offline(backends, jobs, beam, max_new_tokens, max_batch)
+            result["offline"].append({"round": round_, "seconds": seconds, "sentences_per_s": sentences / seconds})
+            log.info(f"round {round_}: offline Python API: {sentences / seconds:.3f} sentences/s")
+            for n in clients:
+                before = decoding_counters(url)
+                answers, wall = under_clients(url, jobs, n)
+                work = {k: v - before[k] for k, v in decoding_counters(url).items()}
+                latencies = np.array([a[2] for a in answers])
+                row = {"round": round_, "clients": n, "sentences_per_s": sentences / wall,
+                       "vs_offline": (sentences / wall) / (sentences / seconds),
+                       "p50_s": float(np.percentile(latencies, 50)), "p95_s": float(np.percentile(latencies, 95)),
+                       "answered_200": sum(a[0] == 200 for a in answers),
+                       "equal_to_offline": sum(a[1] == w for a, w in zip(answers, want)),
+                       # where the wall time went: decoding steps, prefills, the rest (HTTP, tokenizing, idle)
+                       "steps": int(work["steps"]), "step_s": work["step_s"], "prefills": int(work["prefills"]),
+                       "prefill_s": work["prefill_s"],
+                       "sentences_per_step": work["sentence_steps"] / max(work["steps"], 1)}
+                result["clients"].append(row)
+                log.info(f"round {round_}, {n} clients: {row}")
+            src, tgt = directions[0]
+            paragraphs = [" ".join(texts[src][3 * i:3 * i + 3]) for i in range(16)]
+            behind = {"round": round_, **behind_long(url, ((src, tgt), texts[src][47]), paragraphs, (src, tgt))}
+            result.setdefault("behind_long", []).append(behind)
+            log.info(f"round {round_}, behind a 16-paragraph request: {behind}")
     finally:
         server.terminate()
         server.wait(60)

@@ -2,7 +2,16 @@
 
 Beside each adapted matrix W (y = x @ W, quantized or not) the graph computes a side path over a
 *bank* of LoRA factors, the concatenation of every loaded adapter's A^T [K, R] and B^T [R, N]
-(R = the sum of their ranks), fed as graph inputs by the runtime (runtime/routed_translator.py):
+(R = the sum of their ranks), given by the runtime (runtime/routed_translator.py). Two graphs:
+routed-fixed.onnx holds the bank (and MIX) as initializers of a fixed rank, the pool's total rank
+when the base was exported, that the runtime replaces when it opens the session (its adapters'
+columns first, zeros after); routed.onnx takes them as graph inputs of any rank, for a bank that
+has outgrown the fixed one. The fixed graph is the one used: ONNX Runtime's float MatMul with an
+input on its right computes a row differently depending on how many rows share the call (its two
+threads split the work by rows or by columns; on the real model's base a sentence's logits alone
+and in a batch of 16 differed from the first step), while with a constant right side every row's
+arithmetic is the same whatever the batch. Its placeholders are zeros read from one small file
+(routed-zeros.bin) that every placeholder points at, so they cost no disk:
 
     u   = (x @ A_bank) * cA[row]                  per-row coefficients select and scale adapters
     low = f[row] * u + (1 - f[row]) * v,  v = u @ MIX    MIX sums each adapter's rank slots (Setting 2)
@@ -15,6 +24,7 @@ each row's slot, `modmt_route` [rows]: so a batch mixes directions and weights, 
 weights exist once. The graph is saved as routed.onnx beside model.onnx and reads the same
 model.onnx.data, so it costs a few hundred kilobytes on disk.
 """
+import math
 from pathlib import Path
 
 import onnx
@@ -25,22 +35,38 @@ from modmt.runtime.lora_merge import layer_index
 from modmt.runtime.routed_translator import COEF, MIX, ROUTE
 
 ROUTED_GRAPH = "routed.onnx"
+FIXED_GRAPH = "routed-fixed.onnx"
+ZEROS_FILE = "routed-zeros.bin"
 
 
 def _float_input(name: str, dims: list) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
 
 
-def routed_graph(model: onnx.ModelProto, matrices: dict) -> tuple[onnx.ModelProto, dict]:
+def _zeros_placeholder(name: str, dims: list) -> onnx.TensorProto:
+    """An fp32 initializer whose bytes are the start of ZEROS_FILE (the runtime replaces it)."""
+    tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=dims)
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", ZEROS_FILE), ("offset", "0"), ("length", str(4 * math.prod(dims)))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
+def routed_graph(model: onnx.ModelProto, matrices: dict, bank_rank: int | None = None) -> tuple[onnx.ModelProto, dict]:
     """Rewire side paths into routed ones. `matrices`: {weight name: {"xa": node, "xab": node}}, where
     xa = MatMul(x, A) and xab = MatMul(x @ A, B) are the side path's two products (their B inputs are
-    replaced by bank inputs). Returns the model and {weight name: {bank_a, bank_b, layer, shape}}."""
+    replaced by the bank: graph inputs, or with bank_rank initializers of that rank). Returns the model
+    and {weight name: {bank_a, bank_b, layer, shape}}."""
     import numpy as np
 
     graph = model.graph
     graph.input.extend([helper.make_tensor_value_info(ROUTE, TensorProto.INT64, ["rows"]),
-                        _float_input(COEF, ["slots", "layers", 3, "bank_rank"]),
-                        _float_input(MIX, ["bank_rank", "bank_rank"])])
+                        _float_input(COEF, ["slots", "layers", 3, "bank_rank"])])
+    if bank_rank is None:
+        graph.input.append(_float_input(MIX, ["bank_rank", "bank_rank"]))
+    else:
+        graph.initializer.append(_zeros_placeholder(MIX, [bank_rank, bank_rank]))
     constants = {f"modmt_route_idx{i}": i for i in range(3)}
     layers = sorted({_layer(name) for name in matrices})
     constants.update({f"modmt_route_layer{l}": l for l in layers})
@@ -67,7 +93,10 @@ def routed_graph(model: onnx.ModelProto, matrices: dict) -> tuple[onnx.ModelProt
         t, y = f"modmt_route_l{l}", xa.output[0]
         k, n = nodes["shape"]
         a, b = f"modmt_bank_a.{i}", f"modmt_bank_b.{i}"
-        graph.input.extend([_float_input(a, [k, "bank_rank"]), _float_input(b, ["bank_rank", n])])
+        if bank_rank is None:
+            graph.input.extend([_float_input(a, [k, "bank_rank"]), _float_input(b, ["bank_rank", n])])
+        else:
+            graph.initializer.extend([_zeros_placeholder(a, [k, bank_rank]), _zeros_placeholder(b, [bank_rank, n])])
         xa.input[1] = a
         mixing = [
             helper.make_node("Mul", [y, f"{t}_ca"], [f"{y}_u"], name=f"modmt_route_u.{i}"),
@@ -96,12 +125,26 @@ def _layer(name: str) -> int:
     return layer
 
 
-def write_routed_graph(base_dir: Path, record: dict) -> dict:
-    """routed.onnx from the base's model.onnx (graph only: the weights stay in model.onnx.data).
+def write_routed_graph(base_dir: Path, record: dict, bank_rank: int | None = None) -> dict:
+    """routed.onnx from the base's model.onnx (graph only: the weights stay in model.onnx.data), and with
+    bank_rank routed-fixed.onnx, whose bank is initializers of that rank.
 
     A quantized base already has a zero side path per matrix (export/onnx_graph.add_lora_side_paths);
     an fp32 base gets one here. Returns what the base manifest records under "routed".
     """
+    graphs = {ROUTED_GRAPH: None, **({FIXED_GRAPH: bank_rank} if bank_rank else {})}
+    for file, rank in graphs.items():
+        banks = _write_one(base_dir, record, file, rank)
+    if bank_rank:
+        k_n = max(max(k * bank_rank, bank_rank * n) for k, n in (b["shape"] for b in banks.values()))
+        (base_dir / ZEROS_FILE).write_bytes(bytes(4 * max(k_n, bank_rank * bank_rank)))
+    routed = {"graph": ROUTED_GRAPH, "matrices": banks, "layers": 1 + max(b["layer"] for b in banks.values())}
+    if bank_rank:
+        routed.update(fixed_graph=FIXED_GRAPH, fixed_bank_rank=bank_rank)
+    return routed
+
+
+def _write_one(base_dir: Path, record: dict, file: str, bank_rank: int | None) -> dict:
     import tempfile
 
     from modmt.export.onnx_graph import add_lora_side_paths
@@ -123,6 +166,6 @@ def write_routed_graph(base_dir: Path, record: dict) -> dict:
         if xa is None or xab is None:
             raise ModmtError(f"unexpected shared-base graph: no side path for {name}; re-export the base")
         matrices[name] = {"xa": xa, "xab": xab, "shape": path["shape"]}
-    model, banks = routed_graph(model, matrices)
-    onnx.save_model(model, str(base_dir / ROUTED_GRAPH))
-    return {"graph": ROUTED_GRAPH, "matrices": banks, "layers": 1 + max(b["layer"] for b in banks.values())}
+    model, banks = routed_graph(model, matrices, bank_rank)
+    onnx.save_model(model, str(base_dir / file))
+    return banks

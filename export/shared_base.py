@@ -60,11 +60,13 @@ def export_shared_base(pool: Pool, base_dir: Path, registry: LanguageRegistry, m
         raise ModmtError(f"pool {pool.root} was trained on another base model; pass the pool's base model")
     ranks = [info["lora"]["rank"] for info in meta["adapters"].values() if "lora" in info] or [8]
     # Setting 1 stacks both adapters: room for two of the pool's largest rank (more can be re-exported).
-    return export_model_base(model_dir, base_dir, fingerprint, quantize, side_rank=2 * max(ranks))
+    # The routed graph's fixed bank has room for every adapter the pool holds now.
+    return export_model_base(model_dir, base_dir, fingerprint, quantize, side_rank=2 * max(ranks),
+                             bank_rank=sum(ranks))
 
 
 def export_model_base(model_dir: Path, base_dir: Path, fingerprint: str | None = None, quantize: str = "none",
-                      side_rank: int = 16) -> dict:
+                      side_rank: int = 16, bank_rank: int | None = None) -> dict:
     """Export any Hugging Face model directory (the pre-trained base, or a fully fine-tuned model) as a shared base.
 
     quantize="none": fp32, each direction's deltas folded into the indexed matrices at load.
@@ -103,7 +105,7 @@ def export_model_base(model_dir: Path, base_dir: Path, fingerprint: str | None =
             record = {"weights_file": WEIGHTS_FILE, "side_paths": paths, "quantization": quantize,
                       "quantization_recipe": recipe.to_json(), "graph_steps": steps}
         # Every direction in one session (runtime/routed_translator.py): the same weights, routed side paths.
-        record["routed"] = write_routed_graph(final, record)
+        record["routed"] = write_routed_graph(final, record, bank_rank)
         manifest = write_manifest(final, {
             "kind": BASE_KIND, "base_fingerprint": fingerprint, "base_model": str(model_dir),
             "base_parameters": parameters, "dtype": "fp32", **record, "logits": "last",

@@ -7,6 +7,7 @@ each batch gets a small coefficient table: one slot per (direction, weights, set
 each row pointing at its slot. So memory is the base plus the adapters, whatever the number of
 directions, and a batch may mix directions and merge weights chosen per request.
 """
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from modmt.runtime.shared_fold import BASE_KIND, DIRECTION_KIND, resolve_base
 
 # The routed graph's inputs (export/routed_graph.py builds the graph with these names).
 ROUTE, COEF, MIX = "modmt_route", "modmt_route_coef", "modmt_route_mix"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,13 +51,7 @@ class RoutedTranslator(SearchDecoderMixin):
     """
 
     def __init__(self, exports: list[str | Path], provider: str = "auto", threads: int | None = None,
-                 verify: str = "full", max_input_tokens: int = 512, cut_bank: bool = False,
-                 ort_options: OrtOptions = OrtOptions()):
-        """cut_bank: give each batch only its adapters' columns of the bank when they are under half of it
-        (a batch of one direction in a process holding 20: 12 % faster, measured). Off by default: the
-        columns a batch gets then depend on the other directions in it, and on the real model that
-        changed 5 of 32 sentences' tokens between alone and a batch of 16 (1 of 32 with the whole bank;
-        docs/results.md, "Serving"), so a sentence's answer would depend on what shared its batch."""
+                 verify: str = "full", max_input_tokens: int = 512, ort_options: OrtOptions = OrtOptions()):
         from tokenizers import Tokenizer
 
         started = time.perf_counter()
@@ -114,24 +110,40 @@ class RoutedTranslator(SearchDecoderMixin):
                              "`modmt-export`") from None
         self.tokenizer = Tokenizer.from_file(str(self.base_dir / "tokenizer.json"))
         self.max_input_tokens = max_input_tokens
-        self.decoder = OnnxDecoder(str(self.base_dir / self.routed["graph"]), provider, threads, ort_options=ort_options)
+        import onnxruntime as ort
+
+        # The bank as initializers of the base's fixed rank where it fits (export/routed_graph.py says why:
+        # every row's arithmetic then holds whatever shares its batch), given once at session creation;
+        # otherwise (a base exported before, or more adapters than it had room for) as inputs at every step.
+        needed, fixed = sum(a.rank for a in self.adapters), self.routed.get("fixed_bank_rank")
+        self.bank_initializers = bool(fixed) and needed <= fixed
+        if fixed and not self.bank_initializers:
+            log.warning(f"the adapters given need a bank of rank {needed}, more than the {fixed} that the shared base "
+                        f"{self.base_dir} was exported with: a sentence's last bits may depend on what shares its "
+                        "batch; export the base again from the grown pool to restore that")
+        arrays = self._build_bank(fixed if self.bank_initializers else needed)
+        graph = self.routed["fixed_graph"] if self.bank_initializers else self.routed["graph"]
+        self.decoder = OnnxDecoder(str(self.base_dir / graph), provider, threads,
+                                   arrays if self.bank_initializers else None, ort_options)
         self.device = "cuda" if self.decoder.providers[0] == "CUDAExecutionProvider" else "cpu"  # where banks live
-        self._build_bank()
-        self.cut_bank, self._sub_banks = cut_bank, {}
+        # OrtValues over the arrays (no copy on the CPU), handed to every step as they are (older bases).
+        self.bank = {} if self.bank_initializers else \
+            {name: ort.OrtValue.ortvalue_from_numpy(array, self.device) for name, array in arrays.items()}
+        self._arrays = arrays  # the session or the OrtValues use these buffers on the CPU: keep them alive
         self._resident = None
         self.load_seconds = time.perf_counter() - started
 
-    def _build_bank(self) -> None:
-        """Each matrix's bank: every adapter's A^T side by side [K, R], its B^T stacked [R, N]."""
-        import onnxruntime as ort
-
+    def _build_bank(self, rank: int) -> dict:
+        """Each matrix's bank of `rank` columns: every adapter's A^T side by side [K, R], its B^T stacked
+        [R, N], zeros after the last; and MIX."""
         ranks = [a.rank for a in self.adapters]
         self.offsets = np.cumsum([0, *ranks])
-        self.bank_rank = int(self.offsets[-1])
+        self.bank_rank = int(self.offsets[-1])  # the adapters' columns
+        self.bank_columns = rank                 # the session's: the adapters', then zeros
         self.layers = int(self.routed["layers"])
         feed, known = {}, set()
         for name, entry in self.routed["matrices"].items():
-            (k, n), r = entry["shape"], self.bank_rank
+            (k, n), r = entry["shape"], self.bank_columns
             feed[entry["bank_a"]], feed[entry["bank_b"]] = np.zeros((k, r), np.float32), np.zeros((r, n), np.float32)
         for adapter, start in zip(self.adapters, self.offsets):  # one adapter's factors in memory at a time
             factors = load_adapter(adapter.path).factors
@@ -146,11 +158,10 @@ class RoutedTranslator(SearchDecoderMixin):
         if missing:
             raise ModmtError(f"the shared base {self.base_dir} has no routed side path for {missing[0]}; re-export it")
         # Setting 2 sums the two adapters' factors slot by slot: MIX maps slot a of every adapter to slot a of every other.
-        slot = np.concatenate([np.arange(r) for r in ranks])
-        feed[MIX] = (slot[:, None] == slot[None, :]).astype(np.float32)
-        # OrtValues over the arrays (no copy on the CPU), handed to every step as they are.
-        self.bank = {name: ort.OrtValue.ortvalue_from_numpy(array, self.device) for name, array in feed.items()}
-        self._arrays = feed  # the OrtValues use these buffers on the CPU: keep them alive
+        # Columns past the adapters' are in no slot (-1): they mix with nothing.
+        slot = np.concatenate([*(np.arange(r) for r in ranks), np.full(rank - int(self.offsets[-1]), -1)])
+        feed[MIX] = ((slot[:, None] == slot[None, :]) & (slot[:, None] >= 0)).astype(np.float32)
+        return feed
 
 
     def direction(self, src: str, tgt: str) -> RoutedDirection:
@@ -175,7 +186,7 @@ class RoutedTranslator(SearchDecoderMixin):
 
     def coefficients(self, direction: RoutedDirection, weights: MergeWeights, setting: int) -> np.ndarray:
         """[layers, 3, R]: cA, cB and f of one (direction, weights, setting) for every layer."""
-        table = np.zeros((self.layers, 3, self.bank_rank), np.float32)
+        table = np.zeros((self.layers, 3, self.bank_columns), np.float32)
         table[:, 2, :] = 1.0 if setting == 1 else 0.0
         if setting == 2 and self.adapters[direction.adapters[0]].rank != self.adapters[direction.adapters[1]].rank:
             raise ModmtError(f"Setting 2 needs LoRA_in({direction.src}) and LoRA_out({direction.tgt}) of equal ranks")
@@ -222,44 +233,17 @@ class RoutedTranslator(SearchDecoderMixin):
                                self.max_input_tokens, on_truncate)
 
     def batch_decoder(self, items: list[tuple]) -> "RoutedDecoder":
-        """A decoder for one batch: a slot per distinct (direction, weights, setting), a route per row, and
-        the bank cut to the adapters the batch uses (a one-direction batch pays for two adapters' ranks,
-        not for every adapter the process holds)."""
+        """A decoder for one batch: a slot per distinct (direction, weights, setting) and a route per row.
+        Every row is multiplied by the whole bank (the columns of adapters it does not use get zero
+        coefficients), so a row's arithmetic does not depend on which directions share its batch."""
         slots, route = {}, []
         for direction, weights in items:
             key = (direction.src, direction.tgt, weights)
             if key not in slots:
                 slots[key] = (len(slots), self.coefficients(direction, weights, direction.setting))
             route.append(slots[key][0])
-        active = tuple(sorted({i for direction, _ in items for i in direction.adapters}))
-        columns = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in active])
         table = np.stack([coef for _, coef in sorted(slots.values(), key=lambda s: s[0])])
-        bank = self.sub_bank(active, columns)
-        if bank is not self.bank:
-            table = np.ascontiguousarray(table[..., columns])
-        return RoutedDecoder(self.search_decoder, {**bank, COEF: table},
-                             np.array(route, dtype=np.int64))
-
-    def sub_bank(self, active: tuple, columns: np.ndarray) -> dict:
-        """The bank's columns of `active` adapters as OrtValues; the last set is kept for the next batch.
-
-        Memory stays bounded: a set with over half the bank's rank uses the whole bank (the columns of
-        unused adapters get zero coefficients), so a copy is never more than half the bank.
-        """
-        import onnxruntime as ort
-
-        if not self.cut_bank or 2 * len(columns) > self.bank_rank:
-            return self.bank
-        if active not in self._sub_banks:
-            self._sub_banks.clear()
-            arrays = {}
-            for name, entry in self.routed["matrices"].items():
-                arrays[entry["bank_a"]] = np.ascontiguousarray(self._arrays[entry["bank_a"]][:, columns])
-                arrays[entry["bank_b"]] = np.ascontiguousarray(self._arrays[entry["bank_b"]][columns, :])
-            arrays[MIX] = np.ascontiguousarray(self._arrays[MIX][np.ix_(columns, columns)])
-            self._sub_banks[active] = ({n: ort.OrtValue.ortvalue_from_numpy(a, self.device) for n, a in arrays.items()},
-                                       arrays)
-        return self._sub_banks[active][0]
+        return RoutedDecoder(self.search_decoder, {**self.bank, COEF: table}, np.array(route, dtype=np.int64))
 
 
 class Routes:

@@ -7,9 +7,10 @@ Requests put their sentences in a queue. One worker thread decodes; each turn it
      sentences of a long request (more texts than a group) are prefilled as a new RunningBatch
      (runtime/decoding.py) of their own, those of the short requests admitted together as one;
   2. steps one running batch: the one holding the request that has had the least decoding time so
-     far (steps and prefills are charged to their requests by rows, and a new request starts level
-     with the least-served one), so a short request arriving behind a long one shares the CPU with
-     it instead of waiting for it, and a stream of short requests cannot starve a long one;
+     far (steps and prefills are charged to their requests by rows, a short request's charge divided
+     by SHORT_WEIGHT, and a new request starts level with the least-served one), so a short request
+     arriving behind a long one takes most of the CPU instead of waiting for it, and a stream of
+     short requests cannot starve a long one (it keeps a fixed share);
   3. hands each finished sentence to its request at once; a request answers when its last is done;
   4. joins two batches of one backend within `max_batch`: batches of short requests whatever their
      sizes, others only of like size (at most twice the rows: a short request's sentence in a long
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from modmt.runtime.decoding import PAD_MULTIPLE, DecodeSettings, RunningBatch
 
 CATCH_UP = 16  # steps a small batch may take alone to line up with a bigger one and join it
+SHORT_WEIGHT = 2.0  # a short request's share of the CPU against a long one's (weighted fair sharing)
 
 
 class Busy(Exception):
@@ -91,6 +93,7 @@ class Batcher:
                       "truncated": 0}
         self._window = (time.monotonic(), 0)
         self._catching = 0                # catch-up steps in a row (_pick)
+        self._held = 0                    # turns in a row without admissions (_hold_for_alignment)
         self.thread = threading.Thread(target=self._work, name="modmt-batcher", daemon=True)
 
     def start(self) -> None:
@@ -185,6 +188,8 @@ class Batcher:
                     if remaining <= 0:
                         break
                     self.cond.wait(remaining)
+            if self._hold_for_alignment():
+                return []
             in_flight, taken = self.in_flight, []
             waiting = sum(len(j.waiting) for j in self.jobs)
             room = self.max_batch - in_flight
@@ -201,14 +206,35 @@ class Batcher:
             self.jobs = deque(j for j in self.jobs if j.waiting)
             return taken
 
+    def _hold_for_alignment(self) -> bool:
+        """Whether to admit nothing this turn: a running batch of short requests is a step or three away from
+        a width that is a multiple of its join multiple, the width a new prefill has (prompts are padded to
+        64 columns). Admitted then, new sentences join it at once instead of stepping alone to catch up.
+        At most join multiple - 1 turns in a row, and only while some batch of short requests has room."""
+        held = False
+        if self.aligned and self._held < PAD_MULTIPLE:
+            shorts = [(b, x) for b, x in self.batches
+                      if x.sentences < self.max_batch and all(self._short(r.job) for r in x.items())]
+            held = bool(shorts) and all(x.width % self._multiple(b) for b, x in shorts) and \
+                self._held < max(self._multiple(b) for b, _ in shorts) - 1
+        self._held = self._held + 1 if held else 0
+        return held
+
     def _round_robin(self, room: int) -> list:
-        taken = []
-        while room > 0 and self.jobs:
+        """One sentence per request in turn. A request with rows in flight takes more only while it is the
+        least served: the fair share rules prefills as it rules steps, so a long request's next group waits
+        while a short request that arrived behind it catches up."""
+        least = min((j.served for j in self._live_jobs()), default=0.0)
+        taken, passed = [], 0
+        while room > 0 and self.jobs and passed < len(self.jobs):
             job = self.jobs.popleft()
-            if job.waiting:
+            if job.waiting and (job.in_flight == 0 or job.served <= least):
                 taken.append((job, job.waiting.popleft()))
                 job.in_flight += 1
                 room -= 1
+                passed = 0
+            else:
+                passed += 1
             if job.waiting:
                 self.jobs.append(job)
         return taken
@@ -217,6 +243,11 @@ class Batcher:
         """A request of at most a group's texts (a quarter of max_batch): many of them are best served in one
         batch; a longer one is kept apart from them (_may_join) so that it cannot set their pace."""
         return len(job.texts) <= max(1, self.max_batch // 4)
+
+    def _weight(self, job: Job) -> float:
+        """Time charged to a request is divided by this: a short request competing with a long one gets
+        SHORT_WEIGHT times its share, so it answers sooner, and the long one still gets a fixed share."""
+        return SHORT_WEIGHT if self._short(job) else 1.0
 
     def _admit(self, taken: list) -> None:
         # One new batch per (backend, long request), and one for the short requests admitted together;
@@ -233,7 +264,8 @@ class Batcher:
                 continue
             key = (id(backend), "short" if self._short(job) else id(job))
             groups.setdefault(key, (backend, []))[1].append((row, prompt))
-        for backend, rows in groups.values():
+        # The short requests' prefill first: a long request's group must not hold them up.
+        for _, (backend, rows) in sorted(groups.items(), key=lambda kv: kv[0][1] != "short"):
             rows.sort(key=lambda rp: len(rp[1]))  # little padding within each new batch
             for start in range(0, len(rows), self.max_batch):
                 chunk = rows[start:start + self.max_batch]
@@ -243,7 +275,7 @@ class Batcher:
                                          [p for _, p in chunk], self.settings, backend.stop_ids, backend.pad_id)
                     elapsed = time.monotonic() - started
                     for row, _ in chunk:  # the prefill is decoding time too: its requests pay for it
-                        row.job.served += elapsed / len(chunk)
+                        row.job.served += elapsed / len(chunk) / self._weight(row.job)
                     if self.metrics is not None:
                         self.metrics.prefill(elapsed)
                 except Exception as e:
@@ -280,7 +312,7 @@ class Batcher:
             elapsed = time.monotonic() - started
             rows = batch.items() + [f.item for f in finished]
             for row in rows:  # each request pays for its rows' share of the step
-                row.job.served += elapsed / len(rows)
+                row.job.served += elapsed / len(rows) / self._weight(row.job)
             self.stats["steps"] += 1
             if self.metrics is not None:
                 self.metrics.step(elapsed, len(rows))

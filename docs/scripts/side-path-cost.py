@@ -3,8 +3,8 @@
 Batch 1 greedy latency per sentence and batch 8 beam 5 throughput, alternating variants round by round:
   folded     `modmt-export en fr --pool pools/bench8 --out exports/en-fr-fp32` (deltas in the weights)
   routed     `modmt-export --all-directions --pool pools/bench8 --shared-base exports/routed-fp32`,
-             RoutedTranslator over all 20 directions, cut bank (the default: rank 16 for one direction)
-             and whole bank (rank 80: all 10 adapters)
+             RoutedTranslator over all 20 directions, whole bank (rank 80: all 10 adapters; the cut
+             bank of the 2026-12-05 figures was removed on 2026-12-06)
 Run from the repository root: python docs/scripts/side-path-cost.py [ROUNDS]
 """
 import json
@@ -19,10 +19,8 @@ from modmt.train.corpus import open_corpus
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 texts = open_corpus("corpora/ddtp", load_registry()).multiway("devtest", ["en"])["en"][:16]
 folded = Translator("exports/en-fr-fp32", provider="cpu", verify="size")
-cut = RoutedTranslator(["exports/routed-fp32"], provider="cpu", verify="size")
-whole = RoutedTranslator(["exports/routed-fp32"], provider="cpu", verify="size", cut_bank=False)
+whole = RoutedTranslator(["exports/routed-fp32"], provider="cpu", verify="size")
 variants = {"folded export": lambda xs, **d: folded.translate(xs, **d),
-            "routed, cut bank": lambda xs, **d: cut.translate(xs, src="en", tgt="fr", **d),
             "routed, whole bank": lambda xs, **d: whole.translate(xs, src="en", tgt="fr", **d)}
 results = {name: {"batch1_ms_per_sentence": [], "batch8_beam5_sentences_per_s": []} for name in variants}
 outputs = {}
