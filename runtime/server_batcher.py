@@ -93,7 +93,6 @@ class Batcher:
                       "truncated": 0}
         self._window = (time.monotonic(), 0)
         self._catching = 0                # catch-up steps in a row (_pick)
-        self._held = 0                    # turns in a row without admissions (_hold_for_alignment)
         self.thread = threading.Thread(target=self._work, name="modmt-batcher", daemon=True)
 
     def start(self) -> None:
@@ -188,8 +187,6 @@ class Batcher:
                     if remaining <= 0:
                         break
                     self.cond.wait(remaining)
-            if self._hold_for_alignment():
-                return []
             in_flight, taken = self.in_flight, []
             waiting = sum(len(j.waiting) for j in self.jobs)
             room = self.max_batch - in_flight
@@ -205,20 +202,6 @@ class Batcher:
                     reserve -= 1
             self.jobs = deque(j for j in self.jobs if j.waiting)
             return taken
-
-    def _hold_for_alignment(self) -> bool:
-        """Whether to admit nothing this turn: a running batch of short requests is a step or three away from
-        a width that is a multiple of its join multiple, the width a new prefill has (prompts are padded to
-        64 columns). Admitted then, new sentences join it at once instead of stepping alone to catch up.
-        At most join multiple - 1 turns in a row, and only while some batch of short requests has room."""
-        held = False
-        if self.aligned and self._held < PAD_MULTIPLE:
-            shorts = [(b, x) for b, x in self.batches
-                      if x.sentences < self.max_batch and all(self._short(r.job) for r in x.items())]
-            held = bool(shorts) and all(x.width % self._multiple(b) for b, x in shorts) and \
-                self._held < max(self._multiple(b) for b, _ in shorts) - 1
-        self._held = self._held + 1 if held else 0
-        return held
 
     def _round_robin(self, room: int) -> list:
         """One sentence per request in turn. A request with rows in flight takes more only while it is the
