@@ -2,8 +2,9 @@
 
 Requests put their sentences in a queue. One worker thread decodes; each turn it
   1. admits waiting sentences, one per request in turn (first come, first served across requests),
-     a group of a quarter of `max_batch` at a time within `max_batch` in flight, plus at once the
-     first sentence of a request with nothing in flight (a reserve of a quarter of `max_batch`); the
+     a group of a quarter of `max_batch` at a time within `max_batch` in flight, plus at once, while a
+     long request runs, the first sentence of a request with nothing in flight (a reserve of a quarter
+     of `max_batch`); the
      sentences of a long request (more texts than a group) are prefilled as a new RunningBatch
      (runtime/decoding.py) of their own, those of the short requests admitted together as one;
   2. steps one running batch: the one holding the request that has had the least decoding time so
@@ -192,7 +193,10 @@ class Batcher:
             room = self.max_batch - in_flight
             if room >= min(waiting, group) or not self.batches:  # a group at a time: steps go on between prefills
                 taken = self._round_robin(min(room, group))
-            reserve = self.max_batch + group - in_flight - len(taken)
+            # The reserve protects short requests from long ones; among short requests alone it would only
+            # make more, smaller prefills and joins (each join copies the running batch's cache).
+            long_running = any(not self._short(row.job) for _, batch in self.batches for row in batch.items())
+            reserve = self.max_batch + group - in_flight - len(taken) if long_running else 0
             for job in list(self.jobs):
                 if reserve <= 0:
                     break
