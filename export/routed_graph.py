@@ -132,40 +132,35 @@ def write_routed_graph(base_dir: Path, record: dict, bank_rank: int | None = Non
     A quantized base already has a zero side path per matrix (export/onnx_graph.add_lora_side_paths);
     an fp32 base gets one here. Returns what the base manifest records under "routed".
     """
-    graphs = {ROUTED_GRAPH: None, **({FIXED_GRAPH: bank_rank} if bank_rank else {})}
-    for file, rank in graphs.items():
-        banks = _write_one(base_dir, record, file, rank)
-    if bank_rank:
-        k_n = max(max(k * bank_rank, bank_rank * n) for k, n in (b["shape"] for b in banks.values()))
-        (base_dir / ZEROS_FILE).write_bytes(bytes(4 * max(k_n, bank_rank * bank_rank)))
-    routed = {"graph": ROUTED_GRAPH, "matrices": banks, "layers": 1 + max(b["layer"] for b in banks.values())}
-    if bank_rank:
-        routed.update(fixed_graph=FIXED_GRAPH, fixed_bank_rank=bank_rank)
-    return routed
-
-
-def _write_one(base_dir: Path, record: dict, file: str, bank_rank: int | None) -> dict:
     import tempfile
 
     from modmt.export.onnx_graph import add_lora_side_paths
     from modmt.export.onnx_weights import GraphWeights
 
-    model = onnx.load(str(base_dir / "model.onnx"), load_external_data=False)
-    if record.get("side_paths"):
-        paths = record["side_paths"]
-    else:  # zero factors as placeholders: routed_graph below replaces every one by the banks
-        with tempfile.TemporaryDirectory() as scratch:
-            weights = GraphWeights(model, base_dir, scratch_dir=Path(scratch))
+    template = onnx.load(str(base_dir / "model.onnx"), load_external_data=False)
+    with tempfile.TemporaryDirectory() as scratch:
+        if record.get("side_paths"):
+            paths = record["side_paths"]
+        else:  # zero factors as placeholders: routed_graph below replaces every one by the banks
+            weights = GraphWeights(template, base_dir, scratch_dir=Path(scratch))
             paths = add_lora_side_paths(weights, record["weights_index"], 1)
             weights.close()
-    by_name = {node.name: node for node in model.graph.node}
-    matrices = {}
-    for name, path in paths.items():
-        index = path["a"].rsplit(".", 1)[1]
-        xa, xab = by_name.get(f"modmt_lora_xa.{index}"), by_name.get(f"modmt_lora_xab.{index}")
-        if xa is None or xab is None:
-            raise ModmtError(f"unexpected shared-base graph: no side path for {name}; re-export the base")
-        matrices[name] = {"xa": xa, "xab": xab, "shape": path["shape"]}
-    model, banks = routed_graph(model, matrices, bank_rank)
-    onnx.save_model(model, str(base_dir / file))
-    return banks
+        for file, rank in {ROUTED_GRAPH: None, **({FIXED_GRAPH: bank_rank} if bank_rank else {})}.items():
+            model = onnx.ModelProto()
+            model.CopyFrom(template)  # routed_graph rewires the graph it is given
+            by_name = {node.name: node for node in model.graph.node}
+            matrices = {}
+            for name, path in paths.items():
+                index = path["a"].rsplit(".", 1)[1]
+                xa, xab = by_name.get(f"modmt_lora_xa.{index}"), by_name.get(f"modmt_lora_xab.{index}")
+                if xa is None or xab is None:
+                    raise ModmtError(f"unexpected shared-base graph: no side path for {name}; re-export the base")
+                matrices[name] = {"xa": xa, "xab": xab, "shape": path["shape"]}
+            model, banks = routed_graph(model, matrices, rank)
+            onnx.save_model(model, str(base_dir / file))
+    routed = {"graph": ROUTED_GRAPH, "matrices": banks, "layers": 1 + max(b["layer"] for b in banks.values())}
+    if bank_rank:  # every placeholder reads the start of one file, as long as the largest of them
+        widest = max(max(k, n) for k, n in (b["shape"] for b in banks.values()))
+        (base_dir / ZEROS_FILE).write_bytes(bytes(4 * bank_rank * max(widest, bank_rank)))
+        routed.update(fixed_graph=FIXED_GRAPH, fixed_bank_rank=bank_rank)
+    return routed

@@ -249,6 +249,15 @@ def _host_array(value) -> np.ndarray:
     return value if isinstance(value, np.ndarray) else value.numpy()
 
 
+def left_padded(decoder, cache: list, mask: np.ndarray, rows: int, columns: int) -> tuple[list, np.ndarray]:
+    """The first `rows` rows of a cache's tensors (on the host) and of its mask, with `columns` masked columns
+    more on the left: what a join does to the shorter batch (and what runtime/join_alignment.py probes)."""
+    kv = [_host_array(t)[:rows] for t in getattr(decoder, "kv_of", lambda c: c)(cache)]
+    if columns:
+        kv = [np.concatenate([np.zeros((*t.shape[:2], columns, *t.shape[3:]), t.dtype), t], axis=2) for t in kv]
+    return kv, np.concatenate([np.zeros((rows, columns), np.int64), mask[:rows]], axis=1)
+
+
 class RunningBatch:
     """Sentences decoding together: a KV cache, its attention mask, and the searches whose rows it holds.
 
@@ -363,15 +372,7 @@ class RunningBatch:
         the join multiple where can_join said so, so no key changes its lane), rows side by side, one decoder."""
         assert self.can_join(other, None)
         width = max(self.width, other.width)
-        parts = []
-        for batch in (self, other):
-            real, pad = batch.rows, width - batch.width
-            kv = getattr(batch.decoder, "kv_of", lambda cache: cache)(batch.cache)
-            kv = [_host_array(t)[:real] for t in kv]
-            if pad:
-                kv = [np.concatenate([np.zeros((*t.shape[:2], pad, *t.shape[3:]), t.dtype), t], axis=2) for t in kv]
-            mask = np.concatenate([np.zeros((real, pad), np.int64), batch.mask[:real]], axis=1)
-            parts.append((kv, mask))
+        parts = [left_padded(b.decoder, b.cache, b.mask, b.rows, width - b.width) for b in (self, other)]
         self.searches += other.searches
         self.tokens = np.concatenate([self.tokens, other.tokens])
         self.decoder = self.decoder_for([item for s in self.searches for item in s.row_items()])

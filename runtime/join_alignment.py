@@ -14,21 +14,16 @@ batches may share their steps.
 """
 import numpy as np
 
-from modmt.runtime.decoding import PAD_MULTIPLE, left_pad
+from modmt.runtime.decoding import PAD_MULTIPLE, left_pad, left_padded
 
 CANDIDATES = (1, 2, 4, 8, 16, 32)  # below PAD_MULTIPLE, each dividing it
 WARM_STEPS = (1, 7)                 # the cache lengths probed: PAD_MULTIPLE + 1 and + 8 columns
 
 
-def _host(value) -> np.ndarray:
-    return value if isinstance(value, np.ndarray) else value.numpy()
-
-
 def padded(decoder, cache: list, mask: np.ndarray, columns: int) -> tuple[list, np.ndarray]:
-    """The cache and mask with `columns` masked columns more on the left (what a join does to the shorter one)."""
-    kv = [_host(t) for t in getattr(decoder, "kv_of", lambda c: c)(cache)]
-    kv = [np.ascontiguousarray(np.pad(t, ((0, 0), (0, 0), (columns, 0), (0, 0)))) for t in kv]
-    return getattr(decoder, "adopt", lambda c: c)(kv), np.pad(mask, ((0, 0), (columns, 0)))
+    """The cache (a copy, in the decoder's form) and mask with `columns` masked columns more on the left."""
+    kv, mask = left_padded(decoder, cache, mask, len(mask), columns)
+    return getattr(decoder, "adopt", lambda c: c)([np.array(t) for t in kv]), mask
 
 
 def join_multiple(decoder, prompts: list[list[int]], pad_id: int) -> int:
@@ -49,8 +44,8 @@ def join_multiple(decoder, prompts: list[list[int]], pad_id: int) -> int:
             done += 1
         tokens = host(logits).argmax(axis=-1).astype(np.int64)
         step_mask = np.concatenate([mask, np.ones((len(mask), 1), np.int64)], axis=1)
-        kv = [_host(t).copy() for t in getattr(decoder, "kv_of", lambda c: c)(cache)]
-        state = (tokens, step_mask, getattr(decoder, "adopt", lambda c: c)(kv))
+        kept, step_mask = padded(decoder, cache, step_mask, 0)  # a copy, which the probes below step from
+        state = (tokens, step_mask, kept)
         reference = host(decoder.step(*state)[0]).copy()
         states.append((state, reference))
 

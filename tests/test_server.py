@@ -20,7 +20,8 @@ from modmt.export.shared_base import export_all_directions
 from modmt.runtime.languages import load_registry
 from modmt.runtime.served_directions import load_backends
 from modmt.runtime.server_app import ServerSettings, create_app
-from modmt.runtime.decoding import DecodeSettings
+from modmt.runtime.decoding import PAD_MULTIPLE, DecodeSettings, RunningBatch
+from modmt.runtime.join_alignment import CANDIDATES
 from modmt.runtime.server_batcher import Batcher, Busy
 
 DECODING = {"beam": 2, "max_new_tokens": 5}
@@ -254,6 +255,41 @@ class SlowBackend:
     @staticmethod
     def select(cache, rows):
         return [c[rows] for c in cache]
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_batches_joined_at_the_probed_multiple_decode_as_alone(backends, beam):
+    backend = backends[("en", "fr")]
+    m = backend.join_multiple
+    assert m in (*CANDIDATES, PAD_MULTIPLE)
+    if m == PAD_MULTIPLE:
+        pytest.skip("this CPU's kernels need the full 64 columns: batches join only as before")
+    work = [("en", "fr", "the train leaves at noon"), ("fr", "en", "le chat dort sur le canapé ce soir"),
+            ("ja", "zh", "猫 は ソファ で 寝て います"), ("de", "en", "der Hund schläft im Garten")]
+    items = [backend.item(src, tgt, None) for src, tgt, _ in work]
+    prompts = [backend.encode(text, item)[0] for (_, _, text), item in zip(work, items)]
+    settings = DecodeSettings(beam, 3 * m + 8)
+
+    def batch(indices):
+        return RunningBatch(backend.decoder_for, [items[i] for i in indices], [prompts[i] for i in indices],
+                            settings, backend.stop_ids, backend.pad_id)
+
+    def tokens(finished):
+        return {items.index(f.item): f.tokens for f in finished}
+
+    alone = {}
+    for i in range(len(work)):
+        alone.update(tokens(batch([i]).run()))
+    early, finished = batch([0, 1]), []
+    finished += early.finished_at_start
+    for _ in range(m):  # m steps ahead: the later batch's cache is m columns shorter
+        finished += early.step()
+    late = batch([2, 3])
+    assert not early.done and early.width - late.width == m
+    assert early.can_join(late, m)
+    early.join(late)
+    finished += late.finished_at_start + early.run()
+    assert tokens(finished) == alone
 
 
 def test_an_overfull_queue_is_refused_at_once_and_nothing_is_lost():
