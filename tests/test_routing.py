@@ -1,5 +1,6 @@
 """Routing: every direction of a shared base in one session, directions and weights mixed per row."""
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,32 @@ def test_a_quantized_routed_base_gives_the_shared_base_directions_tokens(bases):
         np.testing.assert_allclose(got[row], want, atol=1e-4 * np.abs(want).max())
         assert routed.translate([TEXTS[row]], src=src, tgt=tgt, beam=3, max_new_tokens=6) == \
             shared.translate([TEXTS[row]], beam=3, max_new_tokens=6)
+
+
+def test_a_pool_grown_past_its_base_routes_over_the_bank_as_inputs_and_says_so(tmp_path, tiny_pool, caplog):
+    """A base exported while the pool held en and fr only has a fixed bank for their four adapters; with ja, zh
+    and de added later, a session of three directions needs six, so it routes over routed.onnx (the bank as
+    inputs) and says so in one warning line; a session that fits keeps the fixed bank. Both translate alike."""
+    pool = tmp_path / "pool"
+    shutil.copytree(tiny_pool, pool)
+    meta_path = pool / "pool.json"
+    full = json.loads(meta_path.read_text())
+    small = {**full, "adapters": {k: v for k, v in full["adapters"].items() if k.split("/")[1] in ("en", "fr")}}
+    meta_path.write_text(json.dumps(small))
+    registry = load_registry()
+    export_shared_direction(pool, "en", "fr", ExportOptions(), tmp_path / "base", tmp_path / "en-fr", registry)
+    meta_path.write_text(json.dumps(full))  # the pool grows
+    for src, tgt in (("ja", "zh"), ("de", "en")):
+        export_shared_direction(pool, src, tgt, ExportOptions(), tmp_path / "base", tmp_path / f"{src}-{tgt}", registry)
+    directions = [tmp_path / d for d in ("en-fr", "ja-zh", "de-en")]
+    with caplog.at_level(logging.WARNING, logger="modmt.runtime.routed_translator"):
+        grown = RoutedTranslator(directions, provider="cpu")
+    assert not grown.bank_initializers and grown.bank_rank > grown.routed["fixed_bank_rank"]
+    assert "export the base again from the grown pool" in caplog.text
+    fits = RoutedTranslator(directions[:1], provider="cpu")
+    assert fits.bank_initializers
+    assert grown.translate(TEXTS[:2], src="en", tgt="fr", beam=3, max_new_tokens=6) == \
+        fits.translate(TEXTS[:2], src="en", tgt="fr", beam=3, max_new_tokens=6)
 
 
 def test_adapters_of_different_ranks_share_one_bank(tmp_path, bases, tiny_pool):
