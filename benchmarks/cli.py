@@ -9,7 +9,7 @@ import click
 
 from modmt.runtime.command_line import run_cli
 from modmt.runtime.errors import ModmtError
-from modmt.runtime.options import BATCH, BEAM, NEW_TOKENS, POSITIVE_INT, THREADS
+from modmt.runtime.options import BATCH, BEAM, NEW_TOKENS, POSITIVE_INT, ROUNDS, THREADS
 
 
 @click.group(name="bench")
@@ -208,7 +208,7 @@ def latency_command(exports, engines, data, input_path, split, limit, batch, bea
               help="Corpus whose devtest split gives the sentences.")
 @click.option("--segments", type=POSITIVE_INT, default=16, show_default=True,
               help="Devtest segments, spread over the four mixed directions.")
-@click.option("--rounds", type=click.IntRange(1, 100), default=2, show_default=True)
+@click.option("--rounds", type=ROUNDS, default=2, show_default=True)
 @click.option("--batch", type=BATCH, default=8, show_default=True)
 @click.option("--beam", type=BEAM, default=5, show_default=True)
 @click.option("--max-new-tokens", type=NEW_TOKENS, default=64, show_default=True)
@@ -239,7 +239,7 @@ def routing_command(base, data, segments, rounds, batch, beam, max_new_tokens, f
 @click.option("--directions", default="en-fr,fr-en", show_default=True, help="SRC-TGT pairs the requests mix.")
 @click.option("--sentences", type=POSITIVE_INT, default=64, show_default=True)
 @click.option("--clients", default="1,8,32", show_default=True, help="Concurrent clients, one run each per round.")
-@click.option("--rounds", type=POSITIVE_INT, default=1, show_default=True,
+@click.option("--rounds", type=ROUNDS, default=1, show_default=True,
               help="Rounds of (offline API, then each client count), alternating.")
 @click.option("--beam", type=BEAM, default=5, show_default=True)
 @click.option("--max-new-tokens", type=NEW_TOKENS, default=48, show_default=True)

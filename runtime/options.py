@@ -14,6 +14,7 @@ NEW_TOKENS = click.IntRange(min=1, max=32_768)
 INPUT_TOKENS = click.IntRange(min=1, max=131_072)
 SEQUENCE_LENGTH = click.IntRange(min=8, max=131_072)
 RANK = click.IntRange(min=1, max=4096)
+ROUNDS = click.IntRange(min=1, max=100)   # a benchmark's alternating rounds
 
 
 def cpu_threads() -> int:
