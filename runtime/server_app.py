@@ -410,7 +410,7 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
 
     routes = [Route("/translate", translate, methods=["POST"]),
               Route("/detect", detect, methods=["POST"]),
-              Route("/languages", languages, methods=["GET", "POST"]),
+              Route("/languages", languages, methods=["GET"]),
               Route("/frontend/settings", frontend_settings, methods=["GET"]),
               Route("/spec", spec, methods=["GET"]),
               Route("/health", health, methods=["GET"]),
