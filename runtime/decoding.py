@@ -29,7 +29,9 @@ bank; MatMulNBits at 4 bits) take another path at M = 1, so a lone row gets a co
 "passenger", whose output is thrown away). One limit stays: ORT's float GEMM sums a product of more
 than 256 keys (head size 64) in chunks of 256 counted from the first padded key, so a row whose
 keys cross a chunk boundary at other places alone than in a batch may differ in its last bits
-(docs/results.md, "Batch invariance").
+(docs/results.md, "Batch invariance"). A running batch that sentences join and leave (the server's)
+drops leading columns no row attends to by the same multiples (RunningBatch.trim), so its cache stays the
+length of what it holds.
 """
 from dataclasses import dataclass, replace
 
@@ -39,6 +41,7 @@ from modmt.runtime.errors import ModmtError
 
 NEG = -1.0e9
 PAD_MULTIPLE = 64
+TRIM_AT = 32  # RunningBatch.trim copies the cache once: only for at least this many columns
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -249,13 +252,28 @@ def _host_array(value) -> np.ndarray:
     return value if isinstance(value, np.ndarray) else value.numpy()
 
 
-def left_padded(decoder, cache: list, mask: np.ndarray, rows: int, columns: int) -> tuple[list, np.ndarray]:
-    """The first `rows` rows of a cache's tensors (on the host) and of its mask, with `columns` masked columns
-    more on the left: what a join does to the shorter batch (and what runtime/join_alignment.py probes)."""
-    kv = [_host_array(t)[:rows] for t in getattr(decoder, "kv_of", lambda c: c)(cache)]
-    if columns:
-        kv = [np.concatenate([np.zeros((*t.shape[:2], columns, *t.shape[3:]), t.dtype), t], axis=2) for t in kv]
-    return kv, np.concatenate([np.zeros((rows, columns), np.int64), mask[:rows]], axis=1)
+def left_padded(parts: list[tuple]) -> tuple[list, np.ndarray]:
+    """Caches side by side, each with masked columns more on its left: parts are (decoder, cache, mask, rows,
+    columns), of which the first `rows` rows are taken and `columns` columns added to both the cache and the
+    mask (the padded caches must then be as long as each other). What a join does, and what
+    runtime/join_alignment.py probes; each tensor is written once into its joined array (on the host)."""
+    layers = [[_host_array(t)[:rows] for t in getattr(decoder, "kv_of", lambda c: c)(cache)]
+              for decoder, cache, _, rows, _ in parts]
+    total, columns = sum(part[3] for part in parts), [part[4] for part in parts]
+    kv = []
+    for tensors in zip(*layers):
+        first = tensors[0]
+        joined = np.zeros((total, first.shape[1], first.shape[2] + columns[0], *first.shape[3:]), first.dtype)
+        start = 0
+        for t, pad in zip(tensors, columns):
+            joined[start:start + len(t), :, pad:] = t
+            start += len(t)
+        kv.append(joined)
+    mask, start = np.zeros((total, parts[0][2].shape[1] + columns[0]), np.int64), 0
+    for (_, _, part_mask, rows, pad) in parts:
+        mask[start:start + rows, pad:] = part_mask[:rows]
+        start += rows
+    return kv, mask
 
 
 class RunningBatch:
@@ -268,11 +286,13 @@ class RunningBatch:
     """
 
     def __init__(self, decoder_for, items: list, prompts: list[list[int]], settings: DecodeSettings,
-                 stop_ids: set[int], pad_id: int):
+                 stop_ids: set[int], pad_id: int, pad_multiple: int = PAD_MULTIPLE):
+        """pad_multiple: prompts are padded on the left to a multiple of it (condition 1 above); the server
+        gives the join multiple runtime/join_alignment.py measured, which keeps every bit and pads less."""
         settings.check()
         self.decoder_for, self.settings = decoder_for, settings
         self.decoder = decoder_for(list(items))
-        ids, mask = left_pad(prompts, pad_id, PAD_MULTIPLE)
+        ids, mask = left_pad(prompts, pad_id, pad_multiple)
         logits, cache = self.decoder.prefill(ids, mask)  # each source once ...
         search = (GreedySearch if settings.beam == 1 else BeamSearch)(list(items), settings, stop_ids)
         rows = search.initial_rows()                     # ... then shared by its beams
@@ -372,15 +392,29 @@ class RunningBatch:
         the join multiple where can_join said so, so no key changes its lane), rows side by side, one decoder."""
         assert self.can_join(other, None)
         width = max(self.width, other.width)
-        parts = [left_padded(b.decoder, b.cache, b.mask, b.rows, width - b.width) for b in (self, other)]
+        kv, mask = left_padded([(b.decoder, b.cache, b.mask, b.rows, width - b.width) for b in (self, other)])
         self.searches += other.searches
         self.tokens = np.concatenate([self.tokens, other.tokens])
         self.decoder = self.decoder_for([item for s in self.searches for item in s.row_items()])
-        kv = [np.ascontiguousarray(np.concatenate([a, b])) for a, b in zip(parts[0][0], parts[1][0])]
         self.cache = getattr(self.decoder, "adopt", lambda kv: kv)(kv)
-        self.mask = np.concatenate([parts[0][1], parts[1][1]])
+        self.mask = mask
         self.cache_rows = len(self.tokens)
         other.searches, other.tokens = [], np.zeros(0, dtype=np.int64)
+
+    def trim(self, multiple: int = PAD_MULTIPLE, at_least: int = TRIM_AT) -> int:
+        """Drop the cache's first columns where every row is masked (the padding of sentences that left, or of
+        longer prompts), a multiple of `multiple` of them so no key changes its lane (the join multiple, as a
+        join pads), when at least `at_least` can go: in a batch that sentences keep joining and leaving, the
+        cache would otherwise only grow, and every step attends to, copies and reorders all of it. How many."""
+        attended = self.mask.any(axis=0)
+        first = int(attended.argmax()) if attended.any() else self.width
+        columns = first - first % multiple
+        if columns < max(at_least, 1):
+            return 0
+        kv = getattr(self.decoder, "kv_of", lambda c: c)(self.cache)
+        self.cache = [*(np.ascontiguousarray(_host_array(t)[:, :, columns:]) for t in kv), *self.cache[len(kv):]]
+        self.mask = np.ascontiguousarray(self.mask[:, columns:])
+        return columns
 
     def run(self) -> list[Finished]:
         """Step until every sentence is finished (offline decoding)."""

@@ -6,7 +6,8 @@ Requests put their sentences in a queue. One worker thread decodes; each turn it
      long request runs, the first sentence of a request with nothing in flight (a reserve of a quarter
      of `max_batch`); the
      sentences of a long request (more texts than a group) are prefilled as a new RunningBatch
-     (runtime/decoding.py) of their own, those of the short requests admitted together as one;
+     (runtime/decoding.py) of their own, those of the short requests admitted together as one (prompts
+     padded to the backend's join multiple, not to 64: the same bits, less padding to compute);
   2. steps one running batch: the one holding the request that has had the least decoding time so
      far (steps and prefills are charged to their requests by rows, a short request's charge divided
      by SHORT_WEIGHT, and a new request starts level with the least-served one), so a short request
@@ -20,7 +21,9 @@ Requests put their sentences in a queue. One worker thread decodes; each turn it
      one runtime/join_alignment.py measures; that keeps every row's arithmetic, so answers do not
      depend on what ran beside them), and a small batch at most CATCH_UP steps behind one it may
      join is stepped alone until they do (step 2 yields to this, for a bounded number of steps);
-     with join="any" whenever they fit.
+     with join="any" whenever they fit. A stepped batch first drops the leading cache columns that no row
+     attends to any more (by multiples of the join multiple: RunningBatch.trim), so a batch that lives on
+     while sentences come and go keeps a cache the length of what it holds.
 Beam search is kept: a sentence's beams are rows that enter and leave together. The queue is bounded
 in sentences (queued or decoding): a request that would overfill it is refused at once (`Busy`). A
 client that goes away (`cancel`) frees its rows at the next turn. Decoding runs in the thread, so the
@@ -259,7 +262,8 @@ class Batcher:
                 started = time.monotonic()
                 try:
                     batch = RunningBatch(self._decoder_for[id(backend)], [r for r, _ in chunk],
-                                         [p for _, p in chunk], self.settings, backend.stop_ids, backend.pad_id)
+                                         [p for _, p in chunk], self.settings, backend.stop_ids, backend.pad_id,
+                                         self._multiple(backend) or 1)
                     elapsed = time.monotonic() - started
                     for row, _ in chunk:  # the prefill is decoding time too: its requests pay for it
                         row.job.served += elapsed / len(chunk) / self._weight(row.job)
@@ -304,6 +308,7 @@ class Batcher:
             if self.metrics is not None:
                 self.metrics.step(elapsed, len(rows))
             self._deliver(backend, finished)
+            batch.trim(self._multiple(backend) or 1)  # the columns only sentences that left attended to
             self._join()
             self.batches = [(b, x) for b, x in self.batches if not x.done]
             self._log()

@@ -258,7 +258,7 @@ class SlowBackend:
 
 
 @pytest.mark.parametrize("beam", [1, 3])
-def test_batches_joined_at_the_probed_multiple_decode_as_alone(backends, beam):
+def test_batches_padded_joined_and_trimmed_at_the_probed_multiple_decode_as_alone(backends, beam):
     backend = backends[("en", "fr")]
     m = backend.join_multiple
     assert m in (*CANDIDATES, PAD_MULTIPLE)
@@ -270,9 +270,9 @@ def test_batches_joined_at_the_probed_multiple_decode_as_alone(backends, beam):
     prompts = [backend.encode(text, item)[0] for (_, _, text), item in zip(work, items)]
     settings = DecodeSettings(beam, 3 * m + 8)
 
-    def batch(indices):
+    def batch(indices, pad_multiple=PAD_MULTIPLE):
         return RunningBatch(backend.decoder_for, [items[i] for i in indices], [prompts[i] for i in indices],
-                            settings, backend.stop_ids, backend.pad_id)
+                            settings, backend.stop_ids, backend.pad_id, pad_multiple)
 
     def tokens(finished):
         return {items.index(f.item): f.tokens for f in finished}
@@ -280,16 +280,24 @@ def test_batches_joined_at_the_probed_multiple_decode_as_alone(backends, beam):
     alone = {}
     for i in range(len(work)):
         alone.update(tokens(batch([i]).run()))
-    early, finished = batch([0, 1]), []
+    # As the server runs them: prompts padded to the join multiple (alone: to PAD_MULTIPLE, as offline).
+    early, finished = batch([0, 1], m), []
     finished += early.finished_at_start
-    for _ in range(m):  # m steps ahead: the later batch's cache is m columns shorter
+    for _ in range(m):  # m steps ahead (plus what the prompts' lengths make): the caches line up modulo m
         finished += early.step()
-    late = batch([2, 3])
-    assert not early.done and early.width - late.width == m
+    late = batch([2, 3], m)
+    assert not early.done and (early.width - late.width) % m == 0
     assert early.can_join(late, m)
     early.join(late)
-    finished += late.finished_at_start + early.run()
-    assert tokens(finished) == alone
+    finished += late.finished_at_start
+    trimmed = 0
+    while not early.done:  # as the server steps it: the columns no row attends to any more are dropped
+        finished += early.step()
+        width = early.width
+        cut = early.trim(m, at_least=1)
+        assert early.width == width - cut and cut % m == 0 and early.mask.shape[1] == width - cut
+        trimmed += cut
+    assert trimmed > 0 and tokens(finished) == alone
 
 
 def test_an_overfull_queue_is_refused_at_once_and_nothing_is_lost():
