@@ -10,14 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from html import escape
 from pathlib import Path
 
-import httpx
 import pytest
 
-from test_server import SEARCH, Server, free_port
+from test_server import Server, direct, free_port
 
 SOURCE = Path(os.environ.get("LIBRETRANSLATE_SRC", "/nonexistent"))
 pytestmark = pytest.mark.skipif(not (SOURCE / "libretranslate" / "tests" / "test_api").is_dir(),
@@ -91,15 +89,6 @@ def server(backends, registry):
         yield running
 
 
-def direct(backends, text, src, tgt):
-    from modmt.runtime.text_pieces import join_pieces, pieces_of, split_text
-
-    backend = backends[(src, tgt)]
-    segments = split_text(text, src, backend.count_tokens, 512)
-    pieces = pieces_of(segments)
-    return join_pieces(segments, backend.translate(pieces, [(src, tgt, None)] * len(pieces), SEARCH))
-
-
 def test_libretranslates_own_api_tests_pass(server, tmp_path):
     """libretranslate/tests/test_api/test_*.py, copied as they are (their conftest, which builds LibreTranslate's
     Flask app, is left out; tests/libretranslate/http_client.py gives their `client` fixture over HTTP)."""
@@ -139,63 +128,37 @@ def test_libretranslates_own_web_app_translates_through_modmt(server, backends, 
     """LibreTranslate's page and app.js, served by nginx with its static files, every API path proxied to
     `modmt serve` (one origin, as the app expects): in headless Chromium it loads the languages, translates
     what is typed (it sends alternatives=3 with every request) and detects the source on "Auto Detect"."""
-    if shutil.which("nginx") is None:
-        pytest.skip("nginx is not installed (.ci/run installs it)")
-    from test_server import page_in_chromium
+    from test_server import nginx_serving, page_in_chromium
 
     render_web_app(tmp_path / "site")
-    port = free_port()
-    (tmp_path / "nginx.conf").write_text(
-        ("user root;\n" if os.geteuid() == 0 else "") +
-        f"daemon off; worker_processes 1; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"
-        f"events {{}}\nhttp {{ access_log off; client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;\n"
-        f"  include /etc/nginx/mime.types;\n"
-        f"  server {{ listen 127.0.0.1:{port};\n"
-        f"    location = / {{ root {tmp_path}/site; try_files /index.html =404; }}\n"
-        f"    location = /js/app.js {{ root {tmp_path}/site; }}\n"
-        f"    location /static/ {{ alias {SOURCE}/libretranslate/static/; }}\n"
-        f"    location / {{ proxy_pass {server.url}; proxy_set_header Host $http_host; }}\n  }}\n}}\n",
-        encoding="utf-8")
-    nginx = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        proxy = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(proxy + "/health")
-                break
-            except httpx.TransportError:
-                assert nginx.poll() is None, nginx.stderr.read()
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.1)
-        with page_in_chromium(proxy) as page:
-            source = "select[aria-labelledby=sourceLangLabel]"
-            target = "select[aria-labelledby=targetLangLabel]"
-            page.wait_for_selector(f"{source} option[value='es']", state="attached")
-            page.select_option(source, "en")
-            page.select_option(target, "es")
-            text = "The cat sleeps in the garden."
+    site = (f"server {{ listen 127.0.0.1:{free_port()};\n"
+            f"  location = / {{ root {tmp_path}/site; try_files /index.html =404; }}\n"
+            f"  location = /js/app.js {{ root {tmp_path}/site; }}\n"
+            f"  location /static/ {{ alias {SOURCE}/libretranslate/static/; }}\n"
+            f"  location / {{ proxy_pass {server.url}; proxy_set_header Host $http_host; }}\n}}\n")
+    with nginx_serving(tmp_path, site) as proxy, page_in_chromium(proxy) as page:
+        source = "select[aria-labelledby=sourceLangLabel]"
+        page.wait_for_selector(f"{source} option[value='es']", state="attached")
+
+        def typed(src: str, tgt: str, text: str):
+            """Pick the languages, type the text: the app's request and the server's answer."""
+            page.select_option(source, src)
+            page.select_option("select[aria-labelledby=targetLangLabel]", tgt)
             with page.expect_response(lambda r: r.url.endswith("/translate")) as answer:
                 page.fill("#textarea1", text)
-            body = answer.value.json()
-            assert answer.value.status == 200, body
-            assert b"alternatives" in (answer.value.request.post_data_buffer or b"")  # what LibreTranslate's app sends
-            assert body["translatedText"] == direct(backends, text, "en", "es")
-            assert isinstance(body["alternatives"], list)
-            page.wait_for_function(f"document.getElementById('textarea2').value === {json.dumps(body['translatedText'])}")
-            assert page.evaluate("window._vueApp.error") in ("", None, False)
+            assert answer.value.status == 200, answer.value.text()
+            return answer.value.request.post_data_buffer or b"", answer.value.json()
 
-            page.select_option(source, "auto")
-            page.select_option(target, "en")
-            spanish = "El perro duerme en el jardín y los niños juegan en el parque."
-            with page.expect_response(lambda r: r.url.endswith("/translate")) as answer:
-                page.fill("#textarea1", spanish)
-            body = answer.value.json()
-            assert body["detectedLanguage"]["language"] == "es", body
-            assert body["translatedText"] == direct(backends, spanish, "es", "en")
-            page.wait_for_function("document.getElementById('sourceLangLabel').parentElement.textContent"
-                                   ".includes('Spanish')")
-    finally:
-        nginx.terminate()
-        nginx.wait(10)
+        text = "The cat sleeps in the garden."
+        sent, body = typed("en", "es", text)
+        assert b"alternatives" in sent and isinstance(body["alternatives"], list)  # what LibreTranslate's app sends
+        assert body["translatedText"] == direct(backends, text, "en", "es")
+        page.wait_for_function(f"document.getElementById('textarea2').value === {json.dumps(body['translatedText'])}")
+        assert page.evaluate("window._vueApp.error") in ("", None, False)
+
+        spanish = "El perro duerme en el jardín y los niños juegan en el parque."
+        _, body = typed("auto", "en", spanish)
+        assert body["detectedLanguage"]["language"] == "es", body
+        assert body["translatedText"] == direct(backends, spanish, "es", "en")
+        page.wait_for_function("document.getElementById('sourceLangLabel').parentElement.textContent"
+                               ".includes('Spanish')")

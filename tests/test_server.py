@@ -521,35 +521,49 @@ def test_files_come_back_whole_and_download_from_either_replica(backends, tmp_pa
 NGINX_SITE = Path(__file__).resolve().parent.parent / "docs" / "deploy" / "nginx-modmt.conf"
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (.ci/run installs Debian's)")
+@contextlib.contextmanager
+def nginx_serving(folder: Path, site: str):
+    """Debian's nginx with `site` (server blocks) in its http block, run from `folder`; yields its address, the
+    port of site's `listen 127.0.0.1:PORT` (the test is skipped where nginx is not installed; .ci/run installs it)."""
+    import re
+
+    if shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed (.ci/run installs it)")
+    port = re.search(r"listen 127\.0\.0\.1:(\d+);", site).group(1)
+    (folder / "site.conf").write_text(site, encoding="utf-8")
+    (folder / "nginx.conf").write_text(
+        ("user root;\n" if os.geteuid() == 0 else "") +
+        f"daemon off; worker_processes 1; pid {folder}/nginx.pid; error_log {folder}/error.log;\n"
+        f"events {{}}\nhttp {{ access_log off; client_body_temp_path {folder}/body; proxy_temp_path "
+        f"{folder}/proxy;\n include /etc/nginx/mime.types;\n include {folder}/site.conf;\n}}\n", encoding="utf-8")
+    nginx = subprocess.Popen(["nginx", "-p", str(folder), "-c", str(folder / "nginx.conf")],
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        proxy = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(proxy + "/health")
+                break
+            except httpx.TransportError:
+                assert nginx.poll() is None, nginx.stderr.read()
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.1)
+        yield proxy
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+
+
 def test_two_replicas_behind_nginx_answer_and_share_files(backends, tmp_path):
     """The documented nginx site (docs/deploy/nginx-modmt.conf, its ports replaced) in front of two replicas
     sharing --files-dir: both replicas answer, every answer is the offline API's, and a file translated
     through the proxy downloads through it, from whichever replica nginx picks."""
     settings = ServerSettings(files_dir=tmp_path / "files")
     with Server(backends, settings) as one, Server(backends, settings) as other:
-        port = free_port()
         site = NGINX_SITE.read_text(encoding="utf-8").replace("127.0.0.1:5001", f"127.0.0.1:{one.port}") \
-            .replace("127.0.0.1:5002", f"127.0.0.1:{other.port}").replace("listen 5000;", f"listen 127.0.0.1:{port};")
-        (tmp_path / "site.conf").write_text(site, encoding="utf-8")
-        (tmp_path / "nginx.conf").write_text(
-            ("user root;\n" if os.geteuid() == 0 else "") +
-            f"daemon off; worker_processes 1; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"
-            f"events {{}}\nhttp {{ access_log off; client_body_temp_path {tmp_path}/body; proxy_temp_path "
-            f"{tmp_path}/proxy;\n include {tmp_path}/site.conf;\n}}\n", encoding="utf-8")
-        nginx = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                                 stderr=subprocess.PIPE, text=True)
-        try:
-            proxy = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.get(proxy + "/health")
-                    break
-                except httpx.TransportError:
-                    assert nginx.poll() is None, nginx.stderr.read()
-                    assert time.monotonic() < deadline, "nginx did not start"
-                    time.sleep(0.1)
+            .replace("127.0.0.1:5002", f"127.0.0.1:{other.port}").replace("listen 5000;", f"listen 127.0.0.1:{free_port()};")
+        with nginx_serving(tmp_path, site) as proxy:
             before = [one.batcher.stats["requests"], other.batcher.stats["requests"]]
             for i in range(6):
                 r = httpx.post(proxy + "/translate", json={"q": TEXTS[i % 3], "source": "en", "target": "fr"})
@@ -562,9 +576,6 @@ def test_two_replicas_behind_nginx_answer_and_share_files(backends, tmp_path):
                 url = r.json()["translatedFileUrl"]
                 assert url.startswith(proxy + "/download_file/"), url  # the proxy's address, not a replica's
                 assert httpx.get(url).content.decode("utf-8") == direct(backends, text, "de", "en")
-        finally:
-            nginx.terminate()
-            nginx.wait(10)
 
 
 def test_the_page_translates_a_file_in_a_headless_browser(backends, tmp_path):
