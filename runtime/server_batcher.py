@@ -263,7 +263,7 @@ class Batcher:
                 try:
                     batch = RunningBatch(self._decoder_for[id(backend)], [r for r, _ in chunk],
                                          [p for _, p in chunk], self.settings, backend.stop_ids, backend.pad_id,
-                                         self._multiple(backend) or 1)
+                                         self._multiple(backend))
                     elapsed = time.monotonic() - started
                     for row, _ in chunk:  # the prefill is decoding time too: its requests pay for it
                         row.job.served += elapsed / len(chunk) / self._weight(row.job)
@@ -308,7 +308,7 @@ class Batcher:
             if self.metrics is not None:
                 self.metrics.step(elapsed, len(rows))
             self._deliver(backend, finished)
-            batch.trim(self._multiple(backend) or 1)  # the columns only sentences that left attended to
+            batch.trim(self._multiple(backend))  # the columns only sentences that left attended to
             self._join()
             self.batches = [(b, x) for b, x in self.batches if not x.done]
             self._log()
@@ -342,9 +342,10 @@ class Batcher:
             return True
         return small.rows <= big.rows <= 2 * small.rows
 
-    def _multiple(self, backend) -> int | None:
-        """Cache lengths of two of backend's batches must agree modulo this to join (None: join="any")."""
-        return getattr(backend, "join_multiple", PAD_MULTIPLE) if self.aligned else None
+    def _multiple(self, backend) -> int:
+        """Cache lengths of two of backend's batches must agree modulo this to join, and its prompts are padded
+        and its caches trimmed by it (1 with join="any": any lengths join)."""
+        return getattr(backend, "join_multiple", PAD_MULTIPLE) if self.aligned else 1
 
     def _join(self) -> None:
         for i, (backend, a) in enumerate(self.batches):
