@@ -3,7 +3,6 @@ import gc
 import json
 import logging
 import os
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import numpy as np
 from modmt.benchmarks.engines import (CTranslate2Engine, EngineMissing, ModmtEngine, OptimumEngine,
                                       TransformersEngine, timed)
 from modmt.benchmarks.roofline import read_bandwidth, weight_bytes_per_token
+from modmt.runtime.cpu_features import cpu_description
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.ort_options import OrtOptions
 
@@ -152,9 +152,9 @@ def latency_markdown(rows: list[dict], batch: int, beam: int, n: int, latency_be
         lines.append(f"| {r['engine']} | {r['precision']} | {r['load_s']:.2f} | {r['p50_ms']:.0f} | {r['p90_ms']:.0f} | "
                      f"{r['p99_ms']:.0f} | {r['batch1_tokens_per_s']:.1f} | {roofline} | {r['sentences_per_s']:.2f} | "
                      f"{r['tokens_per_s']:.1f} | {r['peak_rss_mb'] or 0:.0f} | {r.get('vs_fastest_peer', 0):.2f} |")
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    machine = f"{cpu_description()}; {os.cpu_count()} cores"
     bandwidth = next((r["read_gb_per_s"] for r in rows if "read_gb_per_s" in r), None)
-    roofline = (f"; roofline = measured read bandwidth ({bandwidth:.1f} GB/s, numpy sums) / weight bytes read per "
+    roofline = (f"; roofline = measured read bandwidth ({bandwidth:.1f} GB/s, float32 MatMul streaming 1 GiB) / weight bytes read per "
                 "token (every initializer but the gathered embedding)" if bandwidth else "")
     return (f"{n} segments; batch 1 at beam {latency_beam} for latency, batch {batch} at beam {beam} for throughput; "
             f"machine: {machine}{roofline}\n\n" + "\n".join(lines) + "\n")

@@ -25,6 +25,25 @@ def int8_features(cpuinfo: str | None = None) -> set[str]:
     return set()
 
 
+def cpu_description(cpuinfo: str | None = None) -> str:
+    """This CPU as a speed figure names it: model name, x86 family/model numbers, int8 flags."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            cpuinfo = ""
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    flags = [flag for flag in X86_FLAGS + ARM_FLAGS if flag in int8_features(cpuinfo)]
+    return f"{name}, int8 flags: {' '.join(flags) or 'none'}"
+
+
 def _x86(features: set[str]) -> bool:
     if features & set(ARM_FLAGS):
         return False

@@ -128,3 +128,15 @@ def test_an_export_with_the_saturating_recipe_is_named_on_a_cpu_without_vnni():
     # With VNNI the 8-bit kernel is faster than fp32 per step (measured at equal work): no notice.
     assert recipe_notice(RECIPES["int8"].to_json(), vnni) is None
     assert recipe_notice(RECIPES["int8-b128"].to_json(), vnni) is None
+
+
+def test_a_speed_figure_names_the_cpu_model_and_its_int8_flags():
+    from modmt.runtime.cpu_features import cpu_description
+
+    epyc = ("processor : 0\nvendor_id : AuthenticAMD\ncpu family : 25\nmodel : 1\n"
+            "model name : AMD EPYC 7B13\nflags : fpu sse2 avx2 fma\nprocessor : 1\nmodel name : AMD EPYC 7B13\n")
+    assert cpu_description(epyc) == "AMD EPYC 7B13 (family 25, model 1), int8 flags: avx2"
+    xeon = "cpu family : 6\nmodel : 207\nmodel name : Intel(R) Xeon(R) Processor\nflags : avx_vnni avx2 avx512_vnni avx512bw\n"
+    assert cpu_description(xeon).endswith("(family 6, model 207), int8 flags: avx2 avx512bw avx512_vnni avx_vnni")
+    arm = "processor : 0\nFeatures : fp asimd asimddp\nCPU implementer : 0x41\n"
+    assert cpu_description(arm).endswith("int8 flags: asimddp")

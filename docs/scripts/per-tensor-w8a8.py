@@ -1,6 +1,6 @@
 """Side by side on one CPU: a w8a8 export rewritten to the per-tensor recipe it replaced (same int8 weights).
 
-Each per-row quantizer + MatMulIntegerToFloat + row step becomes DynamicQuantizeMatMul(x, the same
+Each per-row quantizer + MatMulIntegerToFloat (the row's step its a_scale) becomes DynamicQuantizeMatMul(x, the same
 int8 weights, the same column scales): 8-bit activations per tensor, whose u8 x s8 products saturate
 on x86 without VNNI. Usage: per-tensor-w8a8.py W8A8_EXPORT OUT
 """
@@ -21,11 +21,9 @@ graph = model.graph
 for node in [n for n in graph.node if n.op_type == "MatMulIntegerToFloat"]:
     values, weight, _, scale, _ = node.input
     x = values.removesuffix("_rowq_u8")
-    step = next(n for n in graph.node if n.op_type == "Mul" and node.output[0] in n.input)
     at = list(graph.node).index(node)
     graph.node.remove(node)
-    graph.node.remove(step)
-    graph.node.insert(at, helper.make_node("DynamicQuantizeMatMul", [x, weight, scale], list(step.output),
+    graph.node.insert(at, helper.make_node("DynamicQuantizeMatMul", [x, weight, scale], list(node.output),
                                            name=node.name, domain="com.microsoft"))
 while True:  # the quantizers' nodes, from their last one back
     used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
