@@ -23,6 +23,7 @@ class ModmtEngine:
 
         self.translator = Translator(export_dir, provider=provider, threads=threads,
                                      ort_options=ort_options or OrtOptions())
+        self.translator.pad_multiple  # probed here, so that it counts as loading, not as the first sentence
         self.precision = self.translator.manifest["quantization"] if self.translator.manifest["quantization"] != "none" \
             else self.translator.manifest["dtype"]
 

@@ -23,7 +23,9 @@ must sit at the same position modulo the lanes whatever the batch's longest prom
 prompt to the left of a multiple of 64 makes a key's position modulo 64 its own, alone or in any
 batch (the masked keys add exact zeros). Two running batches therefore join only when their cache
 lengths agree modulo 64 (the shorter is padded on the left by a multiple of 64), or modulo the smaller
-multiple that runtime/join_alignment.py measures for the decoder on this CPU. (2) A step never
+multiple that runtime/join_alignment.py measures for the decoder on this CPU, which is also what the
+translators and the server pad prompts to (a 44-token prompt is prefilled at 44 or 48 columns, not 64).
+(2) A step never
 runs one row: several kernels (a MatMul whose right side is an input, as the routed graph's adapter
 bank; MatMulNBits at 4 bits) take another path at M = 1, so a lone row gets a copy beside it (a
 "passenger", whose output is thrown away). One limit stays: ORT's float GEMM sums a product of more
@@ -287,8 +289,9 @@ class RunningBatch:
 
     def __init__(self, decoder_for, items: list, prompts: list[list[int]], settings: DecodeSettings,
                  stop_ids: set[int], pad_id: int, pad_multiple: int = PAD_MULTIPLE):
-        """pad_multiple: prompts are padded on the left to a multiple of it (condition 1 above); the server
-        gives the join multiple runtime/join_alignment.py measured, which keeps every bit and pads less."""
+        """pad_multiple: prompts are padded on the left to a multiple of it (condition 1 above); translators
+        and the server give the join multiple runtime/join_alignment.py measured (their `pad_multiple`),
+        which keeps every bit and pads less."""
         settings.check()
         self.decoder_for, self.settings = decoder_for, settings
         self.decoder = decoder_for(list(items))
@@ -442,13 +445,15 @@ def beam_search(decoder, prompts, stop_ids, pad_id, settings: DecodeSettings) ->
 
 
 def translate_texts(texts: list[str], encode, decoder_for, tokenizer, stop_ids: set[int], pad_id: int,
-                    settings: DecodeSettings, max_input_tokens: int, on_truncate=None) -> list[str]:
+                    settings: DecodeSettings, max_input_tokens: int, on_truncate=None,
+                    pad_multiple: int = PAD_MULTIPLE) -> list[str]:
     """The offline loop every translator shares: one output per text, in order, "" for a blank one.
 
     encode(i) -> (prompt ids, uncut source length) for text i; decoder_for(indices) -> the decoder of
     rows whose texts are those indices (a routed batch gets its rows' directions); tokenizer: a
     `tokenizers.Tokenizer` that turns the output ids back into text. Prompts are sorted by length so
-    that each batch pads little; on_truncate(i, length, limit) hears of a source cut to max_input_tokens.
+    that each batch pads little; on_truncate(i, length, limit) hears of a source cut to max_input_tokens;
+    pad_multiple: as in RunningBatch (a translator gives the join multiple it probed, as the server does).
     """
     settings.check()
     results, prompts = [""] * len(texts), {}
@@ -460,6 +465,7 @@ def translate_texts(texts: list[str], encode, decoder_for, tokenizer, stop_ids: 
     order = sorted(prompts, key=lambda i: len(prompts[i]))
     for start in range(0, len(order), settings.batch_size):
         chunk = order[start:start + settings.batch_size]
-        for f in RunningBatch(decoder_for, chunk, [prompts[i] for i in chunk], settings, stop_ids, pad_id).run():
+        for f in RunningBatch(decoder_for, chunk, [prompts[i] for i in chunk], settings, stop_ids, pad_id,
+                              pad_multiple).run():
             results[f.item] = tokenizer.decode(f.tokens, skip_special_tokens=True).strip()
     return results

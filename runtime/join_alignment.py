@@ -6,8 +6,8 @@ where that stays true for every row: the shorter cache is padded on the left by 
 *join multiple*. 64 is always safe; the kernels ONNX Runtime picks for a model on a CPU usually
 need less (measured: 4 for the real model's routed int8 base on an AVX-512 VNNI Xeon), and a
 smaller multiple lets a batch that started a few steps later join after at most that many steps
-alone instead of running beside the others to the end, and the server pads new prompts only to
-that multiple (a prompt of 70 tokens is prefilled at 72 columns, not 128). Which one holds depends on
+alone instead of running beside the others to the end, and translators and the server pad prompts
+only to that multiple (a prompt of 70 tokens is prefilled at 72 columns, not 128). Which one holds depends on
 the kernels, so it is measured, not assumed: two rows are prefilled and stepped, and the prefill and
 the next step are run again with m, 3m and 5m extra padded columns (the step at two cache lengths);
 the smallest power of two m whose logits are equal bit for bit wins. Nothing here changes what a
@@ -18,6 +18,7 @@ import numpy as np
 from modmt.runtime.decoding import PAD_MULTIPLE, left_pad, left_padded
 
 CANDIDATES = (1, 2, 4, 8, 16, 32)  # below PAD_MULTIPLE, each dividing it
+PROBE_TEXTS = ("Hello, world.", "A small web server for static files.")  # the two short prompts a translator probes with
 WARM_STEPS = (1, 7)                 # the cache lengths probed: PAD_MULTIPLE + 1 and + 8 columns
 
 
@@ -56,12 +57,12 @@ def join_multiple(decoder, prompts: list[list[int]], pad_id: int) -> int:
             cache_more, mask_more = padded(decoder, kept, step_mask, columns)
             if not np.array_equal(host(decoder.step(tokens, mask_more, cache_more)[0]), reference):
                 return False
-        # The prefill too: the server pads new prompts to the join multiple, not to PAD_MULTIPLE.
+        # The prefill too: translators and the server pad prompts to the join multiple, not to PAD_MULTIPLE.
         ids_more = np.concatenate([np.full((len(ids), columns), pad_id, ids.dtype), ids], axis=1)
         mask_more = np.concatenate([np.zeros((len(ids), columns), first_mask.dtype), first_mask], axis=1)
         return np.array_equal(host(decoder.prefill(ids_more, mask_more)[0]), first)
 
-    def exact_prefill(m: int) -> bool:  # the prompts padded to m alone, as the server pads them
+    def exact_prefill(m: int) -> bool:  # the prompts padded to m alone, as translators and the server pad them
         ids_m, mask_m = left_pad(prompts, pad_id, m)
         return np.array_equal(host(decoder.prefill(ids_m, mask_m)[0]), first)
 

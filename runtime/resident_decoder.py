@@ -13,6 +13,8 @@ Same interface as OnnxDecoder (prefill, step, select, search_head), plus `host(l
 search; the search code does not know which one it drives.
 """
 
+from functools import cached_property
+
 import numpy as np
 
 from modmt.runtime.device_rows import DeviceRows
@@ -85,3 +87,15 @@ class SearchDecoderMixin:
     @property
     def provider(self) -> str:
         return self.decoder.providers[0]
+
+    @cached_property
+    def pad_multiple(self) -> int:
+        """Columns a batch's prompts are padded to, and modulo which two running batches' caches must agree
+        to join: the join multiple of runtime/join_alignment.py for this decoder on this CPU, probed on first
+        use (a few prefills and steps of two short prompts); PAD_MULTIPLE (64) where no smaller one keeps
+        every bit. The offline API and the server pad alike, so a sentence decodes to the same tokens in both.
+        A translator gives `probe(texts) -> (two-row decoder, prompts)`."""
+        from modmt.runtime.join_alignment import PROBE_TEXTS, join_multiple
+
+        decoder, prompts = self.probe(PROBE_TEXTS)
+        return join_multiple(decoder, prompts, self.pad_id)

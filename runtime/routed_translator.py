@@ -230,7 +230,14 @@ class RoutedTranslator(SearchDecoderMixin):
         return translate_texts(texts, lambda i: self.encode(texts[i], items[i][0].template),
                                lambda chunk: self.batch_decoder([items[i] for i in chunk]),
                                self.tokenizer, self.stop_ids, self.pad_id, DecodeSettings.of(settings, **choices),
-                               self.max_input_tokens, on_truncate)
+                               self.max_input_tokens, on_truncate, self.pad_multiple)
+
+    def probe(self, texts: tuple[str, ...]):
+        """The decoder and prompts that runtime/join_alignment.py probes this base with (pad_multiple): rows of
+        its first direction; every row is multiplied by the whole bank, so one direction stands for all."""
+        src, tgt = min(self.directions)
+        items = self.requests(len(texts), src, tgt)
+        return self.batch_decoder(items), [self.encode(text, items[0][0].template)[0] for text in texts]
 
     def batch_decoder(self, items: list[tuple]) -> "RoutedDecoder":
         """A decoder for one batch: a slot per distinct (direction, weights, setting) and a route per row.

@@ -4,29 +4,11 @@ Directions on a shared base share one routed session (runtime/routed_translator.
 the base whatever their number, and one batch may mix them. A standalone export (its deltas
 folded into its own weights) keeps a session of its own and serves only its direction.
 """
-from functools import cached_property
-
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.open_exports import group_exports, open_exports
 from modmt.runtime.text_pieces import token_counter
 
-PROBE_TEXTS = ("Hello, world.", "A small web server for static files.")
-
-
-class JoinMultiple:
-    """Both backends: the join multiple of their decoder (runtime/join_alignment.py), probed on first use."""
-
-    @cached_property
-    def join_multiple(self) -> int:
-        from modmt.runtime.join_alignment import join_multiple
-
-        src, tgt = min(self.directions)
-        item = self.item(src, tgt, None)
-        prompts = [self.encode(text, item)[0] for text in PROBE_TEXTS]
-        return join_multiple(self.decoder_for([item, item]), prompts, self.pad_id)
-
-
-class StandaloneBackend(JoinMultiple):
+class StandaloneBackend:
     """One folded export: translates its own direction; its weights were fixed at export.
 
     Like RoutedBackend, it gives the continuous batcher (runtime/server_batcher.py) what a
@@ -51,6 +33,10 @@ class StandaloneBackend(JoinMultiple):
     def decoder_for(self, row_items: list):
         return self.translator.search_decoder
 
+    @property
+    def join_multiple(self) -> int:
+        return self.translator.pad_multiple
+
     def check(self, src: str, tgt: str, w) -> None:
         if w is not None:
             raise ModmtError(f"{src}->{tgt} is served from a folded export, whose weights were fixed when it was "
@@ -60,7 +46,7 @@ class StandaloneBackend(JoinMultiple):
         return self.translator.translate(texts, settings)
 
 
-class RoutedBackend(JoinMultiple):
+class RoutedBackend:
     """Every direction of one shared base in one session; each text brings its direction and weights."""
 
     def __init__(self, routed):
@@ -78,6 +64,10 @@ class RoutedBackend(JoinMultiple):
 
     def decoder_for(self, row_items: list):
         return self.routed.batch_decoder(row_items)
+
+    @property
+    def join_multiple(self) -> int:
+        return self.routed.pad_multiple
 
     def check(self, src: str, tgt: str, w) -> None:
         self.routed.requests(1, src=src, tgt=tgt, w=w)

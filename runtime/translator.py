@@ -71,4 +71,8 @@ class Translator(SearchDecoderMixin):
         """
         return translate_texts(texts, lambda i: self.encode(texts[i]), lambda chunk: self.search_decoder,
                                self.tokenizer, self.stop_ids, self.pad_id, DecodeSettings.of(settings, **choices),
-                               self.max_input_tokens, on_truncate)
+                               self.max_input_tokens, on_truncate, self.pad_multiple)
+
+    def probe(self, texts: tuple[str, ...]):
+        """The decoder and prompts that runtime/join_alignment.py probes this translator with (pad_multiple)."""
+        return self.search_decoder, [self.encode(text)[0] for text in texts]

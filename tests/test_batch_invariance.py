@@ -96,3 +96,35 @@ def test_prefill_logits_are_bitwise_the_same_alone_and_padded(exports):
     for i in range(len(prompts)):
         one_ids, one_mask = left_pad([prompts[i]], translator.pad_id, PAD_MULTIPLE)
         assert np.array_equal(translator.decoder.prefill(one_ids, one_mask)[0][0], together[i]), i
+
+
+def prefill_widths(decoder) -> list[int]:
+    """The widths of the prefills `decoder` runs from now on (recorded on the instance)."""
+    widths, prefill = [], decoder.prefill
+    decoder.prefill = lambda ids, mask, *args, **kwargs: (widths.append(ids.shape[1]), prefill(ids, mask, *args, **kwargs))[1]
+    return widths
+
+
+@pytest.mark.parametrize("path", ["none", "w8a8", "routed int8"])
+def test_translators_pad_to_the_probed_multiple_and_decode_the_same_tokens_as_at_64(exports, path):
+    """The offline API pads prompts to the join multiple its translator probed (runtime/join_alignment.py), as
+    the server does, not to 64: narrower prefills, every token the same as padding to 64."""
+    items = sentences()
+    if path.startswith("routed"):
+        translator = RoutedTranslator([exports / "int8" / f"{s}-{t}" for s, t, _, _ in DIRECTIONS], provider="cpu")
+        translate = lambda: translator.translate([text for _, _, text in items], directions=[i[:2] for i in items],
+                                                 beam=3, max_new_tokens=8, batch_size=8)
+    else:
+        translator = Translator(exports / "standalone" / path, provider="cpu")
+        translate = lambda: translator.translate([text for _, _, text in items], beam=3, max_new_tokens=8, batch_size=8)
+    m = translator.pad_multiple
+    assert m in (1, 2, 4, 8, 16, 32, 64)
+    widths = prefill_widths(translator.search_decoder)
+    probed = translate()
+    probed_widths = list(widths)
+    assert probed_widths and all(w % m == 0 for w in probed_widths)
+    translator.pad_multiple = 64  # as before the probe was used offline
+    widths.clear()
+    assert translate() == probed, f"padding to {m} changed tokens"
+    if m < 64:
+        assert sum(probed_widths) < sum(widths), (m, probed_widths, widths)
