@@ -41,7 +41,8 @@ for _ in range(STEPS):
     _, cache = t.decoder.step(tokens, mask, cache)
 step_ms = 1000 * (time.perf_counter() - started) / STEPS
 events = json.load(open(t.decoder.session.end_profiling()))
-prefill_run = min(e["ts"] for e in events if e.get("cat") == "Session" and e["name"] == "model_run")
+runs = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e["name"] == "model_run")
+first_step = runs[1]  # runs[0] is the prefill: not counted
 
 
 def group(op: str, name: str) -> str:
@@ -49,7 +50,8 @@ def group(op: str, name: str) -> str:
         return "weight GEMMs"
     if "/modmt_rowq_" in name:
         return "per-row activation quantizers"
-    if op == "Concat" and ("past_key_values" in name or name.rsplit("/", 1)[-1] in ("Concat_5", "Concat_6")):
+    # Optimum's Qwen2 graph names the concatenations of past and new keys and values Concat_5 and Concat_6.
+    if op == "Concat" and name.rsplit("/", 1)[-1] in ("Concat_5", "Concat_6"):
         return "KV cache concatenation"
     if "/self_attn/" in name:
         return "attention and rotary"
@@ -61,8 +63,6 @@ def group(op: str, name: str) -> str:
 
 
 times = collections.Counter()
-runs = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e["name"] == "model_run")
-first_step = runs[1] if len(runs) > 1 else prefill_run  # the prefill is the first run: not counted
 for e in events:
     if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= first_step:
         times[group(e["args"].get("op_name", ""), e["name"].removesuffix("_kernel_time"))] += e["dur"]
