@@ -7,7 +7,7 @@ heavy dependencies (torch, transformers, optimum) only when they run, so `modmt 
 import click
 
 from modmt.app.demo import demo_command
-from modmt.benchmarks.cli import bench_group
+from modmt.benchmarks.cli import bench_group, tune_command
 from modmt.export.cli import export_command
 from modmt.runtime.cli import translate_command
 from modmt.runtime.command_line import run_cli
@@ -25,8 +25,8 @@ def modmt():
     """
 
 
-for command in (train_group, export_command, translate_command, serve_command, bench_group, data_group, model_group,
-                demo_command):
+for command in (train_group, export_command, translate_command, serve_command, tune_command, bench_group, data_group,
+                model_group, demo_command):
     modmt.add_command(command)
 
 

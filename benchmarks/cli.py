@@ -10,11 +10,24 @@ import click
 from modmt.runtime.command_line import run_cli
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.options import BATCH, BEAM, NEW_TOKENS, POSITIVE_INT, ROUNDS, THREADS
+from modmt.runtime.tuned_weights import GRID
 
 
 @click.group(name="bench")
 def bench_group():
     """Measure quality (chrF++, Table-1 layout) and speed (latency, throughput)."""
+
+
+def parse_directions(directions: str, registry) -> list[tuple[str, str]] | None:
+    """--directions: None for "all", else the SRC-TGT pairs of a comma list, each code checked (one line if unknown)."""
+    if directions == "all":
+        return None
+    pairs = []
+    for d in directions.split(","):
+        src, _, tgt = d.strip().partition("-")
+        registry.get(src), registry.get(tgt)
+        pairs.append((src, tgt))
+    return pairs
 
 
 @bench_group.command("quality")
@@ -42,13 +55,7 @@ def quality_command(pool_dir, data, split, directions, methods, limit, engine, f
     from modmt.train.corpus import open_corpus
 
     registry = load_registry()
-    pairs = None
-    if directions != "all":
-        pairs = []
-        for d in directions.split(","):
-            src, _, tgt = d.strip().partition("-")
-            registry.get(src), registry.get(tgt)
-            pairs.append((src, tgt))
+    pairs = parse_directions(directions, registry)
     result = run_quality(pool_dir, open_corpus(data, registry), split, pairs, limit, engine, out, beam,
                          max_new_tokens, batch, full_model, methods.split(",") if methods else None, provider)
     click.echo(f"chrF++ signature: {result['signature']}")
@@ -374,3 +381,52 @@ def report_command(evidence, docs):
 
 def bench_main():
     run_cli(bench_group, "modmt-bench")
+
+
+@click.command(name="tune")
+@click.argument("base", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="Corpus with a multi-way dev split.")
+@click.option("--split", type=click.Choice(["dev", "devtest"]), default="dev", show_default=True,
+              help="The split the weights are chosen on (score on the other one).")
+@click.option("--directions", default="all", show_default=True, help="all of BASE's, or a list like ja-zh,en-fr.")
+@click.option("--grid", default=",".join(GRID), show_default=True,
+              help="The w_in:w_out ratios tried (IN:OUT, IN:OUT@SCALE for a stronger or weaker delta).")
+@click.option("--limit", type=POSITIVE_INT, default=16, show_default=True,
+              help="Segments per direction and ratio: the budget (20 directions x 6 ratios x 16 = 1920 decodes).")
+@click.option("--beam", type=BEAM, default=1, show_default=True)
+@click.option("--max-new-tokens", type=NEW_TOKENS, default=128, show_default=True)
+@click.option("--batch", type=BATCH, default=8, show_default=True)
+@click.option("--provider", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--threads", type=THREADS, default=None)
+def tune_command(base, data, split, directions, grid, limit, beam, max_new_tokens, batch, provider, threads):
+    """Choose w_in:w_out per direction of the shared base BASE on a dev split; record them in BASE.
+
+    Every ratio of --grid is decoded for every direction through BASE's routed graph and scored with
+    chrF++ and its off-target share; each direction keeps its best ratio, written to
+    BASE/tuned_weights.json with its dev scores and the trace. `modmt serve BASE`, `modmt-translate
+    BASE` and the Python API use them where a request names no w (an explicit --w still wins).
+    """
+    import sys
+
+    from modmt.benchmarks.weight_tuning import summary_lines, tune_weights
+    from modmt.runtime.decoding import DecodeSettings
+    from modmt.runtime.languages import load_registry
+    from modmt.runtime.merge_weights import parse_weights
+    from modmt.train.corpus import open_corpus
+
+    registry = load_registry()
+    ratios = [w.strip() for w in grid.split(",") if w.strip()]
+    for w in ratios:
+        if w == "learned":
+            raise ModmtError("--grid takes IN:OUT ratios; learned weights are exported with --w learned")
+        parse_weights(w)  # a malformed ratio: one line before the model loads
+    pairs = parse_directions(directions, registry)
+    result = tune_weights(base, open_corpus(data, registry), split, pairs, ratios, limit,
+                          DecodeSettings(beam, max_new_tokens, batch_size=batch), provider, threads,
+                          command=" ".join(["modmt-tune", *sys.argv[1:]]))
+    for line in summary_lines(result, base):
+        click.echo(line)
+
+
+def tune_main():
+    run_cli(tune_command, "modmt-tune")

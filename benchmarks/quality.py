@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from modmt.benchmarks.off_target import off_target_markdown, off_target_shares
 from modmt.benchmarks.table1 import Method, build_table, table1_methods, to_csv, to_markdown
 from modmt.runtime.atomic import write_json_atomic
 from modmt.runtime.errors import ModmtError
@@ -164,23 +165,29 @@ def run_quality(pool_dir: Path, corpus, split: str, directions: list[tuple[str, 
     runner = TorchMethods(pool, full_dir) if engine == "torch" else OnnxMethods(pool, out, provider, full_dir)
 
     results = {m.key: {} for m in chosen}
+    off_target = {m.key: {} for m in chosen}  # per cell: benchmarks/off_target.py's shares
     total = len(chosen) * len(directions)
     with tqdm(total=total, desc="chrF++") as bar:
         for method in chosen:
             for src, tgt in directions:
                 path = cache / f"{src}-{tgt}" / f"{method.key}.json"
                 if path.exists():  # an interrupted run resumes here
-                    results[method.key][(src, tgt)] = json.loads(path.read_text())["chrf"]
+                    cell = json.loads(path.read_text())
+                    results[method.key][(src, tgt)] = cell["chrf"]
+                    off_target[method.key][(src, tgt)] = cell.get("off_target_shares") or off_target_shares(
+                        cell["hypotheses"], cell["references"], src, tgt, langs, table[src][:n])
                     bar.update(1)
                     continue
                 sources, references = table[src][:n], table[tgt][:n]
                 started = time.perf_counter()
                 hyps = runner.translate(src, tgt, method, sources, beam, max_new_tokens, batch_size)
                 score = chrf.corpus_score(hyps, [references]).score
+                shares = off_target_shares(hyps, references, src, tgt, langs, sources)
                 write_json_atomic(path, {"src": src, "tgt": tgt, "method": method.key, "chrf": score, "n": n,
                                          "seconds": round(time.perf_counter() - started, 2),
-                                         "hypotheses": hyps, "references": references})
+                                         "off_target_shares": shares, "hypotheses": hyps, "references": references})
                 results[method.key][(src, tgt)] = score
+                off_target[method.key][(src, tgt)] = shares
                 bar.update(1)
 
     adapters = meta["adapters"]
@@ -198,11 +205,12 @@ def run_quality(pool_dir: Path, corpus, split: str, directions: list[tuple[str, 
     signature = str(chrf.get_signature())
     out.mkdir(parents=True, exist_ok=True)
     (out / "table1.md").write_text(f"chrF++ ({signature}), {split}, {n} segments per direction, beam {beam}, "
-                                   f"engine {engine}\n\n{markdown}")
+                                   f"engine {engine}\n\n{markdown}\n\n{off_target_markdown(off_target, chosen)}")
     (out / "results.csv").write_text(to_csv(results, chosen))
     write_json_atomic(out / "results.json", {
         "signature": signature, "split": split, "segments": n, "beam": beam, "engine": engine,
         "directions": [f"{s}-{t}" for s, t in directions], "languages": langs,
         "scores": {m: {f"{s}-{t}": v for (s, t), v in r.items()} for m, r in results.items()},
+        "off_target": {m: {f"{s}-{t}": v for (s, t), v in r.items()} for m, r in off_target.items()},
         "table": rows})
     return {"markdown": markdown, "signature": signature, "rows": rows, "results": results}

@@ -13,6 +13,7 @@ from statistics import mean
 from modmt.benchmarks.report_ability import DOMAINS, mix_lines, ood_trial_lines, out_of_domain_lines, scale_lines
 from modmt.benchmarks.report_cells import ROW_ORDER, collect, fmt, load_cells, row_label, trial_order
 from modmt.benchmarks.report_limits import limits_lines, merged_candidates
+from modmt.benchmarks.report_off_target import off_target_lines
 from modmt.benchmarks.run_layout import RunLayout
 from modmt.runtime.atomic import write_json_atomic
 from modmt.runtime.languages import ENGLISH
@@ -391,6 +392,7 @@ def write_report(work: Path) -> str:
         lines += aim
         lines += limits_lines(work, r.rows, r.labels, r.stats, r.all_dirs, best_rows)
         lines += out_of_domain_lines(work, ood_rows, ood_stats, r.order, r.labels, r.stats, r.all_dirs)
+    lines += off_target_lines(r.rows, r.labels, r.order, r.langs, r.all_dirs)
     lines += tuning_lines(work, r.tune)
     lines += ood_trial_lines(work, r.chrf, r.domain_cells["quality-ood"], r.tune)
     lines += scale_lines(work, r.chrf, r.domain_cells)

@@ -107,7 +107,7 @@ def merged_model(pool: Pool, src: str, tgt: str, options: ExportOptions, model_d
         adapters[f"in/{src}"]["trainable_parameters"] + adapters[f"out/{tgt}"]["trainable_parameters"]
     base_parameters = sum(p.numel() for p in model.parameters())
     record = {"base_fingerprint": fingerprint, "base_model": str(model_dir), "pool": str(pool.root.resolve()),
-              "src": src, "tgt": tgt, "weights": weights_json, "setting": options.setting,
+              "src": src, "tgt": tgt, "languages": meta.get("languages", []), "weights": weights_json, "setting": options.setting,
               "merged_modules": sorted(factors), "trainable_parameters": trainable,
               "trainable_ratio": trainable / base_parameters, "base_parameters": base_parameters}
     return model, model_dir, record

@@ -37,6 +37,9 @@ from modmt.runtime.options import ANY_FLOAT, BATCH, BEAM, INPUT_TOKENS, NEW_TOKE
 @click.option("--tgt", default=None, help="Routed base: the target language of a plain-text input.")
 @click.option("--w", "weights", default=None, help="Routed base: merge weights IN:OUT for every line (default: "
               "each direction's exported weights).")
+@click.option("--guard/--no-guard", default=True, show_default=True,
+              help="Answer with the beam's best hypothesis in the target language where the best is surely in "
+                   "another language or copies its source (needs beam > 1 to act; counted in the summary line).")
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
               help="Translate on Ray Data: 'local' starts Ray on this machine, 'auto' joins the running cluster, "
                    "ray://HOST:10001 a remote one. Several EXPORT_DIRs translate the input into each direction.")
@@ -49,12 +52,13 @@ from modmt.runtime.options import ANY_FLOAT, BATCH, BEAM, INPUT_TOKENS, NEW_TOKE
                    "is retried and resumed.")
 def translate_command(export_dirs, input_path, output_path, beam, batch, max_new_tokens, length_penalty,
                       provider, errors, resume, overwrite, max_input_tokens, split, threads, src, tgt, weights,
-                      ray_address, workers, gpus_per_worker, shard_lines):
+                      guard, ray_address, workers, gpus_per_worker, shard_lines):
     """Translate with EXPORT_DIR's direction line by line: exactly one output line per input line.
 
     EXPORT_DIR may be a shared base exported with --all-directions (or several directions on one
     shared base): one session serves every direction, and the input is src<TAB>tgt<TAB>text lines
     (or plain text with --src/--tgt)."""
+    from modmt.runtime.decoding import DecodeSettings
     from modmt.runtime.open_exports import group_exports, open_exports
 
     groups = group_exports(export_dirs)
@@ -62,8 +66,9 @@ def translate_command(export_dirs, input_path, output_path, beam, batch, max_new
         if split != "none":
             raise ModmtError("--split sentences does not run on Ray yet; translate without --ray, or without --split")
         return translate_on_ray(export_dirs, input_path, output_path, ray_address, workers, threads or 1,
-                                gpus_per_worker, shard_lines, provider, overwrite, beam, batch, max_new_tokens,
-                                length_penalty, max_input_tokens, errors)
+                                gpus_per_worker, shard_lines, provider, overwrite,
+                                DecodeSettings(beam, max_new_tokens, length_penalty, batch_size=batch, guard=guard),
+                                max_input_tokens, errors)
     routed_options = any(v is not None for v in (src, tgt, weights))
     if routed_options and not groups.one_session:
         raise ModmtError("--src, --tgt and --w need directions on one shared base (`modmt-export SRC TGT "
@@ -72,7 +77,6 @@ def translate_command(export_dirs, input_path, output_path, beam, batch, max_new
         raise ModmtError("several EXPORT_DIRs need --ray (one job, one output folder per direction); without it, "
                          "run modmt-translate once per direction")
     from modmt.runtime.batch import open_batch, read_lines, run_batch
-    from modmt.runtime.decoding import DecodeSettings
 
     # Input and output are checked first: a bad line or an existing output fails before the model loads.
     with open_batch(input_path, output_path, errors, resume, overwrite) as job:
@@ -92,7 +96,9 @@ def translate_command(export_dirs, input_path, output_path, beam, batch, max_new
             source = translator
         echo_cpu_notice(translator)
         run_batch(job, by_sentence(source, translator.tokenizer, split, max_input_tokens),
-                  DecodeSettings(beam, max_new_tokens, length_penalty, batch_size=batch))
+                  DecodeSettings(beam, max_new_tokens, length_penalty, batch_size=batch, guard=guard))
+        if guard and "guard" in vars(translator):  # made on first use: absent when every line was done already
+            click.echo(f"modmt-translate: {translator.guard.counts.summary()}", err=True)
 
 
 def by_sentence(translator, tokenizer, split: str, max_input_tokens: int):
@@ -113,8 +119,7 @@ def echo_cpu_notice(translator) -> None:
 
 
 def translate_on_ray(export_dirs, input_path, output_path, address, workers, threads, gpus_per_worker, shard_lines,
-                     provider, overwrite, beam, batch, max_new_tokens, length_penalty, max_input_tokens, errors):
-    from modmt.runtime.decoding import DecodeSettings
+                     provider, overwrite, settings, max_input_tokens, errors):
     from modmt.runtime.ray_translate import translate_files
 
     if input_path == "-" or output_path == "-":
@@ -122,7 +127,7 @@ def translate_on_ray(export_dirs, input_path, output_path, address, workers, thr
     summary = translate_files(list(export_dirs), input_path, output_path, address=address, workers=workers,
                               threads=threads, gpus_per_worker=gpus_per_worker, provider=provider,
                               shard_lines=shard_lines, overwrite=overwrite,
-                              settings=DecodeSettings(beam, max_new_tokens, length_penalty, batch_size=batch),
+                              settings=settings,
                               max_input_tokens=max_input_tokens, errors=errors,
                               log=lambda message: click.echo(message, err=True))
     click.echo(f"translated {summary['translated_lines']} lines ({summary['skipped_shards']} of {summary['shards']} "

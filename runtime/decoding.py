@@ -69,13 +69,15 @@ class DecodeSettings:
 
     beam 1 is greedy search; length_penalty and early_stopping mean what they mean in transformers'
     `generate`; batch_size is how many sentences an offline call decodes together (the server's
-    batches are bounded by its own max_batch instead).
+    batches are bounded by its own max_batch instead); guard: answer with the best finished hypothesis
+    in the target language where the best is surely in another (runtime/target_guard.py).
     """
     beam: int = 5
     max_new_tokens: int = 256
     length_penalty: float = 1.0
     early_stopping: bool | str = False  # transformers' default
     batch_size: int = 8
+    guard: bool = True
 
     def check(self) -> None:
         if self.beam < 1 or self.max_new_tokens < 1 or self.batch_size < 1:
@@ -446,14 +448,15 @@ def beam_search(decoder, prompts, stop_ids, pad_id, settings: DecodeSettings) ->
 
 def translate_texts(texts: list[str], encode, decoder_for, tokenizer, stop_ids: set[int], pad_id: int,
                     settings: DecodeSettings, max_input_tokens: int, on_truncate=None,
-                    pad_multiple: int = PAD_MULTIPLE) -> list[str]:
+                    pad_multiple: int = PAD_MULTIPLE, choose=None) -> list[str]:
     """The offline loop every translator shares: one output per text, in order, "" for a blank one.
 
     encode(i) -> (prompt ids, uncut source length) for text i; decoder_for(indices) -> the decoder of
     rows whose texts are those indices (a routed batch gets its rows' directions); tokenizer: a
     `tokenizers.Tokenizer` that turns the output ids back into text. Prompts are sorted by length so
     that each batch pads little; on_truncate(i, length, limit) hears of a source cut to max_input_tokens;
-    pad_multiple: as in RunningBatch (a translator gives the join multiple it probed, as the server does).
+    pad_multiple: as in RunningBatch (a translator gives the join multiple it probed, as the server does);
+    choose(i, hypotheses) -> the one to answer text i with, of its decoded n-best (best first): the guard.
     """
     settings.check()
     results, prompts = [""] * len(texts), {}
@@ -467,5 +470,19 @@ def translate_texts(texts: list[str], encode, decoder_for, tokenizer, stop_ids: 
         chunk = order[start:start + settings.batch_size]
         for f in RunningBatch(decoder_for, chunk, [prompts[i] for i in chunk], settings, stop_ids, pad_id,
                               pad_multiple).run():
-            results[f.item] = tokenizer.decode(f.tokens, skip_special_tokens=True).strip()
+            if choose is None:
+                results[f.item] = tokenizer.decode(f.tokens, skip_special_tokens=True).strip()
+            else:
+                results[f.item] = choose(f.item, hypotheses_of(f, tokenizer))
     return results
+
+
+def hypotheses_of(f: Finished, tokenizer) -> list[str]:
+    """A finished sentence's distinct texts, the best first, then its n-best in the beam's order."""
+    texts = [tokenizer.decode(f.tokens, skip_special_tokens=True).strip()]
+    for tokens in f.nbest:
+        if tokens != f.tokens:
+            text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+            if text not in texts:
+                texts.append(text)
+    return texts

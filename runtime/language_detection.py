@@ -1,4 +1,4 @@
-"""`source=auto` and `/detect`: which of the languages a server translates from a text is in.
+"""Which of the languages held a text is in: the server's `source=auto` and `/detect`, and the target-language guard.
 
 py3langid (a maintained fork of langid.py: a naive Bayes model over byte n-grams, 97 languages,
 shipped inside the package) is restricted to the source languages held, so it never answers a
@@ -13,7 +13,7 @@ class LanguageDetector:
         try:
             from py3langid.langid import MODEL_FILE, LanguageIdentifier
         except ImportError:
-            raise ModmtError("language detection needs py3langid: pip install 'modmt[serve]'") from None
+            raise ModmtError("language detection needs py3langid, a dependency of modmt: pip install py3langid") from None
         self.identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
         known = set(self.identifier.nb_classes)
         # The registry's codes may carry a region (zh_CN); langid's are bare ISO 639-1.

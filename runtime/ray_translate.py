@@ -29,6 +29,7 @@ from pathlib import Path
 from modmt.runtime.atomic import write_json_atomic, write_text_atomic
 from modmt.runtime.batch import HINT, one_line, translated_windows, window_size
 from modmt.runtime.decoding import DecodeSettings
+from modmt.runtime.tuned_weights import TUNED_FILE
 from modmt.runtime.errors import ModmtError
 from modmt.runtime.manifest import MANIFEST, read_manifest
 from modmt.runtime.text_lines import decode_line
@@ -120,9 +121,19 @@ def plan_job(exports: list[Path], inputs, out: Path, shard_lines: int, settings:
                 outputs[str(output)].append(shard)
     job = {"format": "modmt-ray-job/1", "shard_lines": shard_lines, "settings": asdict(settings),
            "max_input_tokens": max_input_tokens, "errors": errors,
-           "exports": {str(e.resolve()): hashlib.sha256((e / MANIFEST).read_bytes()).hexdigest() for e in exports},
+           "exports": {str(e.resolve()): export_digest(e) for e in exports},
            "inputs": {str(f): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}}
     return job, shards, outputs
+
+
+def export_digest(export: Path) -> str:
+    """What a job's outputs depend on of an export: its manifest, and its base's tuned weights where it has a base."""
+    digest = hashlib.sha256((export / MANIFEST).read_bytes())
+    base = json.loads((export / MANIFEST).read_text(encoding="utf-8")).get("base")
+    tuned = (export / base / TUNED_FILE) if isinstance(base, str) else None
+    if tuned is not None and tuned.is_file():
+        digest.update(tuned.read_bytes())
+    return digest.hexdigest()
 
 
 def open_job(out: Path, job: dict, outputs: dict, overwrite: bool) -> None:

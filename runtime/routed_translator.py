@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from modmt.runtime.ort_options import OrtOptions
 from modmt.runtime.prompt import PromptTemplate, clean_text
 from modmt.runtime.resident_decoder import SearchDecoderMixin
 from modmt.runtime.shared_fold import BASE_KIND, DIRECTION_KIND, resolve_base
+from modmt.runtime.target_guard import TargetGuard, guarded_choice
+from modmt.runtime.tuned_weights import read_tuned_weights
 
 # The routed graph's inputs (export/routed_graph.py builds the graph with these names).
 ROUTE, COEF, MIX = "modmt_route", "modmt_route_coef", "modmt_route_mix"
@@ -38,9 +41,15 @@ class RoutedDirection:
     tgt: str
     export_dir: Path
     template: PromptTemplate
-    weights: MergeWeights        # the export's weights: the default of a request
+    weights: MergeWeights        # the export's weights
     setting: int
     adapters: tuple[int, int]    # index of LoRA_in(src) and LoRA_out(tgt) in the bank
+    tuned: tuple[MergeWeights, dict] | None = None  # modmt-tune's weights and record (runtime/tuned_weights.py)
+
+    @property
+    def default_weights(self) -> MergeWeights:
+        """What a request that names no w gets: the tuned weights where the base has them, else the export's."""
+        return self.tuned[0] if self.tuned else self.weights
 
 
 class RoutedTranslator(SearchDecoderMixin):
@@ -81,14 +90,17 @@ class RoutedTranslator(SearchDecoderMixin):
         index_of: dict[str, int] = {}
         self.directions: dict[tuple[str, str], RoutedDirection] = {}
         try:
+            # The bank holds each adapter once, every LoRA_in before every LoRA_out, each role by language: an
+            # order that does not depend on which other directions are loaded, so a row's two adapters add their
+            # terms in the same order when a reload brings a new language's (runtime/server_cli.py).
+            roles = {(role, str(m["src"] if role == "in" else m["tgt"])): m["adapters"][role]["dir"]
+                     for _, m in manifests for role in ("in", "out")}
+            for key in sorted(roles):
+                if roles[key] not in index_of:
+                    index_of[roles[key]] = len(self.adapters)
+                    self.adapters.append(adapter_shape(self.base_dir / roles[key]))  # factors: into the bank below
             for path, m in manifests:
-                pair = []
-                for role in ("in", "out"):
-                    rel = m["adapters"][role]["dir"]
-                    if rel not in index_of:
-                        index_of[rel] = len(self.adapters)
-                        self.adapters.append(adapter_shape(self.base_dir / rel))  # factors: into the bank below
-                    pair.append(index_of[rel])
+                pair = [index_of[m["adapters"][role]["dir"]] for role in ("in", "out")]
                 if m.get("targets"):
                     raise ModmtError(f"{path} merges only {m['targets']}; routing merges every adapted module: "
                                      "export the direction without --targets")
@@ -108,6 +120,9 @@ class RoutedTranslator(SearchDecoderMixin):
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise ModmtError(f"a direction manifest is malformed ({type(e).__name__}: {e}); re-export it with "
                              "`modmt-export`") from None
+        for key, tuned in read_tuned_weights(self.base_dir).items():
+            if key in self.directions:
+                self.directions[key].tuned = tuned
         self.tokenizer = Tokenizer.from_file(str(self.base_dir / "tokenizer.json"))
         self.max_input_tokens = max_input_tokens
         import onnxruntime as ort
@@ -172,9 +187,10 @@ class RoutedTranslator(SearchDecoderMixin):
         return found
 
     def resolve_weights(self, direction: RoutedDirection, w) -> MergeWeights:
-        """A request's --w: None (the export's), 'IN:OUT', or 'learned' where the export has learned weights."""
+        """A request's --w: None (the tuned weights, else the export's), 'IN:OUT', or 'learned' where the export has
+        learned weights."""
         if w is None:
-            return direction.weights
+            return direction.default_weights
         if isinstance(w, MergeWeights):
             return w
         if str(w).strip() == "learned":
@@ -227,10 +243,17 @@ class RoutedTranslator(SearchDecoderMixin):
         """One translation per text, in order: all into src->tgt with weights w, or text i into directions[i]
         ((src, tgt) or (src, tgt, w)). settings and choices as in `Translator.translate`."""
         items = self.requests(len(texts), src, tgt, w, directions)
+        settings = DecodeSettings.of(settings, **choices)
+        choose = guarded_choice(self.guard, texts, lambda i: items[i][0].tgt) if settings.guard else None
         return translate_texts(texts, lambda i: self.encode(texts[i], items[i][0].template),
                                lambda chunk: self.batch_decoder([items[i] for i in chunk]),
-                               self.tokenizer, self.stop_ids, self.pad_id, DecodeSettings.of(settings, **choices),
-                               self.max_input_tokens, on_truncate, self.pad_multiple)
+                               self.tokenizer, self.stop_ids, self.pad_id, settings, self.max_input_tokens,
+                               on_truncate, self.pad_multiple, choose)
+
+    @cached_property
+    def guard(self) -> TargetGuard:
+        """The target-language guard over every language of the base's directions, made on first use."""
+        return TargetGuard({"en", *(code for pair in self.directions for code in pair)})
 
     def probe(self, texts: tuple[str, ...]):
         """The decoder and prompts that runtime/join_alignment.py probes this base with (pad_multiple): rows of

@@ -5,6 +5,7 @@ the base whatever their number, and one batch may mix them. A standalone export 
 folded into its own weights) keeps a session of its own and serves only its direction.
 """
 from modmt.runtime.errors import ModmtError
+from modmt.runtime.merge_weights import weights_argument
 from modmt.runtime.open_exports import group_exports, open_exports
 from modmt.runtime.text_pieces import token_counter
 
@@ -13,8 +14,8 @@ class StandaloneBackend:
 
     Like RoutedBackend, it gives the continuous batcher (runtime/server_batcher.py) what a
     RunningBatch needs: item(src, tgt, w), encode(text, item), decoder_for(row items), tokenizer,
-    stop_ids, pad_id; count_tokens(text) for cutting texts into pieces; and join_multiple, how far
-    apart two of its batches' caches may be and still join.
+    stop_ids, pad_id; count_tokens(text) for cutting texts into pieces; join_multiple, how far
+    apart two of its batches' caches may be and still join; and guard, its target-language guard.
     """
 
     def __init__(self, translator):
@@ -41,6 +42,14 @@ class StandaloneBackend:
         if w is not None:
             raise ModmtError(f"{src}->{tgt} is served from a folded export, whose weights were fixed when it was "
                              "exported; serve a shared base to choose w per request")
+
+    @property
+    def guard(self):
+        return self.translator.guard
+
+    def default_weights(self, src: str, tgt: str) -> dict:
+        weights = self.translator.manifest.get("weights") or {}
+        return {"w": weights_argument(weights) if weights else None, "tuned": False}
 
     def translate(self, texts, directions, settings):
         return self.translator.translate(texts, settings)
@@ -71,6 +80,18 @@ class RoutedBackend:
 
     def check(self, src: str, tgt: str, w) -> None:
         self.routed.requests(1, src=src, tgt=tgt, w=w)
+
+    @property
+    def guard(self):
+        return self.routed.guard
+
+    def default_weights(self, src: str, tgt: str) -> dict:
+        direction = self.routed.direction(src, tgt)
+        if direction.tuned:
+            chrf = (direction.tuned[1].get("dev") or {}).get("chrf")
+            return {"w": str(direction.tuned[1]["w"]), "tuned": True,
+                    **({"dev_chrf": float(chrf)} if isinstance(chrf, (int, float)) else {})}
+        return {"w": weights_argument(direction.weights.to_json()), "tuned": False}
 
     def translate(self, texts, directions, settings):
         return self.routed.translate(texts, directions=directions, settings=settings)

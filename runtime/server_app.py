@@ -7,6 +7,7 @@ chat plugins, browser extensions) point at modmt unchanged:
                            modmt's own extra: w (IN:OUT merge weights, on a shared base)
   POST /detect             q: [{confidence, language}], among the source languages held
   GET  /languages          [{code, name, targets}]
+  GET  /directions         modmt's own: [{source, target, w, tuned}], the weights a request without w gets
   GET  /frontend/settings  the limits and language defaults a front end reads
   GET  /spec               the OpenAPI document of what this server serves (runtime/server_spec.py)
   GET  /health             {"status": "ok"}; the numbers are at GET /metrics (Prometheus)
@@ -26,6 +27,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import time
 import uuid
 from dataclasses import dataclass
@@ -94,9 +96,9 @@ def read_api_keys(path: Path) -> frozenset:
     return keys
 
 
-def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=None, detector=None):
+def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=None, detector=None, on_hangup=None):
     """metrics: a ServerMetrics (GET /metrics); detector: a LanguageDetector over the held sources
-    (source=auto, /detect); both made here when not given."""
+    (source=auto, /detect); both made here when not given. on_hangup(): called on SIGHUP (the CLI reloads)."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.responses import FileResponse, JSONResponse, Response
@@ -107,9 +109,21 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
     from modmt.runtime.server_metrics import CONTENT_TYPE_LATEST, ServerMetrics
     from modmt.runtime.server_spec import openapi_spec
 
-    directions = sorted(batcher.backends)
-    sources = sorted({s for s, _ in directions})
-    detector = detector or LanguageDetector(sources)
+    # What is served is read from the batcher at each request: a reload (runtime/server_cli.py) swaps its backends.
+    detectors = {}
+
+    def served() -> tuple[list, list, LanguageDetector]:
+        """(directions, source languages, a detector over those sources) as served now."""
+        directions = sorted(batcher.backends)
+        sources = sorted({s for s, _ in directions})
+        if detector is not None:
+            return directions, sources, detector
+        if tuple(sources) not in detectors:
+            detectors.clear()
+            detectors[tuple(sources)] = LanguageDetector(sources)
+        return directions, sources, detectors[tuple(sources)]
+
+    served()  # the first detector now, not in the first request
     if metrics is None:
         metrics = batcher.metrics or ServerMetrics()
     batcher.metrics = metrics
@@ -205,8 +219,8 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
     def detected_source(text: str, tgt: str) -> tuple[str, float]:
         """The most likely held source language that has a direction to tgt (a blank text: any, at 0 %)."""
         if not text.strip():
-            return next(((s, 0.0) for s in sources if (s, tgt) in batcher.backends), (tgt, 0.0))
-        ranked = [(code, p) for code, p in detector.rank(text) if (code, tgt) in batcher.backends]
+            return next(((s, 0.0) for s in served()[1] if (s, tgt) in batcher.backends), (tgt, 0.0))
+        ranked = [(code, p) for code, p in served()[2].rank(text) if (code, tgt) in batcher.backends]
         if not ranked:
             raise BadRequest(f"Invalid request: no language with a direction to {tgt} was detected; give source")
         return ranked[0]
@@ -364,15 +378,24 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
             q, texts = texts_of(params)
         except BadRequest as e:
             return error(str(e), e.status)
+        _, sources, detector = served()
         ranked = detector.rank(texts[0])
         return JSONResponse([{"confidence": p, "language": code} for code, p in ranked if p >= 1.0] or
                             [{"confidence": 0.0, "language": sources[0] if sources else "en"}])
 
     async def languages(request):
+        directions, sources, _ = served()
         return JSONResponse([{"code": s, "name": registry.get(s).name,
                               "targets": sorted(t for s2, t in directions if s2 == s)} for s in sources])
 
+    async def direction_weights(request):
+        """modmt's own: the merge weights each direction uses when a request names no w, and whether modmt-tune
+        chose them."""
+        return JSONResponse([{"source": s, "target": t, **batcher.backends[(s, t)].default_weights(s, t)}
+                             for s, t in served()[0] if (s, t) in batcher.backends])
+
     async def frontend_settings(request):
+        directions = served()[0]
         first = directions[0] if directions else ("en", "en")
         return JSONResponse({
             "charLimit": settings.char_limit, "frontendTimeout": 500, "apiKeys": settings.api_keys is not None,
@@ -391,6 +414,7 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def spec(request):
+        directions, sources, _ = served()
         return JSONResponse(openapi_spec(sources, sorted({t for _, t in directions}), settings))
 
     async def page(request):
@@ -405,12 +429,15 @@ def create_app(batcher: Batcher, registry, settings: ServerSettings, metrics=Non
     @contextlib.asynccontextmanager
     async def lifespan(app):
         batcher.start()
+        if on_hangup is not None and hasattr(signal, "SIGHUP"):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
         yield
         batcher.close()
 
     routes = [Route("/translate", translate, methods=["POST"]),
               Route("/detect", detect, methods=["POST"]),
               Route("/languages", languages, methods=["GET"]),
+              Route("/directions", direction_weights, methods=["GET"]),
               Route("/frontend/settings", frontend_settings, methods=["GET"]),
               Route("/spec", spec, methods=["GET"]),
               Route("/health", health, methods=["GET"]),

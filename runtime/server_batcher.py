@@ -35,7 +35,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from modmt.runtime.decoding import PAD_MULTIPLE, DecodeSettings, RunningBatch
+from modmt.runtime.decoding import PAD_MULTIPLE, DecodeSettings, RunningBatch, hypotheses_of
 
 CATCH_UP = 16  # steps a small batch may take alone to line up with a bigger one and join it
 SHORT_WEIGHT = 2.0  # a short request's share of the CPU against a long one's (weighted fair sharing)
@@ -86,8 +86,7 @@ class Batcher:
         self.max_wait, self.max_queue, self.log_every = max_wait_ms / 1000, max_queue, log_every_s
         self.metrics, self.report = metrics, report
         # One decoder_for per backend, made once: batches join only if theirs is the same object.
-        self._decoder_for = {id(b): (lambda rows, b=b: b.decoder_for([r.item for r in rows]))
-                             for b in backends.values()}
+        self._decoder_for = decoders_of(backends)
         self.jobs: deque = deque()        # requests with sentences waiting, in arrival order
         self.batches: list[tuple[object, RunningBatch]] = []   # (backend, batch)
         self.pending = 0                  # sentences queued or decoding
@@ -101,6 +100,20 @@ class Batcher:
 
     def start(self) -> None:
         self.thread.start()
+
+    def swap(self, backends: dict) -> None:
+        """Serve `backends` from now on (`modmt serve` reloading its paths): sentences admitted from now on go to
+        them; batches decoding keep the backends they started with until they finish."""
+        with self.cond:
+            self._decoder_for = {**self._decoder_for, **decoders_of(backends)}
+            self.backends = backends
+
+    def _forget_old_backends(self) -> None:
+        """Drop the decoders of backends a reload replaced once no batch runs on them (their sessions are freed)."""
+        with self.cond:
+            keep = {id(b) for b in self.backends.values()} | {id(b) for b, _ in self.batches}
+            if len(self._decoder_for) > len(keep):
+                self._decoder_for = {k: v for k, v in self._decoder_for.items() if k in keep}
 
     @property
     def in_flight(self) -> int:
@@ -245,8 +258,8 @@ class Batcher:
         groups = {}
         for job, i in taken:
             src, tgt, w = job.directions[i]
-            backend = self.backends[(src, tgt)]
             try:
+                backend = self.backends[(src, tgt)]  # a reload may have taken the direction away since
                 row = Row(job, i, backend.item(src, tgt, w))
                 prompt = backend.encode(job.texts[i], row.item)[0]
             except Exception as e:  # checked by the app before; a failure here fails its request only
@@ -361,16 +374,20 @@ class Batcher:
                 with self.cond:
                     self.pending -= gone
         self.batches = [(b, x) for b, x in self.batches if not x.done]
+        self._forget_old_backends()
+        self._forget_old_backends()
 
     def _deliver(self, backend, finished: list) -> None:
         for f in finished:
             row, job = f.item, f.item.job
-            texts = [backend.tokenizer.decode(f.tokens, skip_special_tokens=True).strip()]  # the best, then others
-            for tokens in f.nbest[: 1 + job.alternatives]:
-                if tokens != f.tokens:
-                    text = backend.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-                    if text not in texts:
-                        texts.append(text)
+            try:
+                texts = self._answers(backend, f)
+            except Exception as e:  # a failure here fails its request, never the worker
+                with self.cond:
+                    self.pending -= 1
+                job.in_flight -= 1
+                self._fail(job, e)
+                continue
             job.results[row.index] = texts[: 1 + job.alternatives]
             job.left -= 1
             job.in_flight -= 1
@@ -383,6 +400,19 @@ class Batcher:
                 self.metrics.sentence(job.directions[row.index][:2])
             if job.left == 0 and not job.cancelled:
                 job.loop.call_soon_threadsafe(_finish, job.future, job.results)
+
+    def _answers(self, backend, f) -> list[str]:
+        """A finished sentence's texts, the one to answer with first: the beam's best, or with the guard on the
+        best in the target language (as the offline API answers), then the others in the beam's order."""
+        texts = hypotheses_of(f, backend.tokenizer)
+        if self.settings.guard:
+            row = f.item
+            direction = row.job.directions[row.index]
+            index, verdict = backend.guard.choose(texts, row.job.texts[row.index], direction[1])
+            texts = [texts[index], *texts[:index], *texts[index + 1:]]
+            if self.metrics is not None:
+                self.metrics.guarded(direction[:2], verdict)
+        return texts
 
     def _fail(self, job: Job, error: Exception, admitted: int = 0) -> None:
         """Fail the request; `admitted` of its sentences were taken from the queue but are in no batch."""
@@ -404,6 +434,11 @@ class Batcher:
                             f"joins); {done / (now - started):.2f} sentences/s over the last {now - started:.0f} s; "
                             f"queue {self.pending}; refused {self.stats['refused']}")
             self._window = (now, self.stats["sentences"])
+
+
+def decoders_of(backends: dict) -> dict:
+    """{id(backend): decoder_for(rows)} of each distinct backend: what RunningBatch routes its rows with."""
+    return {id(b): (lambda rows, b=b: b.decoder_for([r.item for r in rows])) for b in backends.values()}
 
 
 def _finish(future: asyncio.Future, results: list) -> None:

@@ -35,6 +35,9 @@ PORT = click.IntRange(min=0, max=65535)
               help="Texts per request (q as a list).")
 @click.option("--alternatives-limit", type=click.IntRange(0, 64), default=3, show_default=True,
               help="Most alternatives a request may ask for (from the beam's finished hypotheses).")
+@click.option("--guard/--no-guard", default=True, show_default=True,
+              help="Answer with the beam's best hypothesis in the target language where the best is surely in "
+                   "another language or copies its source (verdicts counted in /metrics).")
 @click.option("--split", type=click.Choice(["sentences", "none"]), default="sentences", show_default=True,
               help="Translate each text sentence by sentence (none: whole, cut only where over the input limit).")
 @click.option("--max-body-bytes", type=click.IntRange(1024, 1 << 30), default=1 << 20, show_default=True)
@@ -48,12 +51,14 @@ PORT = click.IntRange(min=0, max=65535)
 @click.option("--no-files", is_flag=True, help="Turn /translate_file off (403, as LibreTranslate's "
                                                "--disable-files-translation).")
 def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_tokens, max_batch, max_wait_ms,
-                  join, max_queue, char_limit, batch_limit, alternatives_limit, split, max_body_bytes, provider,
+                  join, max_queue, char_limit, batch_limit, alternatives_limit, guard, split, max_body_bytes, provider,
                   threads, log_every, files_dir, no_files):
     """Serve PATH's directions over HTTP, speaking LibreTranslate's API.
 
     PATH is a shared base exported with `modmt-export --all-directions` (every direction its adapters
     make, in one session), direction exports on a shared base, or standalone direction exports.
+    `kill -HUP` loads PATH again without a restart (a language's directions added to the base, weights
+    tuned by modmt-tune): requests in flight finish as they started, new ones see the new set.
     """
     try:
         import uvicorn
@@ -76,13 +81,15 @@ def serve_command(paths, host, port, api_keys, beam, max_new_tokens, max_input_t
         if join == "aligned":  # probed now rather than when the first two batches could join
             click.echo(f"modmt serve: batches of {', '.join(f'{s}->{t}' for s, t in sorted(backend.directions))} "
                        f"join where their caches agree modulo {backend.join_multiple} columns", err=True)
-    batcher = Batcher(backends, DecodeSettings(beam, max_new_tokens), max_batch, max_wait_ms, max_queue, log_every,
+    batcher = Batcher(backends, DecodeSettings(beam, max_new_tokens, guard=guard), max_batch, max_wait_ms, max_queue, log_every,
                       report=lambda line: click.echo(line, err=True), join=join)
     with tempfile.TemporaryDirectory(prefix="modmt-serve-files-") as scratch:
         files = None if no_files else (files_dir or Path(scratch))
         settings = ServerSettings(char_limit, batch_limit, max_body_bytes, keys, alternatives_limit, split,
                                   max_input_tokens, files)
-        app = create_app(batcher, load_registry(), settings)
+        reloader = Reloader(batcher, lambda: load_backends(list(paths), provider, threads, max_input_tokens),
+                            join == "aligned", lambda line: click.echo(line, err=True))
+        app = create_app(batcher, load_registry(), settings, on_hangup=reloader.start)
         click.echo(f"modmt serve: {len(backends)} directions on http://{host}:{port} "
                    f"({'API keys required' if keys else 'no API key needed'})", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
@@ -105,3 +112,46 @@ def check_port(host: str, port: int) -> None:
         except OSError as e:
             raise ModmtError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or --host") \
                 from None
+
+
+class Reloader:
+    """`kill -HUP`: load the paths again in a thread beside the serving one, then swap the batcher's backends.
+
+    The old set serves until the new one is loaded (and its join multiple probed), so for a while both are in
+    memory; a reload that fails (a broken new direction, a file half copied) leaves the old set serving and says
+    so in one line. A hangup while a reload runs is answered with a line, not a second reload.
+    """
+
+    def __init__(self, batcher, load, probe: bool, report):
+        import threading
+
+        self.batcher, self.load, self.probe, self.report = batcher, load, probe, report
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        import threading
+
+        if not self.lock.acquire(blocking=False):
+            self.report("modmt serve: a reload is already running; this hangup is ignored")
+            return
+        threading.Thread(target=self.run, name="modmt-reload", daemon=True).start()
+
+    def run(self) -> None:
+        try:
+            before = set(self.batcher.backends)
+            try:
+                backends = self.load()
+                if self.probe:
+                    for backend in {id(b): b for b in backends.values()}.values():
+                        backend.join_multiple  # probed here, not in the decoding thread
+            except Exception as e:  # ModmtError or anything a half-written export raises: the old set serves
+                self.report(f"modmt serve: reload failed ({' '.join(str(e).split())[:300]}); still serving the "
+                            f"{len(before)} directions loaded before")
+                return
+            self.batcher.swap(backends)
+            added, gone = sorted(set(backends) - before), sorted(before - set(backends))
+            self.report(f"modmt serve: reloaded: {len(backends)} directions"
+                        + (f"; new: {', '.join(f'{s}->{t}' for s, t in added)}" if added else "")
+                        + (f"; no longer served: {', '.join(f'{s}->{t}' for s, t in gone)}" if gone else ""))
+        finally:
+            self.lock.release()

@@ -1,6 +1,6 @@
 """Prometheus metrics of `modmt serve` (GET /metrics), in a registry of the app's own.
 
-Requests and sentences per direction, refusals, request latency per direction (a histogram),
+Requests and sentences per direction, the target-language guard's verdicts, refusals, request latency per direction (a histogram),
 decoding steps with their duration and rows, and the queue and rows in flight as gauges read when
 scraped.
 """
@@ -18,6 +18,10 @@ class ServerMetrics:
                                 ["source", "target", "code"], registry=r)
         self.sentences = Counter("modmt_sentences", "Sentences (pieces) translated, by direction",
                                  ["source", "target"], registry=r)
+        self.guard = Counter("modmt_guard_sentences", "Sentences the target-language guard judged, by direction and "
+                             "verdict: on-target, guarded (a lower hypothesis in the target language answered), "
+                             "off-target (none was), unsure (too short or unknown to tell)",
+                             ["source", "target", "verdict"], registry=r)
         self.latency = Histogram("modmt_request_seconds", "Time from a request's arrival to its answer",
                                  ["source", "target"], buckets=LATENCY_BUCKETS, registry=r)
         self.steps = Histogram("modmt_step_seconds", "Duration of one decoding step of one running batch",
@@ -45,6 +49,9 @@ class ServerMetrics:
 
     def sentence(self, direction: tuple) -> None:
         self.sentences.labels(*direction).inc()
+
+    def guarded(self, direction: tuple, verdict: str) -> None:
+        self.guard.labels(*direction, verdict).inc()
 
     def request(self, direction: tuple, code: int, seconds: float | None) -> None:
         self.requests.labels(*direction, str(code)).inc()

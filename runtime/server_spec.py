@@ -72,6 +72,13 @@ def openapi_spec(sources: list[str], targets: list[str], settings) -> dict:
                               **_errors(403, 404)}}},
             "/languages": {"get": {"summary": "Languages and their targets",
                                    "responses": {"200": ok({"type": "array", "items": language})}}},
+            "/directions": {"get": {
+                "summary": "The merge weights each direction uses when a request names no w (modmt's own)",
+                "responses": {"200": ok({"type": "array", "items": {
+                    "type": "object", "required": ["source", "target", "w", "tuned"],
+                    "properties": {"source": {"type": "string"}, "target": {"type": "string"},
+                                   "w": {"type": ["string", "null"]}, "tuned": {"type": "boolean"},
+                                   "dev_chrf": {"type": "number"}}}})}}},
             "/frontend/settings": {"get": {"summary": "Settings a front end reads",
                                            "responses": {"200": ok({"type": "object"})}}},
             "/health": {"get": {"summary": "Liveness", "responses": {

@@ -1,5 +1,6 @@
 """`Translator`: load a direction export and translate lists of sentences (numpy + tokenizers + ONNX Runtime)."""
 import time
+from functools import cached_property
 from pathlib import Path
 
 from modmt.runtime.decoding import DecodeSettings, translate_texts
@@ -10,6 +11,8 @@ from modmt.runtime.ort_options import OrtOptions
 from modmt.runtime.prompt import PromptTemplate, clean_text
 from modmt.runtime.resident_decoder import SearchDecoderMixin
 from modmt.runtime.shared_fold import DIRECTION_KIND, folded_initializers, resolve_base
+from modmt.runtime.target_guard import TargetGuard, export_languages, guarded_choice
+from modmt.runtime.tuned_weights import read_tuned_weights
 
 
 class Translator(SearchDecoderMixin):
@@ -30,9 +33,13 @@ class Translator(SearchDecoderMixin):
             self.src, self.tgt = str(self.manifest["src"]), str(self.manifest["tgt"])
             model_dir, initializers = self.export_dir, None
             self.quantization_recipe = self.manifest.get("quantization_recipe")  # runtime/cpu_features.py checks it
+            self.tuned = None
             if self.manifest.get("kind") == DIRECTION_KIND:  # the base lives elsewhere; fold our deltas at load
                 model_dir, base = resolve_base(self.export_dir, self.manifest, verify)
-                initializers = folded_initializers(model_dir, base, self.manifest)
+                # with the weights modmt-tune chose for this direction, where the base records some
+                self.tuned = read_tuned_weights(model_dir).get((self.src, self.tgt))
+                folded = {**self.manifest, "weights": self.tuned[0].to_json()} if self.tuned else self.manifest
+                initializers = folded_initializers(model_dir, base, folded)
                 self.quantization_recipe = base.get("quantization_recipe")
             self.template = PromptTemplate.from_json(self.manifest["prompt"])
             self.stop_ids = {int(i) for i in self.manifest["stop_token_ids"]}
@@ -69,9 +76,16 @@ class Translator(SearchDecoderMixin):
         settings: a DecodeSettings (default: beam 5, 256 new tokens, batches of 8); choices replace
         its fields, e.g. translate(texts, beam=1, max_new_tokens=64).
         """
+        settings = DecodeSettings.of(settings, **choices)
+        choose = guarded_choice(self.guard, texts, lambda i: self.tgt) if settings.guard else None
         return translate_texts(texts, lambda i: self.encode(texts[i]), lambda chunk: self.search_decoder,
-                               self.tokenizer, self.stop_ids, self.pad_id, DecodeSettings.of(settings, **choices),
-                               self.max_input_tokens, on_truncate, self.pad_multiple)
+                               self.tokenizer, self.stop_ids, self.pad_id, settings, self.max_input_tokens,
+                               on_truncate, self.pad_multiple, choose)
+
+    @cached_property
+    def guard(self) -> TargetGuard:
+        """The target-language guard over the export's languages (runtime/target_guard.py), made on first use."""
+        return TargetGuard(export_languages(self.manifest))
 
     def probe(self, texts: tuple[str, ...]):
         """The decoder and prompts that runtime/join_alignment.py probes this translator with (pad_multiple)."""

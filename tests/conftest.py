@@ -26,7 +26,9 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_pool(tmp_path_factory, tiny_model_dir):
-    """A pool with adapters for all five languages (rank 4, trained enough to make distributions peaked)."""
+    """A pool with adapters for all five languages (rank 4, trained enough to make distributions peaked), English's
+    with the paper's recipe (en->en copies), which the tests' decoding scenarios were written against; the
+    default recipe has a test of its own (tests/test_train.py)."""
     from modmt.train.adapters import LoraSettings, train_pool
     from modmt.train.corpus import open_corpus
     from modmt.train.tiny import write_tiny_corpus
@@ -36,7 +38,8 @@ def tiny_pool(tmp_path_factory, tiny_model_dir):
     registry = load_registry()
     corpus = open_corpus(write_tiny_corpus(root / "corpus"), registry)
     train_pool(tiny_model_dir, corpus, registry, ["en", "fr", "de", "ja", "zh"], root / "pool",
-               LoraSettings(rank=4, alpha=8), TrainSettings(epochs=4, learning_rate=1e-2, batch_size=4, save_steps=1000))
+               LoraSettings(rank=4, alpha=8), TrainSettings(epochs=4, learning_rate=1e-2, batch_size=4, save_steps=1000),
+               english="copy")
     return root / "pool"
 
 

@@ -181,3 +181,18 @@ def test_a_released_base_is_exported_again_when_a_direction_needs_it(tmp_path, t
     assert not (tmp_path / "exports" / "shared-base").exists()
     again = OnnxMethods(Pool(tiny_pool), tmp_path, "cpu").translate("ja", "zh", method, texts, 1, 6, 2)
     assert again == first and (tmp_path / "exports" / "shared-base" / "modmt.json").exists()
+
+
+def test_off_target_shares_count_other_languages_source_language_copies_and_the_floor():
+    from modmt.benchmarks.off_target import off_target_shares, pooled_shares
+
+    en = "The package provides the command line tools for managing the network interfaces."
+    fr = "Le paquet fournit les outils en ligne de commande pour gérer les interfaces réseau."
+    de = "Das Paket stellt die Kommandozeilenwerkzeuge zur Verwaltung der Netzwerkschnittstellen bereit."
+    shares = off_target_shares([fr, en, de, ""], [fr, fr, fr, de], "en", "fr", ["en", "fr", "de"],
+                               sources=[en, en, en, en])
+    assert shares == {"off_target": 0.75, "source_language": 0.25, "copies": 0.25, "reference_off_target": 0.25}
+    cells = [{"src": "en", "tgt": "fr", "hypotheses": [fr, en], "references": [fr, fr]},
+             {"src": "fr", "tgt": "de", "hypotheses": [de, de], "references": [de, de]}]
+    pooled = pooled_shares(cells, ["en", "fr", "de"])
+    assert pooled["off_target"] == 0.25 and pooled["copies"] is None and pooled["outputs"] == 4

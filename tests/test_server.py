@@ -208,8 +208,11 @@ class SlowBackend:
     stop_ids, pad_id = {0}, 0
 
     def __init__(self, seconds_per_row: float = 0.0):
+        from modmt.runtime.target_guard import TargetGuard
+
         self.release, self.calls = threading.Event(), 0
         self.tokenizer, self.seconds_per_row = self, seconds_per_row
+        self.guard = TargetGuard(["en", "fr"])
 
     def check(self, src, tgt, w):
         pass

@@ -346,3 +346,26 @@ def test_mixing_rounds_over_all_groups():
     groups = [(Direction(code, "en"), [(f"{code} {i}", f"en {i}") for i in range(2)]) for code in ("fr", "de", "ja", "zh")]
     mixed, taken = mix_in(groups, General(), 0.25, seed=0)
     assert taken == 2 and sum(len(g) for _, g in mixed) == 8
+
+
+def test_a_new_pool_trains_english_pooled_and_an_existing_pool_keeps_its_recipe(tmp_path, tiny_pool, tiny_model_dir,
+                                                                                 registry):
+    """The default English recipe is pooled (merges into English translate); a pool trained with the paper's copy
+    recipe keeps it when extended without --english-adapters, and naming the other recipe is one clear error."""
+    from modmt.train.tiny import write_tiny_corpus
+    from modmt.train.trainer import TrainSettings
+
+    corpus = open_corpus(write_tiny_corpus(tmp_path / "corpus"), registry)
+    new = tmp_path / "new-pool"
+    train_pool(tiny_model_dir, corpus, registry, ["en", "fr"], new, LoraSettings(rank=4, alpha=8),
+               TrainSettings(epochs=1, batch_size=4, save_steps=1000, max_pairs=4))
+    meta = json.loads((new / "pool.json").read_text())
+    assert meta["english_adapters"] == "pooled"
+    assert (meta["adapters"]["out/en"]["direction"], meta["adapters"]["in/en"]["direction"]) == ("fr-en", "en-fr")
+    copy_pool = tmp_path / "copy-pool"
+    shutil.copytree(tiny_pool, copy_pool)  # trained with english="copy" (tests/conftest.py)
+    assert json.loads((copy_pool / "pool.json").read_text())["english_adapters"] == "copy"
+    args = (tiny_model_dir, corpus, registry, ["en", "fr"], copy_pool, LoraSettings(rank=4, alpha=8), TrainSettings())
+    assert train_pool(*args) == []  # nothing to train, and no complaint about the recipe
+    with pytest.raises(ModmtError, match="'copy' recipe, not 'pooled'"):
+        train_pool(*args, english="pooled")

@@ -19,8 +19,8 @@ from modmt.runtime.fingerprint import model_fingerprint
 from modmt.runtime.languages import LanguageRegistry
 from modmt.train.corpus import Corpus
 from modmt.train.distributed import is_main_process, wait_for_main_process, world_size
-from modmt.train.data import (ENGLISH_RECIPES, adapter_data, adapter_direction, check_mix_share, data_hash,
-                               direction_pairs, encode_pairs, mix_in)
+from modmt.train.data import (DEFAULT_ENGLISH_RECIPE, ENGLISH_RECIPES, adapter_data, adapter_direction,
+                               check_mix_share, data_hash, direction_pairs, encode_pairs, mix_in)
 from modmt.train.pool import ROLES, Pool
 from modmt.train.trainer import TrainSettings, run_trainer
 
@@ -122,12 +122,14 @@ def train_adapter(model, tokenizer, pool: Pool, role: str, lang: str, corpus: Co
 
 def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, langs: list[str], out: Path,
                lora: LoraSettings, settings: TrainSettings, resume: bool = False, retrain: bool = False,
-               stop_after_step: int | None = None, english: str = "copy", frozen_base: str = "fp32",
+               stop_after_step: int | None = None, english: str | None = None, frozen_base: str = "fp32",
                mix: tuple[Corpus, float] | None = None) -> list[dict]:
     """Train every missing adapter of `langs` into the pool at `out`; returns the new adapters' info.
 
-    english: how English's two adapters are trained, "copy" (the paper: en->en) or "pooled" (x->en
-    and en->x over the pool's other languages); a pool holds one recipe, recorded in pool.json.
+    english: how English's two adapters are trained, "pooled" (x->en and en->x over the pool's other
+    languages: merges into and out of English translate) or "copy" (the paper's en->en, for reproducing
+    it: its x->en merges copy their source); a pool holds one recipe, recorded in pool.json. None: the
+    pool's recorded recipe, and "pooled" for a new pool.
     frozen_base: "fp16" keeps the frozen base's matrices in fp16 while training (half the memory; the
     adapters learn against the rounded base, recorded with each of them; train/frozen_fp16.py).
     mix: (corpus, share): that share of each adapter's pairs comes from another corpus' pairs of the
@@ -137,6 +139,9 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
     settings.check()
     if frozen_base not in FROZEN_BASES:
         raise ModmtError(f"--frozen-base is one of {', '.join(FROZEN_BASES)}, got {frozen_base!r}")
+    pool = Pool(out)
+    recorded = pool.read().get("english_adapters", "copy") if pool.exists() else None
+    english = english or recorded or DEFAULT_ENGLISH_RECIPE
     if english not in ENGLISH_RECIPES:
         raise ModmtError(f"--english-adapters is one of {', '.join(ENGLISH_RECIPES)}, got {english!r}")
     if mix is not None:
@@ -147,10 +152,8 @@ def train_pool(model_dir: Path, corpus: Corpus, registry: LanguageRegistry, lang
         if mix is not None:
             direction_pairs(mix[0], adapter_direction("out", code))
     fingerprint = model_fingerprint(model_dir)
-    pool = Pool(out)
     if pool.exists():
         pool.create_or_check(fingerprint, str(model_dir), 0)  # another base model: error before loading it
-        recorded = pool.read().get("english_adapters", "copy")
         if recorded != english:
             raise ModmtError(f"pool {out} trains English's adapters with the {recorded!r} recipe, not {english!r}; "
                              f"pass --english-adapters {recorded} or use a new --out")

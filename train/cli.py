@@ -202,9 +202,11 @@ def training_options(f):
               help="Modules to adapt: all-linear, or a comma list such as q_proj,v_proj.")
 @click.option("--lr", type=LEARNING_RATE, default=2e-4, show_default=True, help="Learning rate (the paper used 2e-5 for its runs).")
 @click.option("--retrain", is_flag=True, help="Train again adapters the pool already has.")
-@click.option("--english-adapters", type=click.Choice(["copy", "pooled"]), default="copy", show_default=True,
-              help="copy: English's adapters learn en->en (the paper); pooled: LoRA_out(en) learns x->en and "
-                   "LoRA_in(en) en->x, balanced over the other languages (merges into English translate).")
+@click.option("--english-adapters", type=click.Choice(["pooled", "copy"]), default=None,
+              help="pooled (a new pool's default): LoRA_out(en) learns x->en and LoRA_in(en) en->x, balanced over the "
+                   "other languages, so merges into and out of English translate; copy: English's adapters learn "
+                   "en->en, as in the paper (for reproducing it: its x->en merges copy their source). Default: "
+                   "the pool's recorded recipe.")
 @click.option("--frozen-base", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="fp16: keep the frozen base's matrices in fp16 while training (computed in fp32): about half "
                    "the memory, ~10-20% slower; the adapters learn against the base rounded to fp16 (CPU only).")
@@ -218,7 +220,8 @@ def adapters_command(model, data, epochs, batch_size, max_length, max_pairs, see
                      english_adapters, frozen_base, mix_data, mix_share):
     """Train LoRA_in(l) on l->en and LoRA_out(l) on en->l for every language l into a pool.
 
-    English's two adapters train on en->en copies, as in the paper. Adapters the pool already has
+    English's two adapters train on the other languages' x->en and en->x pairs (the paper's en->en
+    copies with --english-adapters copy). Adapters the pool already has
     are skipped, so `--langs ko` on an existing pool trains only Korean's two adapters.
     """
     from modmt.train.adapters import LoraSettings, train_pool

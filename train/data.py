@@ -25,6 +25,8 @@ def adapter_direction(role: str, lang: str) -> Direction:
 
 
 ENGLISH_RECIPES = ("copy", "pooled")
+# pooled: on the Table-1 evidence its merges into English are on-target (copy's x->en copy the source)
+DEFAULT_ENGLISH_RECIPE = "pooled"
 
 
 def check_mix_share(share: float) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from modmt.benchmarks.off_target import off_target_shares
 from modmt.benchmarks.reproduce.profiles import MIX_SHARE, Profile, RATIOS, SCALES
 from modmt.benchmarks.reproduce.training import directions_of
 from modmt.benchmarks.run_layout import RunLayout
@@ -81,6 +82,7 @@ class QualityRun:
                                                                   p.max_new_tokens, p.batch)
         record = {"pool": pool_key, "src": src, "tgt": tgt, "method": method.key, "label": method.label, "n": n,
                   "chrf": self.chrf.corpus_score(hyps, [references]).score,
+                  "off_target_shares": off_target_shares(hyps, references, src, tgt, list(self.table), sources),
                   "seconds": round(time.perf_counter() - started, 2), "hypotheses": hyps, "references": references}
         write_json_atomic(path, record)
         return record
