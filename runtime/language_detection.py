@@ -5,16 +5,26 @@ shipped inside the package) is restricted to the source languages held, so it ne
 language the server cannot translate from. A code it does not know (a user's language outside
 its 97) is never detected; such a language must be given as `source`.
 """
+import copy
+import functools
+
 from modmt.runtime.errors import ModmtError
+
+
+@functools.cache
+def _full_identifier():
+    """py3langid's model, loaded once per process (a second or so); each detector restricts a shallow copy."""
+    try:
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    except ImportError:
+        raise ModmtError("language detection needs py3langid, a dependency of modmt: pip install py3langid") from None
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 class LanguageDetector:
     def __init__(self, codes: list[str]):
-        try:
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
-        except ImportError:
-            raise ModmtError("language detection needs py3langid, a dependency of modmt: pip install py3langid") from None
-        self.identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        # set_languages replaces the copy's class tables, never the shared model's arrays
+        self.identifier = copy.copy(_full_identifier())
         known = set(self.identifier.nb_classes)
         # The registry's codes may carry a region (zh_CN); langid's are bare ISO 639-1.
         self.code_of = {code.split("_")[0].split("-")[0]: code for code in sorted(codes)}
