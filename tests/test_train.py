@@ -21,12 +21,13 @@ FAST = TrainSettings(epochs=2, learning_rate=5e-3, batch_size=4, seed=0, save_st
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_model_dir):
-    """A pool with en, ja, zh adapters on the tiny model and toy corpus (about 5 s)."""
+    """A pool with en, ja, zh adapters on the tiny model and toy corpus (about 5 s), English's with the paper's
+    recipe (en->en): one direction per adapter."""
     root = tmp_path_factory.mktemp("pool")
     registry = load_registry()
     corpus = open_corpus(write_tiny_corpus(root / "corpus"), registry)
     infos = train_pool(tiny_model_dir, corpus, registry, ["en", "ja", "zh"], root / "pool",
-                       LoraSettings(rank=4, alpha=8, dropout=0.0), FAST)
+                       LoraSettings(rank=4, alpha=8, dropout=0.0), FAST, english="copy")
     return {"root": root, "corpus": corpus, "pool": Pool(root / "pool"), "infos": infos, "registry": registry}
 
 
