@@ -48,6 +48,8 @@ class StandaloneBackend:
         return self.translator.guard
 
     def default_weights(self, src: str, tgt: str) -> dict:
+        if self.translator.tuned:  # a direction on a shared base folds in its base's tuned weights
+            return tuned_entry(self.translator.tuned[1])
         weights = self.translator.manifest.get("weights") or {}
         return {"w": weights_argument(weights) if weights else None, "tuned": False}
 
@@ -88,13 +90,17 @@ class RoutedBackend:
     def default_weights(self, src: str, tgt: str) -> dict:
         direction = self.routed.direction(src, tgt)
         if direction.tuned:
-            chrf = (direction.tuned[1].get("dev") or {}).get("chrf")
-            return {"w": str(direction.tuned[1]["w"]), "tuned": True,
-                    **({"dev_chrf": float(chrf)} if isinstance(chrf, (int, float)) else {})}
+            return tuned_entry(direction.tuned[1])
         return {"w": weights_argument(direction.weights.to_json()), "tuned": False}
 
     def translate(self, texts, directions, settings):
         return self.routed.translate(texts, directions=directions, settings=settings)
+
+
+def tuned_entry(record: dict) -> dict:
+    """GET /directions' entry of a direction modmt-tune chose weights for."""
+    chrf = (record.get("dev") or {}).get("chrf")
+    return {"w": str(record["w"]), "tuned": True, **({"dev_chrf": float(chrf)} if isinstance(chrf, (int, float)) else {})}
 
 
 def load_backends(paths: list[str], provider: str = "auto", threads: int | None = None,
